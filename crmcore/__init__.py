@@ -1,0 +1,74 @@
+"""crmcore: a plugin-based CRM framework and SDK.
+
+The public API is what this module exports: :class:`CRM`, the entities and
+the errors. Everything else is reached through a CRM object or, for plugin
+authors, through :mod:`crmcore.hooks`.
+"""
+
+from crmcore.app import CRM
+from crmcore.config import Config, load_config
+from crmcore.entities import (
+    Channel,
+    Consent,
+    Customer,
+    CustomerChange,
+    CustomerKind,
+    Direction,
+    Gender,
+    Interaction,
+    InteractionKind,
+    Item,
+    LifecycleEvent,
+    Stage,
+)
+from crmcore.errors import (
+    ConfigError,
+    ConflictError,
+    CRMError,
+    NotFoundError,
+    PluginError,
+    StorageError,
+    TransitionError,
+    ValidationError,
+    ValidationErrors,
+)
+from crmcore.pagination import Page
+from crmcore.serialization import from_dict, to_dict
+from crmcore.signals import ChurnSignal, Period
+from crmcore.unit_of_work import UnitOfWork
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CRM",
+    "CRMError",
+    "Channel",
+    "ChurnSignal",
+    "Config",
+    "ConfigError",
+    "ConflictError",
+    "Consent",
+    "Customer",
+    "CustomerChange",
+    "CustomerKind",
+    "Direction",
+    "Gender",
+    "Interaction",
+    "InteractionKind",
+    "Item",
+    "LifecycleEvent",
+    "NotFoundError",
+    "Page",
+    "Period",
+    "PluginError",
+    "Stage",
+    "StorageError",
+    "TransitionError",
+    "UnitOfWork",
+    "ValidationError",
+    "ValidationErrors",
+    "__version__",
+    "from_dict",
+    "load_config",
+    "to_dict",
+]

@@ -1,0 +1,248 @@
+"""The CRM object: what an application holds (engine, plugin manager, config, services)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pluggy
+from sqlalchemy import Engine, MetaData, inspect
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+
+from crmcore.config import Config, default_config, describe_schema_error, load_config
+from crmcore.errors import ConfigError, ConflictError, CRMError, PluginError, StorageError
+from crmcore.hooks.manager import PluginInfo, make_plugin_manager, plugin_infos
+from crmcore.storage import migrate
+from crmcore.storage.engine import make_engine
+from crmcore.storage.tables import metadata as core_metadata
+from crmcore.unit_of_work import UnitOfWork
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    """The real time, in UTC."""
+    return datetime.now(UTC)
+
+
+def _resolve_config(target: str | Path | Config | None) -> Config:
+    if isinstance(target, Config):
+        return target
+    if target is None:
+        return default_config()
+    if isinstance(target, Path) or str(target).endswith(".toml"):
+        return load_config(target)
+    return default_config(database_url=str(target))
+
+
+class CRM:
+    """An open CRM: use :meth:`open` to get one, and ``close()`` (or ``with``) when done.
+
+    Services: :attr:`customers`, :attr:`interactions`, :attr:`lifecycle`.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        pm: pluggy.PluginManager,
+        clock: Clock,
+    ) -> None:
+        from crmcore.customers import CustomerService
+        from crmcore.interactions import InteractionService
+        from crmcore.lifecycle import LifecycleService
+
+        self.config = config
+        self.engine = engine
+        self.pm = pm
+        self.clock = clock
+        self.metadata: MetaData = core_metadata
+        self._attributes_validator = (
+            jsonschema.Draft202012Validator(dict(config.attributes_schema))
+            if config.attributes_schema is not None
+            else None
+        )
+        self._plugin_config: dict[str, Mapping[str, Any]] = {}
+        self.customers = CustomerService(self)
+        self.interactions = InteractionService(self)
+        self.lifecycle = LifecycleService(self)
+
+    # --- opening and closing ----------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        target: str | Path | Config | None = None,
+        *,
+        plugins: Iterable[object] = (),
+        discover: bool = True,
+        clock: Clock | None = None,
+        upgrade: bool = False,
+    ) -> CRM:
+        """Open a CRM.
+
+        ``target`` is a database URL (``sqlite:///crm.db``,
+        ``postgresql://user@host/db``), a path to ``crm.toml``, a
+        :class:`~crmcore.config.Config`, or ``None`` for ``./crm.toml`` when it
+        exists and the SQLite default otherwise. ``plugins`` are registered in
+        addition to those installed (``discover=False`` skips installed ones).
+        ``clock`` returns the current aware datetime (tests inject a fixed one).
+        ``upgrade=True`` runs pending migrations of core and every plugin.
+        """
+        config = _resolve_config(target)
+        pm = make_plugin_manager(plugins, discover=discover, disabled=config.disabled_plugins)
+        engine = make_engine(config.database_url)
+        crm = cls(config, engine, pm, clock or system_clock)
+        try:
+            crm._call_setup_hooks()
+            if upgrade:
+                crm.upgrade()
+            crm.call_hook("crm_startup", crm=crm)
+        except BaseException:
+            engine.dispose()
+            raise
+        return crm
+
+    def _call_setup_hooks(self) -> None:
+        self.call_hook("crm_register_tables", metadata=self.metadata)
+        for name, schema in self.collect("crm_config_schema").items():
+            section = self.config.plugin_sections.get(name, {})
+            if schema is None:
+                self._plugin_config[name] = section
+                continue
+            try:
+                validator = jsonschema.Draft202012Validator(schema)
+            except jsonschema.SchemaError as exc:
+                raise PluginError(f"plugin {name!r} declares an invalid config schema: {exc.message}") from None
+            errors = sorted(validator.iter_errors(section), key=lambda e: list(e.absolute_path))
+            if errors:
+                raise ConfigError(
+                    "config: " + describe_schema_error(errors[0], prefix=f"plugins.{name}")
+                )
+            self._plugin_config[name] = section
+        unknown = set(self.config.plugin_sections) - {n for n, _ in self.pm.list_name_plugin()}
+        unknown -= set(self.config.disabled_plugins)
+        if unknown:
+            raise ConfigError(f"config: [plugins.{sorted(unknown)[0]}] names no installed plugin")
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> CRM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- schema ------------------------------------------------------------
+
+    def migration_locations(self) -> list[str]:
+        """Version directories of every enabled plugin's alembic branch."""
+        locations: list[str] = []
+        for result in self.call_hook("crm_migration_locations"):
+            if result is None:
+                continue
+            locations.extend([result] if isinstance(result, str) else list(result))
+        return locations
+
+    def upgrade(self) -> None:
+        """Run pending migrations of core and every enabled plugin (``crm db upgrade``)."""
+        try:
+            migrate.upgrade(self.engine, self.metadata, self.migration_locations())
+        except DBAPIError as exc:
+            raise StorageError(f"migration failed: {exc.orig}") from exc
+
+    def pending_migrations(self) -> set[str]:
+        """Head revisions not yet applied; empty when the schema is current."""
+        return migrate.pending(self.engine, self.migration_locations())
+
+    def is_initialised(self) -> bool:
+        """Whether core's tables exist in the database."""
+        return inspect(self.engine).has_table("crm_customers")
+
+    # --- plugins -----------------------------------------------------------
+
+    def plugin_config(self, name: str) -> Mapping[str, Any]:
+        """The validated ``[plugins.<name>]`` section (empty when absent)."""
+        return self._plugin_config.get(name, self.config.plugin_sections.get(name, {}))
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every registered plugin with its version and implemented hooks."""
+        return plugin_infos(self.pm)
+
+    def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
+        """Call hook ``name`` on every plugin; non-CRM exceptions become PluginError."""
+        try:
+            result: list[Any] = getattr(self.pm.hook, name)(**kwargs)
+        except CRMError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"a plugin failed in {name}: {type(exc).__name__}: {exc}") from exc
+        return result
+
+    def collect(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        """Call hook ``name`` on each plugin separately; return results keyed by plugin name.
+
+        Used for hooks whose answers belong to one plugin each (config schema,
+        profile sections, metrics, export). ``None`` answers are left out.
+        """
+        results: dict[str, Any] = {}
+        for impl in getattr(self.pm.hook, name).get_hookimpls():
+            plugin = impl.plugin_name
+            try:
+                value = impl.function(**{k: kwargs[k] for k in impl.argnames})
+            except CRMError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {plugin!r} failed in {name}: {type(exc).__name__}: {exc}"
+                ) from exc
+            if value is not None:
+                results[plugin] = value
+        return results
+
+    # --- transactions ----------------------------------------------------------
+
+    @contextmanager
+    def unit_of_work(
+        self, actor: str | None = None, ctx: UnitOfWork | None = None
+    ) -> Iterator[UnitOfWork]:
+        """Open one transaction for an operation, or join ``ctx`` when given.
+
+        Everything done inside commits together or, on any exception, not at
+        all. Database errors become :class:`~crmcore.errors.StorageError` or,
+        for uniqueness violations, :class:`~crmcore.errors.ConflictError`.
+        """
+        if ctx is not None:
+            yield ctx
+            return
+        try:
+            with self.engine.begin() as connection:
+                yield UnitOfWork(connection=connection, crm=self, now=self.clock(), actor=actor)
+        except IntegrityError as exc:
+            raise ConflictError(f"the write conflicts with stored data: {exc.orig}") from exc
+        except (OperationalError, ProgrammingError) as exc:
+            raise self._storage_error(exc) from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[UnitOfWork]:
+        """A read-only snapshot connection, with the same error translation."""
+        try:
+            with self.engine.connect() as connection:
+                yield UnitOfWork(connection=connection, crm=self, now=self.clock())
+        except (OperationalError, ProgrammingError) as exc:
+            raise self._storage_error(exc) from exc
+
+    def _storage_error(self, exc: DBAPIError) -> StorageError:
+        message = str(exc.orig)
+        if "no such table" in message or "does not exist" in message and "relation" in message:
+            return StorageError(
+                f"the database at {self.engine.url.render_as_string(hide_password=True)} is not "
+                f"initialised ({message.splitlines()[0]}): run `crm init` or `crm db upgrade`"
+            )
+        return StorageError(f"database error: {message.splitlines()[0] if message else exc}")

@@ -1,0 +1,143 @@
+"""The configuration file ``crm.toml``, validated with jsonschema.
+
+.. code-block:: toml
+
+    [database]
+    url = "sqlite:///crm.db"          # CRM_DATABASE_URL overrides it
+
+    [customers]
+    attributes_schema = "attributes.schema.json"   # or an inline table
+
+    [plugins]
+    disabled = ["loyalty"]
+
+    [plugins.surveys]                 # validated against the plugin's schema
+    low_score_threshold = 6
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from attrs import field, frozen
+
+from crmcore.errors import ConfigError
+from crmcore.storage.engine import DEFAULT_URL
+
+#: Environment variable that overrides ``[database] url``.
+DATABASE_URL_ENV = "CRM_DATABASE_URL"
+
+#: JSON Schema of ``crm.toml`` itself.
+CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "database": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"url": {"type": "string", "minLength": 1}},
+        },
+        "customers": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"attributes_schema": {"type": ["string", "object"]}},
+        },
+        "plugins": {
+            "type": "object",
+            "properties": {
+                "disabled": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
+            },
+            "additionalProperties": {"type": "object"},
+        },
+    },
+}
+
+
+def describe_schema_error(error: jsonschema.ValidationError, prefix: str = "") -> str:
+    """One line naming the field (dotted path) and what is wrong with it."""
+    path = ".".join(str(p) for p in error.absolute_path)
+    where = ".".join(p for p in (prefix, path) if p) or "(top level)"
+    return f"{where}: {error.message}"
+
+
+@frozen
+class Config:
+    """A loaded, validated configuration. Build it with :func:`load_config` or directly."""
+
+    database_url: str = DEFAULT_URL
+    disabled_plugins: tuple[str, ...] = ()
+    plugin_sections: Mapping[str, Mapping[str, Any]] = field(factory=dict)
+    attributes_schema: Mapping[str, Any] | None = None
+    source: Path | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: Path | None = None) -> Config:
+        """Validate a parsed ``crm.toml`` and build a Config (relative paths resolve against ``source``)."""
+        errors = sorted(
+            jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(data),
+            key=lambda e: list(e.absolute_path),
+        )
+        where = f"{source}: " if source else ""
+        if errors:
+            raise ConfigError(where + describe_schema_error(errors[0]))
+        plugins = dict(data.get("plugins", {}))
+        disabled = tuple(plugins.pop("disabled", ()))
+        schema = data.get("customers", {}).get("attributes_schema")
+        if isinstance(schema, str):
+            schema = _load_schema_file(Path(schema), source)
+        if schema is not None:
+            try:
+                jsonschema.Draft202012Validator.check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                raise ConfigError(
+                    f"{where}customers.attributes_schema is not a valid JSON Schema: {exc.message}"
+                ) from None
+        url = os.environ.get(DATABASE_URL_ENV) or data.get("database", {}).get("url", DEFAULT_URL)
+        return cls(
+            database_url=url,
+            disabled_plugins=disabled,
+            plugin_sections=plugins,
+            attributes_schema=schema,
+            source=source,
+        )
+
+
+def _load_schema_file(path: Path, source: Path | None) -> dict[str, Any]:
+    if not path.is_absolute() and source is not None:
+        path = source.parent / path
+    try:
+        loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"customers.attributes_schema: cannot read {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"customers.attributes_schema: {path} is not JSON: {exc}") from None
+    return loaded
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a ``crm.toml`` file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return Config.from_mapping(data, source=path)
+
+
+def default_config(database_url: str | None = None) -> Config:
+    """Configuration when no file is given: ``./crm.toml`` if present, else defaults."""
+    local = Path("crm.toml")
+    config = load_config(local) if local.is_file() else Config.from_mapping({})
+    if database_url is not None:
+        from attrs import evolve
+
+        config = evolve(config, database_url=database_url)
+    return config

@@ -1,0 +1,729 @@
+"""The customer service: create, read, update, delete, search, profile, export, erase."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from crmcore.entities import (
+    UPDATABLE_FIELDS,
+    Consent,
+    Customer,
+    CustomerChange,
+    CustomerKind,
+    LifecycleEvent,
+)
+from crmcore.errors import (
+    ConflictError,
+    CRMError,
+    NotFoundError,
+    ValidationError,
+    ValidationErrors,
+)
+from crmcore.identity import normalise_email, normalise_name, normalise_org_name, normalise_phone
+from crmcore.pagination import Page, check_page
+from crmcore.serialization import from_dict, to_dict
+from crmcore.storage.tables import customer_tags, customers
+from crmcore.storage.types import money_problem
+from crmcore.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from crmcore.app import CRM
+
+#: Called with (position in the input, the rejected input, why) when skipping invalid rows.
+RejectHandler = Callable[[int, Any, CRMError], None]
+
+_CONSENT_FIELDS = tuple(f.name for f in attrs.fields(Consent))
+_SORTABLE = {"id", "name", "created_at", "updated_at", "stage", "owner"}
+_IN_CHUNK = 400
+
+
+@attrs.frozen
+class IdentityKeys:
+    """The normalised keys of one customer that must be unique."""
+
+    email: str | None
+    phone: str | None
+    org: str | None
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(column, value) for every key that is set."""
+        cols = (("email_norm", self.email), ("phone_norm", self.phone), ("org_norm", self.org))
+        return [(c, v) for c, v in cols if v is not None]
+
+
+_KEY_LABELS = {"email_norm": "email", "phone_norm": "phone", "org_norm": "organisation name"}
+
+
+def _check_length(errors: list[ValidationError], name: str, value: str | None, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        errors.append(
+            ValidationError(f"{name}: longer than {limit} characters ({len(value)})", field=name)
+        )
+
+
+def _check_money(errors: list[ValidationError], name: str, value: Decimal | None) -> None:
+    if value is None:
+        return
+    problem = money_problem(value) or (f"must not be negative, got {value}" if value < 0 else None)
+    if problem:
+        errors.append(ValidationError(f"{name}: {problem}", field=name, value=value))
+
+
+def validate_customer(
+    customer: Customer, now: datetime, attributes_validator: Any
+) -> tuple[IdentityKeys | None, list[ValidationError]]:
+    """Core's checks on one customer; returns its identity keys and every problem found."""
+    errors: list[ValidationError] = []
+    if not isinstance(customer.name, str) or not customer.name.strip():
+        errors.append(ValidationError("name: must not be empty", field="name", value=customer.name))
+    _check_length(errors, "name", customer.name, 300)
+    for name, limit in (("address", 2000), ("company_name", 300), ("industry", 200), ("owner", 200)):
+        _check_length(errors, name, getattr(customer, name), limit)
+    email = phone = org = None
+    if customer.email is not None:
+        _check_length(errors, "email", customer.email, 320)
+        try:
+            email = normalise_email(customer.email)
+        except ValueError as exc:
+            errors.append(ValidationError(f"email: {exc}", field="email", value=customer.email))
+    if customer.phone is not None:
+        try:
+            phone = normalise_phone(customer.phone)
+        except ValueError as exc:
+            errors.append(ValidationError(f"phone: {exc}", field="phone", value=customer.phone))
+    if customer.kind is CustomerKind.ORGANIZATION:
+        org = normalise_org_name(customer.company_name or customer.name) or None
+    if customer.birth_date is not None and customer.birth_date > now.date():
+        errors.append(
+            ValidationError(f"birth_date: {customer.birth_date} is in the future", field="birth_date")
+        )
+    if customer.size is not None and customer.size < 0:
+        errors.append(ValidationError(f"size: must not be negative, got {customer.size}", field="size"))
+    _check_money(errors, "registered_capital", customer.registered_capital)
+    for tag in customer.tags:
+        if len(tag) > 100:
+            errors.append(ValidationError(f"tags: tag longer than 100 characters: {tag[:20]!r}...", field="tags"))
+    for stamp in ("created_at", "updated_at"):
+        value = getattr(customer, stamp)
+        if value is not None and value.tzinfo is None:
+            errors.append(ValidationError(f"{stamp}: must be timezone-aware", field=stamp, value=value))
+    if not isinstance(customer.attributes, dict):
+        errors.append(ValidationError("attributes: must be an object", field="attributes"))
+    elif attributes_validator is not None:
+        for err in sorted(attributes_validator.iter_errors(customer.attributes), key=lambda e: list(e.absolute_path)):
+            path = ".".join(["attributes", *(str(p) for p in err.absolute_path)])
+            errors.append(ValidationError(f"{path}: {err.message}", field=path))
+    return (IdentityKeys(email, phone, org) if not errors else None), errors
+
+
+def _to_row(customer: Customer, keys: IdentityKeys, now: datetime) -> dict[str, Any]:
+    created = customer.created_at or now
+    row: dict[str, Any] = {
+        "kind": customer.kind.value,
+        "name": customer.name.strip(),
+        "name_norm": normalise_name(customer.name),
+        "email": customer.email.strip() if customer.email else None,
+        "email_norm": keys.email,
+        "phone": customer.phone.strip() if customer.phone else None,
+        "phone_norm": keys.phone,
+        "address": customer.address,
+        "gender": customer.gender.value if customer.gender else None,
+        "birth_date": customer.birth_date,
+        "company_name": customer.company_name,
+        "org_norm": keys.org,
+        "industry": customer.industry,
+        "size": customer.size,
+        "registered_capital": customer.registered_capital,
+        "founding_date": customer.founding_date,
+        "owner": customer.owner,
+        "stage": customer.stage.value,
+        "source_channel": customer.source_channel.value if customer.source_channel else None,
+        "attributes": customer.attributes,
+        "created_at": created,
+        "updated_at": customer.updated_at or created,
+    }
+    for name in _CONSENT_FIELDS:
+        row[f"consent_{name}"] = getattr(customer.consent, name)
+    return row
+
+
+def _from_row(row: Row[Any] | Mapping[str, Any], tags: Sequence[str]) -> Customer:
+    m = row._mapping if isinstance(row, Row) else row
+    data: dict[str, Any] = {
+        name: m[name]
+        for name in (
+            "id", "kind", "name", "email", "phone", "address", "gender", "birth_date",
+            "company_name", "industry", "size", "registered_capital", "founding_date", "owner",
+            "stage", "source_channel", "attributes", "created_at", "updated_at",
+        )
+    }  # fmt: skip
+    data["tags"] = list(tags)
+    data["consent"] = {name: bool(m[f"consent_{name}"]) for name in _CONSENT_FIELDS}
+    return from_dict({k: v for k, v in data.items() if v is not None}, Customer)
+
+
+def _coerce(item: Customer | Mapping[str, Any]) -> Customer:
+    if isinstance(item, Customer):
+        return item
+    if isinstance(item, Mapping):
+        return from_dict(dict(item), Customer)
+    raise ValidationError(f"expected a Customer or a mapping, got {type(item).__name__}")
+
+
+def _prefix(exc: CRMError, where: str) -> CRMError:
+    """The same error with ``where`` (e.g. ``customers[3]``) in front of its message."""
+    if isinstance(exc, ValidationErrors):
+        return ValidationErrors([_prefix(e, where) for e in exc.errors])  # type: ignore[misc]
+    if isinstance(exc, ValidationError):
+        return type(exc)(f"{where}: {exc}", field=exc.field, value=exc.value)
+    if isinstance(exc, ConflictError):
+        return ConflictError(f"{where}: {exc}", existing_id=exc.existing_id)
+    return type(exc)(f"{where}: {exc}")
+
+
+def _describe(customer: Customer) -> str:
+    return f"customer {customer.name!r}"
+
+
+class CustomerService:
+    """Customers: the Python API behind ``crm customers``. Get it as ``crm.customers``."""
+
+    def __init__(self, crm: CRM) -> None:
+        self._crm = crm
+
+    # --- writing -----------------------------------------------------------
+
+    def create(
+        self, customer: Customer | Mapping[str, Any], *, actor: str | None = None, ctx: UnitOfWork | None = None
+    ) -> Customer:
+        """Validate and store one customer; return it with its id and timestamps.
+
+        Raises ValidationError (naming the field), or ConflictError naming the
+        existing customer when the email, phone or organisation name is taken.
+        """
+        try:
+            created = self.create_many([customer], actor=actor, ctx=ctx)
+        except (ValidationError, ConflictError) as exc:
+            message = str(exc)
+            if message.startswith("customers[0]: "):
+                exc.args = (message.removeprefix("customers[0]: "),)
+            raise
+        return created[0]
+
+    def create_many(
+        self,
+        items: Iterable[Customer | Mapping[str, Any]],
+        *,
+        actor: str | None = None,
+        ctx: UnitOfWork | None = None,
+        batch_size: int = 500,
+        on_reject: RejectHandler | None = None,
+        keep: bool = True,
+    ) -> list[Customer]:
+        """Store many customers in one transaction, streamed in batches.
+
+        The input is consumed lazily; hooks run once per batch. By default the
+        first invalid or duplicate customer aborts everything (nothing is
+        stored). With ``on_reject`` each bad customer is handed to it with its
+        position and the error, and the rest are stored. ``keep=False``
+        returns an empty list instead of collecting what was stored (for
+        imports too large to hold in memory).
+        """
+        if batch_size < 1:
+            raise ValidationError(f"batch_size: must be at least 1, got {batch_size}", field="batch_size")
+        stored: list[Customer] = []
+        with self._crm.unit_of_work(actor, ctx) as uow:
+            batch: list[tuple[int, Any]] = []
+            for position, item in enumerate(items):
+                batch.append((position, item))
+                if len(batch) >= batch_size:
+                    created = self._create_batch(uow, batch, on_reject)
+                    if keep:
+                        stored.extend(created)
+                    batch = []
+            if batch:
+                created = self._create_batch(uow, batch, on_reject)
+                if keep:
+                    stored.extend(created)
+        return stored
+
+    def _reject(self, on_reject: RejectHandler | None, position: int, item: Any, exc: CRMError) -> None:
+        if on_reject is None:
+            raise _prefix(exc, f"customers[{position}]") from None
+        on_reject(position, item, exc)
+
+    def _create_batch(
+        self, uow: UnitOfWork, batch: Sequence[tuple[int, Any]], on_reject: RejectHandler | None
+    ) -> list[Customer]:
+        validator = self._crm._attributes_validator
+        good: list[tuple[int, Any, Customer, IdentityKeys]] = []
+        seen: dict[tuple[str, str], int] = {}
+        for position, item in batch:
+            try:
+                customer = _coerce(item)
+                keys, errors = validate_customer(customer, uow.now, validator)
+                if errors:
+                    raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
+                assert keys is not None
+                for pair in keys.pairs():
+                    if pair in seen:
+                        raise ConflictError(
+                            f"{_KEY_LABELS[pair[0]]} {pair[1]!r} is also used by customers[{seen[pair]}] "
+                            "in the same batch"
+                        )
+                for pair in keys.pairs():
+                    seen[pair] = position
+            except CRMError as exc:
+                self._reject(on_reject, position, item, exc)
+                continue
+            good.append((position, item, customer, keys))
+
+        existing = self._find_existing(uow.connection, [k for *_, k in good])
+        kept: list[tuple[int, Any, Customer, IdentityKeys]] = []
+        for position, item, customer, keys in good:
+            clash = next(((col, v) for col, v in keys.pairs() if (col, v) in existing), None)
+            if clash is not None:
+                exc = ConflictError(
+                    f"duplicate customer: {_KEY_LABELS[clash[0]]} {clash[1]!r} already belongs to "
+                    f"customer {existing[clash]}",
+                    existing_id=existing[clash],
+                )
+                self._reject(on_reject, position, item, exc)
+                continue
+            kept.append((position, item, customer, keys))
+        kept = self._run_plugin_validation(uow, kept, on_reject)
+        if not kept:
+            return []
+
+        rows = [_to_row(c, k, uow.now) for _, _, c, k in kept]
+        ids = uow.connection.execute(
+            insert(customers).returning(customers.c.id, sort_by_parameter_order=True), rows
+        ).scalars().all()
+        created: list[Customer] = []
+        tag_rows: list[dict[str, Any]] = []
+        events: list[LifecycleEvent] = []
+        for new_id, row, (_, _, customer, _) in zip(ids, rows, kept, strict=True):
+            stored = attrs.evolve(
+                customer,
+                id=new_id,
+                name=row["name"],
+                email=row["email"],
+                phone=row["phone"],
+                created_at=row["created_at"],
+                updated_at=row["updated_at"],
+            )
+            created.append(stored)
+            tag_rows.extend({"customer_id": new_id, "tag": t} for t in customer.tags)
+            events.append(
+                LifecycleEvent(
+                    customer_id=new_id,
+                    to_stage=customer.stage,
+                    at=row["created_at"],
+                    reason="created",
+                    actor=uow.actor,
+                )
+            )
+        if tag_rows:
+            uow.connection.execute(insert(customer_tags), tag_rows)
+        self._crm.lifecycle._record_events(uow, events)
+        self._crm.call_hook("crm_customers_created", ctx=uow, customers=created)
+        self._crm.call_hook("crm_lifecycle_changed", ctx=uow, events=events)
+        return created
+
+    def _run_plugin_validation(
+        self,
+        uow: UnitOfWork,
+        kept: list[tuple[int, Any, Customer, IdentityKeys]],
+        on_reject: RejectHandler | None,
+    ) -> list[tuple[int, Any, Customer, IdentityKeys]]:
+        if not kept:
+            return kept
+        problems: dict[int, list[str]] = {}
+        for answer in self._crm.call_hook("crm_validate_customers", ctx=uow, customers=[c for _, _, c, _ in kept]):
+            for index, message in answer or ():
+                problems.setdefault(index, []).append(message)
+        if not problems:
+            return kept
+        result = []
+        for index, entry in enumerate(kept):
+            if index in problems:
+                errors = [ValidationError(m) for m in problems[index]]
+                exc = errors[0] if len(errors) == 1 else ValidationErrors(errors)
+                self._reject(on_reject, entry[0], entry[1], exc)
+            else:
+                result.append(entry)
+        return result
+
+    def _find_existing(
+        self, connection: Connection, keys: Sequence[IdentityKeys], exclude_id: int | None = None
+    ) -> dict[tuple[str, str], int]:
+        """Map (key column, value) to the id of the stored customer holding it."""
+        found: dict[tuple[str, str], int] = {}
+        for column in ("email_norm", "phone_norm", "org_norm"):
+            values = sorted({v for k in keys for c, v in k.pairs() if c == column})
+            col = customers.c[column]
+            for start in range(0, len(values), _IN_CHUNK):
+                query = select(customers.c.id, col).where(col.in_(values[start : start + _IN_CHUNK]))
+                if exclude_id is not None:
+                    query = query.where(customers.c.id != exclude_id)
+                for cid, value in connection.execute(query):
+                    found[(column, value)] = cid
+        return found
+
+    def update(
+        self,
+        customer_id: int,
+        changes: Mapping[str, Any],
+        *,
+        actor: str | None = None,
+        ctx: UnitOfWork | None = None,
+    ) -> CustomerChange:
+        """Change some fields of a customer; return before, after and the changed field names.
+
+        ``changes`` maps field names to new values (JSON-style values are
+        accepted: ISO dates, decimal strings). ``consent`` and ``attributes``
+        are merged into the stored ones; an attribute set to ``None`` is
+        removed. ``stage`` cannot be changed here: use ``crm.lifecycle.move``.
+        """
+        if not isinstance(changes, Mapping) or not changes:
+            raise ValidationError("changes: give at least one field to change", field="changes")
+        unknown = sorted(set(changes) - set(UPDATABLE_FIELDS))
+        if "stage" in unknown:
+            raise ValidationError(
+                "stage: change it with crm.lifecycle.move (or `crm lifecycle move`), not update",
+                field="stage",
+            )
+        if unknown:
+            raise ValidationError(f"{unknown[0]}: not a field that can be updated", field=unknown[0])
+        with self._crm.unit_of_work(actor, ctx) as uow:
+            before = self._get(uow.connection, customer_id, lock=True)
+            data = to_dict(before)
+            for name, value in changes.items():
+                new_value = value
+                if attrs.has(type(value)):
+                    new_value = to_dict(value)
+                elif isinstance(value, tuple | set | frozenset):
+                    new_value = list(value)
+                if name == "consent" and isinstance(new_value, Mapping):
+                    new_value = {**data["consent"], **new_value}
+                elif name == "attributes" and isinstance(new_value, Mapping):
+                    merged = {**data["attributes"], **new_value}
+                    new_value = {k: v for k, v in merged.items() if v is not None}
+                data[name] = new_value
+            data["updated_at"] = uow.now.isoformat()
+            after = from_dict(data, Customer)
+            keys, errors = validate_customer(after, uow.now, self._crm._attributes_validator)
+            if errors:
+                raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
+            assert keys is not None
+            changed = tuple(
+                f.name
+                for f in attrs.fields(Customer)
+                if f.name != "updated_at" and getattr(before, f.name) != getattr(after, f.name)
+            )
+            if not changed:
+                return CustomerChange(before=before, after=before, changed=())
+            existing = self._find_existing(uow.connection, [keys], exclude_id=customer_id)
+            for pair in keys.pairs():
+                if pair in existing:
+                    raise ConflictError(
+                        f"duplicate customer: {_KEY_LABELS[pair[0]]} {pair[1]!r} already belongs to "
+                        f"customer {existing[pair]}",
+                        existing_id=existing[pair],
+                    )
+            self._validate_with_plugins(uow, after)
+            row = _to_row(after, keys, uow.now)
+            row.pop("created_at")
+            uow.connection.execute(update(customers).where(customers.c.id == customer_id).values(row))
+            if "tags" in changed:
+                uow.connection.execute(delete(customer_tags).where(customer_tags.c.customer_id == customer_id))
+                if after.tags:
+                    uow.connection.execute(
+                        insert(customer_tags), [{"customer_id": customer_id, "tag": t} for t in after.tags]
+                    )
+            after = self._get(uow.connection, customer_id)
+            change = CustomerChange(before=before, after=after, changed=changed)
+            self._crm.call_hook("crm_customers_updated", ctx=uow, changes=[change])
+        return change
+
+    def _validate_with_plugins(self, uow: UnitOfWork, customer: Customer) -> None:
+        messages = [
+            message
+            for answer in self._crm.call_hook("crm_validate_customers", ctx=uow, customers=[customer])
+            for _, message in (answer or ())
+        ]
+        if messages:
+            errors = [ValidationError(m) for m in messages]
+            raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
+
+    def delete(self, customer_id: int, *, actor: str | None = None, ctx: UnitOfWork | None = None) -> Customer:
+        """Delete a customer with its interactions and history; return what was deleted.
+
+        Plugins are told first (``crm_customers_deleted``) so they can remove
+        their rows in the same transaction.
+        """
+        with self._crm.unit_of_work(actor, ctx) as uow:
+            customer = self._get(uow.connection, customer_id, lock=True)
+            self._crm.call_hook("crm_customers_deleted", ctx=uow, customers=[customer])
+            uow.connection.execute(delete(customers).where(customers.c.id == customer_id))
+        return customer
+
+    # --- reading -----------------------------------------------------------
+
+    def _get(self, connection: Connection, customer_id: int, *, lock: bool = False) -> Customer:
+        if isinstance(customer_id, bool) or not isinstance(customer_id, int):
+            raise ValidationError(f"customer id: expected an integer, got {customer_id!r}", field="id")
+        query = select(customers).where(customers.c.id == customer_id)
+        if lock and connection.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = connection.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"customer {customer_id} does not exist")
+        tags = connection.execute(
+            select(customer_tags.c.tag).where(customer_tags.c.customer_id == customer_id).order_by(customer_tags.c.tag)
+        ).scalars().all()
+        return _from_row(row, tags)
+
+    def get(self, customer_id: int, *, ctx: UnitOfWork | None = None) -> Customer:
+        """The customer with this id; NotFoundError when there is none."""
+        if ctx is not None:
+            return self._get(ctx.connection, customer_id)
+        with self._crm.reading() as uow:
+            return self._get(uow.connection, customer_id)
+
+    def exists(self, customer_ids: Iterable[int], *, ctx: UnitOfWork | None = None) -> set[int]:
+        """Which of these ids belong to stored customers."""
+        wanted = sorted(set(customer_ids))
+        found: set[int] = set()
+        with self._crm.reading() if ctx is None else self._crm.unit_of_work(ctx=ctx) as uow:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                found.update(uow.connection.execute(select(customers.c.id).where(customers.c.id.in_(chunk))).scalars())
+        return found
+
+    def _rows_to_customers(self, connection: Connection, rows: Sequence[Row[Any]]) -> list[Customer]:
+        ids = [r.id for r in rows]
+        tags: dict[int, list[str]] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = (
+                select(customer_tags.c.customer_id, customer_tags.c.tag)
+                .where(customer_tags.c.customer_id.in_(ids[start : start + _IN_CHUNK]))
+                .order_by(customer_tags.c.tag)
+            )
+            for cid, tag in connection.execute(query):
+                tags.setdefault(cid, []).append(tag)
+        return [_from_row(r, tags.get(r.id, ())) for r in rows]
+
+    def search(
+        self,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        phone: str | None = None,
+        tag: str | None = None,
+        stage: str | None = None,
+        owner: str | None = None,
+        kind: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        sort: str = "id",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[Customer]:
+        """Find customers; every filter given must match.
+
+        ``name`` matches a case- and accent-insensitive substring; ``email`` and
+        ``phone`` match exactly after normalisation (``+1 555-0100`` finds
+        ``+15550100``); ``attributes`` matches custom fields by equality.
+        ``sort`` is a field name (id, name, created_at, updated_at, stage,
+        owner), ``-`` in front for descending. Returns one :class:`Page`.
+        """
+        check_page(limit, offset)
+        conditions = self._conditions(name, email, phone, tag, stage, owner, kind, attributes)
+        descending = sort.startswith("-")
+        key = sort.removeprefix("-")
+        if key not in _SORTABLE:
+            raise ValidationError(
+                f"sort: {sort!r} is not one of {', '.join(sorted(_SORTABLE))} (prefix - for descending)",
+                field="sort",
+            )
+        column = customers.c.name_norm if key == "name" else customers.c[key]
+        order = [column.desc() if descending else column.asc()]
+        if key != "id":
+            order.append(customers.c.id.desc() if descending else customers.c.id.asc())
+        where = and_(True, *conditions)
+        with self._crm.reading() as uow:
+            total = uow.connection.execute(select(func.count()).select_from(customers).where(where)).scalar_one()
+            rows = uow.connection.execute(
+                select(customers).where(where).order_by(*order).limit(limit).offset(offset)
+            ).all()
+            items = self._rows_to_customers(uow.connection, rows)
+        return Page(items=items, total=total, limit=limit, offset=offset)
+
+    def _conditions(
+        self,
+        name: str | None,
+        email: str | None,
+        phone: str | None,
+        tag: str | None,
+        stage: str | None,
+        owner: str | None,
+        kind: str | None,
+        attributes: Mapping[str, Any] | None,
+    ) -> list[ColumnElement[bool]]:
+        from crmcore.entities import Stage
+
+        conditions: list[ColumnElement[bool]] = []
+        if name:
+            pattern = normalise_name(name).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(customers.c.name_norm.like(f"%{pattern}%", escape="\\"))
+        if email:
+            try:
+                conditions.append(customers.c.email_norm == normalise_email(email))
+            except ValueError as exc:
+                raise ValidationError(f"email: {exc}", field="email") from None
+        if phone:
+            try:
+                conditions.append(customers.c.phone_norm == normalise_phone(phone))
+            except ValueError as exc:
+                raise ValidationError(f"phone: {exc}", field="phone") from None
+        if tag:
+            conditions.append(
+                exists(select(1).where(customer_tags.c.customer_id == customers.c.id, customer_tags.c.tag == tag.strip()))
+            )
+        if stage:
+            try:
+                conditions.append(customers.c.stage == Stage(stage).value)
+            except ValueError:
+                allowed = ", ".join(s.value for s in Stage)
+                raise ValidationError(f"stage: {stage!r} is not one of: {allowed}", field="stage") from None
+        if owner:
+            conditions.append(customers.c.owner == owner)
+        if kind:
+            try:
+                conditions.append(customers.c.kind == CustomerKind(kind).value)
+            except ValueError:
+                raise ValidationError(f"kind: {kind!r} is not one of: person, organization", field="kind") from None
+        for key, value in (attributes or {}).items():
+            element = customers.c.attributes[key]
+            if isinstance(value, bool):
+                conditions.append(element.as_boolean() == value)
+            elif isinstance(value, int):
+                conditions.append(element.as_integer() == value)
+            elif isinstance(value, float):
+                conditions.append(element.as_float() == value)
+            elif isinstance(value, str):
+                conditions.append(element.as_string() == value)
+            else:
+                raise ValidationError(
+                    f"attributes.{key}: filter by a string, number or boolean, got {type(value).__name__}",
+                    field=f"attributes.{key}",
+                )
+        return conditions
+
+    def iter_all(self, *, batch_size: int = 1000) -> Iterator[Customer]:
+        """Every customer in id order, read in batches (memory stays flat)."""
+        last = 0
+        while True:
+            with self._crm.reading() as uow:
+                rows = uow.connection.execute(
+                    select(customers).where(customers.c.id > last).order_by(customers.c.id).limit(batch_size)
+                ).all()
+                batch = self._rows_to_customers(uow.connection, rows)
+            if not batch:
+                return
+            yield from batch
+            last = rows[-1].id
+
+    def find_duplicate(self, customer: Customer | Mapping[str, Any]) -> int | None:
+        """The id of a stored customer sharing an identity key with ``customer``, if any."""
+        candidate = _coerce(customer)
+        keys, errors = validate_customer(candidate, self._crm.clock(), None)
+        if errors:
+            raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
+        assert keys is not None
+        with self._crm.reading() as uow:
+            found = self._find_existing(uow.connection, [keys], exclude_id=candidate.id)
+        return min(found.values()) if found else None
+
+    # --- views and privacy ----------------------------------------------------
+
+    def profile(self, customer_id: int) -> dict[str, Any]:
+        """The 360° view: the customer, recent interactions, lifecycle history and every plugin's section."""
+        customer = self.get(customer_id)
+        timeline = self._crm.interactions.timeline(customer_id, limit=20)
+        sections = self._crm.collect("crm_customer_profile", crm=self._crm, customer=customer)
+        return {
+            "customer": to_dict(customer),
+            "recent_interactions": [to_dict(i) for i in timeline.items],
+            "interaction_count": timeline.total,
+            "lifecycle": [to_dict(e) for e in self._crm.lifecycle.history(customer_id)],
+            "plugins": sections,
+        }
+
+    def export(self, customer_id: int) -> dict[str, Any]:
+        """Everything held on one customer, from core and every plugin, JSON-safe."""
+        from crmcore.storage.tables import interactions
+
+        with self._crm.reading() as uow:
+            customer = self._get(uow.connection, customer_id)
+            rows = uow.connection.execute(
+                select(interactions).where(interactions.c.customer_id == customer_id).order_by(interactions.c.occurred_at)
+            ).all()
+            from crmcore.interactions import interaction_from_row
+
+            data = {
+                "customer": to_dict(customer),
+                "interactions": [to_dict(interaction_from_row(r)) for r in rows],
+                "lifecycle": [to_dict(e) for e in self._crm.lifecycle.history(customer_id, ctx=uow)],
+                "plugins": self._crm.collect("crm_export_customer", ctx=uow, customer_id=customer_id),
+            }
+        return data
+
+    def erase(self, customer_id: int, *, actor: str | None = None, ctx: UnitOfWork | None = None) -> None:
+        """Right to erasure: every plugin erases its data, then core anonymises the customer.
+
+        The customer row stays (anonymised) so that aggregates such as revenue
+        keep adding up; name, contact points, personal fields, tags, custom
+        attributes and interaction texts and payloads are removed.
+        """
+        from crmcore.storage.tables import interactions
+
+        with self._crm.unit_of_work(actor, ctx) as uow:
+            self._get(uow.connection, customer_id, lock=True)
+            self._crm.call_hook("crm_erase_customer", ctx=uow, customer_id=customer_id)
+            uow.connection.execute(
+                update(customers)
+                .where(customers.c.id == customer_id)
+                .values(
+                    name=f"erased customer {customer_id}", name_norm=f"erased customer {customer_id}",
+                    email=None, email_norm=None, phone=None, phone_norm=None, address=None,
+                    gender=None, birth_date=None, company_name=None, org_norm=None, owner=None,
+                    attributes={}, updated_at=uow.now,
+                )
+            )  # fmt: skip
+            uow.connection.execute(delete(customer_tags).where(customer_tags.c.customer_id == customer_id))
+            uow.connection.execute(
+                update(interactions)
+                .where(interactions.c.customer_id == customer_id)
+                .values(text=None, payload={}, items=[], handled_by=None)
+            )
+
+
+__all__ = ["CustomerService", "IdentityKeys", "RejectHandler", "validate_customer"]

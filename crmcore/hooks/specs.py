@@ -1,0 +1,249 @@
+"""Every hook crmcore calls. This module is the plugin API's reference.
+
+Each docstring states when the hook is called, inside which transaction, what
+it must return and what an exception does. ``docs/hooks.md`` is generated from
+these docstrings (``python -m crmcore.hooks.docgen``).
+
+Conventions:
+
+* Event hooks are **batch-first**: they receive a sequence, and bulk paths call
+  them once per batch, never once per row.
+* Event, validation and privacy hooks receive ``ctx``, the
+  :class:`~crmcore.unit_of_work.UnitOfWork` of the operation: write your rows
+  through ``ctx.connection`` and they commit or roll back with the core write.
+  ``ctx.now`` is the clock's time; use it instead of ``datetime.now()``.
+* An exception raised by a hook inside a unit of work rolls the whole operation
+  back and reaches the caller (a :class:`~crmcore.errors.CRMError` unchanged,
+  anything else wrapped in :class:`~crmcore.errors.PluginError`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from crmcore.hooks import hookspec
+
+if TYPE_CHECKING:
+    import click
+    import pluggy
+    from rich.console import Console
+    from sqlalchemy import MetaData
+
+    from crmcore.app import CRM
+    from crmcore.entities import Customer, CustomerChange, Interaction, LifecycleEvent
+    from crmcore.signals import ChurnSignal, Period
+    from crmcore.unit_of_work import UnitOfWork
+
+
+# --- setup -----------------------------------------------------------------
+
+
+@hookspec(historic=True)
+def crm_add_hookspecs(pm: pluggy.PluginManager) -> None:
+    """Add hook specifications of your own, for other plugins to implement.
+
+    Called once per plugin manager, historic: a plugin registered later still
+    receives the call. Use ``pm.add_hookspecs(module_or_class)``. This is how
+    the surveys plugin publishes its low-score hook for the complaints plugin,
+    as pytest's ``pytest_addhooks`` does. Return nothing. An exception aborts
+    :meth:`CRM.open <crmcore.app.CRM.open>` with a PluginError.
+    """
+
+
+@hookspec
+def crm_register_tables(metadata: MetaData) -> None:
+    """Define your tables on core's shared ``metadata``.
+
+    Called once when the CRM opens, before any database access. Prefix every
+    table with your plugin's name (``loyalty_ledger``) and reference customers
+    with a foreign key to ``crm_customers.id``. Use the types in
+    :mod:`crmcore.storage.types` for money, timestamps and JSON. Tables are
+    created by your migrations (:func:`crm_migration_locations`), not by this
+    hook. Return nothing.
+    """
+
+
+@hookspec
+def crm_migration_locations() -> str | Sequence[str] | None:
+    """Return the directory (or directories) holding your alembic version scripts.
+
+    Called by ``crm db upgrade`` / :meth:`CRM.upgrade`. Your first revision
+    declares ``branch_labels = ("<plugin name>",)`` and
+    ``depends_on = "crmcore_0001"`` so that it runs after core's tables exist.
+    """
+
+
+@hookspec
+def crm_register_commands(cli: click.Group) -> None:
+    """Add your subcommands to the ``crm`` command line.
+
+    Called once when the CLI starts, with the top-level click group. Add one
+    group named after your plugin (``cli.add_command(loyalty_group)``). Inside
+    a command, get the CRM with :func:`crmcore.cli.context.get_crm`. Return
+    nothing.
+    """
+
+
+@hookspec
+def crm_config_schema() -> Mapping[str, Any] | None:
+    """Return the JSON Schema of your ``[plugins.<name>]`` section in ``crm.toml``.
+
+    Called when the CRM opens. The section (an empty object when absent) is
+    validated against it, and a violation aborts opening with a ConfigError
+    naming the plugin and the field. Read your validated section with
+    :meth:`CRM.plugin_config <crmcore.app.CRM.plugin_config>`.
+    """
+
+
+@hookspec
+def crm_startup(crm: CRM) -> None:
+    """Called once after the CRM has opened, its configuration validated.
+
+    Use it to prepare caches or check your configuration against the data.
+    No transaction is open. An exception aborts opening with a PluginError.
+    """
+
+
+# --- events: inside the operation's transaction -----------------------------
+
+
+@hookspec
+def crm_customers_created(ctx: UnitOfWork, customers: Sequence[Customer]) -> None:
+    """Customers were just inserted; ``customers`` carry their new ids.
+
+    Called inside the transaction of the create operation, once per batch
+    (a single create is a batch of one). Write your own rows through
+    ``ctx.connection``. Raising rolls back the whole operation, including the
+    customers. Return nothing.
+    """
+
+
+@hookspec
+def crm_customers_updated(ctx: UnitOfWork, changes: Sequence[CustomerChange]) -> None:
+    """Customers were just updated; each change holds ``before``, ``after`` and ``changed``.
+
+    Called inside the update's transaction. Lifecycle stage changes are
+    reported by :func:`crm_lifecycle_changed`, not here. Raising rolls back
+    the update. Return nothing.
+    """
+
+
+@hookspec
+def crm_customers_deleted(ctx: UnitOfWork, customers: Sequence[Customer]) -> None:
+    """Customers are about to be deleted (their rows still exist).
+
+    Called inside the delete's transaction, before core deletes the customers
+    and, by cascade, their interactions and lifecycle history. Delete or keep
+    your own rows; rows left referencing the customer without ``ON DELETE
+    CASCADE`` make the delete fail. Raising rolls back the delete.
+    """
+
+
+@hookspec
+def crm_interactions_recorded(ctx: UnitOfWork, interactions: Sequence[Interaction]) -> None:
+    """Interactions were just recorded; ``interactions`` carry their new ids.
+
+    Called inside the recording transaction, once per batch. Automatic
+    lifecycle moves caused by the batch (first purchase: prospect to new) have
+    already happened. Raising rolls back the whole batch operation, including
+    the interactions. Return nothing.
+    """
+
+
+@hookspec
+def crm_lifecycle_changed(ctx: UnitOfWork, events: Sequence[LifecycleEvent]) -> None:
+    """Customers moved between lifecycle stages (explicitly or automatically).
+
+    Called inside the transaction that made the moves, once per batch of
+    moves. Initial stages set at creation are reported too, with
+    ``from_stage=None``. Raising rolls back the moves and the operation that
+    caused them.
+    """
+
+
+# --- validation -------------------------------------------------------------
+
+
+@hookspec
+def crm_validate_customers(
+    ctx: UnitOfWork, customers: Sequence[Customer]
+) -> Iterable[tuple[int, str]] | None:
+    """Check customers before they are written (created or updated).
+
+    Called inside the transaction, after core's own validation and before the
+    write, once per batch. Return ``(index, message)`` pairs, ``index`` being
+    the position in ``customers`` of the customer at fault, the message naming
+    the field and value (``"attributes.vat_id: required for organizations"``).
+    Return nothing (or an empty iterable) when all is well. A message aborts
+    the operation with a ValidationError, or, where the caller asked to skip
+    invalid rows (``on_reject``), rejects that customer only.
+    """
+
+
+# --- views --------------------------------------------------------------------
+
+
+@hookspec
+def crm_customer_profile(crm: CRM, customer: Customer) -> Mapping[str, Any] | None:
+    """Return your section of the customer's 360° view, as JSON-safe data.
+
+    Called by :meth:`CustomerService.profile`, outside any write transaction.
+    The section appears under your plugin's name. Return ``None`` to add
+    nothing. An exception fails the profile call with a PluginError.
+    """
+
+
+@hookspec
+def crm_metrics(crm: CRM, period: Period) -> Mapping[str, Any] | None:
+    """Return your KPIs for ``period`` (a half-open ``[start, end)`` interval).
+
+    Called by the performance report for the period and the previous one.
+    Return a flat mapping of metric name to number (or Decimal); compute it
+    in SQL. Appears under your plugin's name. Return ``None`` to add nothing.
+    """
+
+
+@hookspec
+def crm_churn_signals(crm: CRM, customer_ids: Sequence[int]) -> Iterable[ChurnSignal] | None:
+    """Return churn signals you know of for these customers.
+
+    Called by churn scoring with a batch of customer ids. Return
+    :class:`~crmcore.signals.ChurnSignal` values (customer id, source, reason,
+    weight in [0, 1]); customers you know nothing bad about are left out.
+    """
+
+
+# --- privacy ----------------------------------------------------------------
+
+
+@hookspec
+def crm_export_customer(ctx: UnitOfWork, customer_id: int) -> Mapping[str, Any] | None:
+    """Return everything you hold on one customer, JSON-safe (data portability).
+
+    Called by :meth:`CustomerService.export` inside a read transaction, so all
+    plugins see one snapshot. Appears under your plugin's name.
+    """
+
+
+@hookspec
+def crm_erase_customer(ctx: UnitOfWork, customer_id: int) -> None:
+    """Remove or irreversibly anonymise everything you hold on one customer.
+
+    Called by :meth:`CustomerService.erase` inside its transaction, before core
+    anonymises the customer row. Keep only aggregates that identify nobody.
+    Raising rolls the erasure back everywhere.
+    """
+
+
+# --- demo -------------------------------------------------------------------
+
+
+@hookspec
+def crm_demo(crm: CRM, seed: int, console: Console) -> None:
+    """Add your part to ``crm demo`` and print your report.
+
+    Called after core's demo data is loaded, in plugin registration order.
+    Generate data deterministically from ``seed``, write it through your own
+    service functions, and print a short report to ``console``.
+    """

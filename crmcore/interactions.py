@@ -1,0 +1,296 @@
+"""The interaction service: record (one or many), timeline and filtered listing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from sqlalchemy import ColumnElement, Row, and_, func, insert, select
+
+from crmcore.customers import RejectHandler
+from crmcore.entities import MONETARY_KINDS, Channel, Interaction, InteractionKind, LifecycleEvent, Stage
+from crmcore.errors import CRMError, NotFoundError, ValidationError, ValidationErrors
+from crmcore.pagination import Page, check_page
+from crmcore.serialization import from_dict, to_dict
+from crmcore.storage.tables import customers, interactions
+from crmcore.storage.types import money_problem
+from crmcore.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from crmcore.app import CRM
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_IN_CHUNK = 400
+
+#: Automatic moves a purchase causes: stage before -> (stage after, reason).
+PURCHASE_MOVES: Mapping[Stage, tuple[Stage, str]] = {
+    Stage.PROSPECT: (Stage.NEW, "first purchase"),
+    Stage.CHURNED: (Stage.ACTIVE, "won back: purchase after churn"),
+}
+
+
+def validate_interaction(interaction: Interaction) -> list[ValidationError]:
+    """Core's checks on one interaction (not including whether the customer exists)."""
+    errors: list[ValidationError] = []
+
+    def bad(name: str, message: str, value: Any = None) -> None:
+        errors.append(ValidationError(f"{name}: {message}", field=name, value=value))
+
+    if isinstance(interaction.customer_id, bool) or not isinstance(interaction.customer_id, int):
+        bad("customer_id", f"expected an integer, got {interaction.customer_id!r}")
+    if not isinstance(interaction.occurred_at, datetime) or interaction.occurred_at.tzinfo is None:
+        bad("occurred_at", "must be a timezone-aware datetime", interaction.occurred_at)
+    if interaction.amount is not None:
+        problem = money_problem(interaction.amount)
+        if problem is None and interaction.amount < 0:
+            problem = f"must not be negative, got {interaction.amount} (record a refund instead)"
+        if problem:
+            bad("amount", problem, interaction.amount)
+        if interaction.currency is None:
+            bad("currency", "required when an amount is given")
+    elif interaction.kind in MONETARY_KINDS:
+        bad("amount", f"required for a {interaction.kind.value}")
+    if interaction.currency is not None and not _CURRENCY.match(interaction.currency):
+        bad("currency", f"must be a 3-letter upper-case ISO 4217 code, got {interaction.currency!r}")
+    if interaction.response_seconds is not None and not 0 <= interaction.response_seconds < 1e9:
+        bad("response_seconds", f"must be between 0 and 1e9, got {interaction.response_seconds}")
+    if interaction.text is not None and len(interaction.text) > 100_000:
+        bad("text", f"longer than 100000 characters ({len(interaction.text)})")
+    if interaction.handled_by is not None and len(interaction.handled_by) > 200:
+        bad("handled_by", "longer than 200 characters")
+    for index, item in enumerate(interaction.items):
+        if item.quantity <= 0:
+            bad(f"items.{index}.quantity", f"must be positive, got {item.quantity}")
+        if item.unit_price is not None and money_problem(item.unit_price):
+            bad(f"items.{index}.unit_price", str(money_problem(item.unit_price)))
+    if not isinstance(interaction.payload, dict):
+        bad("payload", "must be an object")
+    return errors
+
+
+def _to_row(interaction: Interaction) -> dict[str, Any]:
+    data = to_dict(interaction)
+    return {
+        "customer_id": interaction.customer_id,
+        "kind": interaction.kind.value,
+        "channel": interaction.channel.value,
+        "direction": interaction.direction.value,
+        "occurred_at": interaction.occurred_at,
+        "amount": interaction.amount,
+        "currency": interaction.currency,
+        "items": data["items"],
+        "text": interaction.text,
+        "payload": interaction.payload,
+        "handled_by": interaction.handled_by,
+        "response_seconds": interaction.response_seconds,
+    }
+
+
+def interaction_from_row(row: Row[Any]) -> Interaction:
+    """Build an Interaction from a ``crm_interactions`` row."""
+    data = {k: v for k, v in row._mapping.items() if v is not None}
+    return from_dict(data, Interaction)
+
+
+def _coerce(item: Interaction | Mapping[str, Any]) -> Interaction:
+    if isinstance(item, Interaction):
+        return item
+    if isinstance(item, Mapping):
+        return from_dict(dict(item), Interaction)
+    raise ValidationError(f"expected an Interaction or a mapping, got {type(item).__name__}")
+
+
+class InteractionService:
+    """Interactions: the Python API behind ``crm interactions``. Get it as ``crm.interactions``."""
+
+    def __init__(self, crm: CRM) -> None:
+        self._crm = crm
+
+    def record(
+        self, interaction: Interaction | Mapping[str, Any], *, actor: str | None = None, ctx: UnitOfWork | None = None
+    ) -> Interaction:
+        """Validate and store one interaction; return it with its id.
+
+        A purchase may move its customer automatically (see
+        :data:`PURCHASE_MOVES`); plugins react through
+        ``crm_interactions_recorded`` in the same transaction.
+        """
+        try:
+            return self.record_many([interaction], actor=actor, ctx=ctx)[0]
+        except CRMError as exc:
+            message = str(exc)
+            if message.startswith("interactions[0]: "):
+                exc.args = (message.removeprefix("interactions[0]: "),)
+            raise
+
+    def record_many(
+        self,
+        items: Iterable[Interaction | Mapping[str, Any]],
+        *,
+        actor: str | None = None,
+        ctx: UnitOfWork | None = None,
+        batch_size: int = 1000,
+        on_reject: RejectHandler | None = None,
+        keep: bool = True,
+    ) -> list[Interaction]:
+        """Store many interactions in one transaction, streamed in batches.
+
+        All-or-nothing by default; with ``on_reject`` bad rows are handed to it
+        (position, input, error) and the others stored. ``keep=False`` returns
+        an empty list instead of collecting what was stored.
+        """
+        if batch_size < 1:
+            raise ValidationError(f"batch_size: must be at least 1, got {batch_size}", field="batch_size")
+        stored: list[Interaction] = []
+        with self._crm.unit_of_work(actor, ctx) as uow:
+            batch: list[tuple[int, Any]] = []
+            for position, item in enumerate(items):
+                batch.append((position, item))
+                if len(batch) >= batch_size:
+                    done = self._record_batch(uow, batch, on_reject)
+                    if keep:
+                        stored.extend(done)
+                    batch = []
+            if batch:
+                done = self._record_batch(uow, batch, on_reject)
+                if keep:
+                    stored.extend(done)
+        return stored
+
+    def _record_batch(
+        self, uow: UnitOfWork, batch: Sequence[tuple[int, Any]], on_reject: RejectHandler | None
+    ) -> list[Interaction]:
+        def reject(position: int, item: Any, exc: CRMError) -> None:
+            if on_reject is None:
+                from crmcore.customers import _prefix
+
+                raise _prefix(exc, f"interactions[{position}]") from None
+            on_reject(position, item, exc)
+
+        good: list[tuple[int, Any, Interaction]] = []
+        for position, item in batch:
+            try:
+                interaction = _coerce(item)
+                errors = validate_interaction(interaction)
+                if errors:
+                    raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
+            except CRMError as exc:
+                reject(position, item, exc)
+                continue
+            good.append((position, item, interaction))
+        stages = self._stages(uow, {i.customer_id for _, _, i in good})
+        kept = []
+        for position, item, interaction in good:
+            if interaction.customer_id not in stages:
+                reject(position, item, NotFoundError(f"customer_id: customer {interaction.customer_id} does not exist"))
+                continue
+            kept.append(interaction)
+        if not kept:
+            return []
+        ids = uow.connection.execute(
+            insert(interactions).returning(interactions.c.id, sort_by_parameter_order=True),
+            [_to_row(i) for i in kept],
+        ).scalars().all()
+        recorded = [attrs.evolve(i, id=new_id) for i, new_id in zip(kept, ids, strict=True)]
+        self._automatic_moves(uow, recorded, stages)
+        self._crm.call_hook("crm_interactions_recorded", ctx=uow, interactions=recorded)
+        return recorded
+
+    def _stages(self, uow: UnitOfWork, ids: set[int]) -> dict[int, Stage]:
+        found: dict[int, Stage] = {}
+        wanted = sorted(ids)
+        for start in range(0, len(wanted), _IN_CHUNK):
+            query = select(customers.c.id, customers.c.stage).where(customers.c.id.in_(wanted[start : start + _IN_CHUNK]))
+            found.update((cid, Stage(stage)) for cid, stage in uow.connection.execute(query))
+        return found
+
+    def _automatic_moves(self, uow: UnitOfWork, recorded: Sequence[Interaction], stages: dict[int, Stage]) -> None:
+        events: list[LifecycleEvent] = []
+        for interaction in sorted(recorded, key=lambda i: i.occurred_at):
+            if interaction.kind is not InteractionKind.PURCHASE:
+                continue
+            current = stages[interaction.customer_id]
+            if current in PURCHASE_MOVES:
+                to_stage, reason = PURCHASE_MOVES[current]
+                events.append(
+                    LifecycleEvent(
+                        customer_id=interaction.customer_id, from_stage=current, to_stage=to_stage,
+                        reason=reason, at=uow.now, actor=uow.actor,
+                    )
+                )  # fmt: skip
+                stages[interaction.customer_id] = to_stage
+        self._crm.lifecycle.apply(uow, events)
+
+    def list(
+        self,
+        *,
+        customer_id: int | None = None,
+        kinds: Iterable[str] | None = None,
+        channels: Iterable[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[Interaction]:
+        """Interactions matching every filter given, newest first.
+
+        ``since`` is inclusive and ``until`` exclusive; both must be
+        timezone-aware.
+        """
+        check_page(limit, offset)
+        conditions: list[ColumnElement[bool]] = []
+        if customer_id is not None:
+            conditions.append(interactions.c.customer_id == customer_id)
+        if kinds:
+            values = [self._enum(InteractionKind, k, "kind") for k in kinds]
+            conditions.append(interactions.c.kind.in_(values))
+        if channels:
+            values = [self._enum(Channel, c, "channel") for c in channels]
+            conditions.append(interactions.c.channel.in_(values))
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+                raise ValidationError(f"{name}: must be a timezone-aware datetime, got {value!r}", field=name)
+        if since is not None:
+            conditions.append(interactions.c.occurred_at >= since)
+        if until is not None:
+            conditions.append(interactions.c.occurred_at < until)
+        where = and_(True, *conditions)
+        with self._crm.reading() as uow:
+            total = uow.connection.execute(select(func.count()).select_from(interactions).where(where)).scalar_one()
+            rows = uow.connection.execute(
+                select(interactions)
+                .where(where)
+                .order_by(interactions.c.occurred_at.desc(), interactions.c.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return Page(items=[interaction_from_row(r) for r in rows], total=total, limit=limit, offset=offset)
+
+    def timeline(
+        self,
+        customer_id: int,
+        *,
+        kinds: Iterable[str] | None = None,
+        channels: Iterable[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[Interaction]:
+        """One customer's interactions, newest first; NotFoundError for an unknown customer."""
+        self._crm.customers.get(customer_id)
+        return self.list(
+            customer_id=customer_id, kinds=kinds, channels=channels,
+            since=since, until=until, limit=limit, offset=offset,
+        )  # fmt: skip
+
+    @staticmethod
+    def _enum(cls: type[InteractionKind] | type[Channel], value: str, name: str) -> str:
+        try:
+            return cls(value).value
+        except ValueError:
+            allowed = ", ".join(m.value for m in cls)
+            raise ValidationError(f"{name}: {value!r} is not one of: {allowed}", field=name) from None

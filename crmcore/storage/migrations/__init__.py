@@ -1,0 +1,1 @@
+"""Alembic migrations: one version branch for core, one per plugin."""

@@ -1,0 +1,128 @@
+"""Core tables, on the one :data:`metadata` that plugins add their tables to.
+
+Plugin tables are prefixed with the plugin name (``loyalty_ledger``); core
+tables are prefixed ``crm_``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from crmcore.storage.types import JSONDocument, Money, UTCDateTime
+
+#: Naming convention so that constraint names are stable across backends and migrations.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: The shared MetaData of core and every plugin.
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit id.
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+customers = Table(
+    "crm_customers",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("name_norm", String(300), nullable=False, index=True),
+    Column("email", String(320)),
+    Column("email_norm", String(320), unique=True),
+    Column("phone", String(50)),
+    Column("phone_norm", String(50), unique=True),
+    Column("address", Text),
+    Column("gender", String(20)),
+    Column("birth_date", Date),
+    Column("company_name", String(300)),
+    Column("org_norm", String(300), unique=True),
+    Column("industry", String(200)),
+    Column("size", Integer),
+    Column("registered_capital", Money),
+    Column("founding_date", Date),
+    Column("owner", String(200), index=True),
+    Column("stage", String(20), nullable=False, index=True),
+    Column("source_channel", String(30)),
+    Column("attributes", JSONDocument, nullable=False),
+    Column("consent_marketing_email", Boolean, nullable=False),
+    Column("consent_marketing_sms", Boolean, nullable=False),
+    Column("consent_marketing_phone", Boolean, nullable=False),
+    Column("consent_surveys", Boolean, nullable=False),
+    Column("consent_data_processing", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+customer_tags = Table(
+    "crm_customer_tags",
+    metadata,
+    Column(
+        "customer_id",
+        IdType,
+        ForeignKey("crm_customers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("tag", String(100), primary_key=True),
+    Index("ix_crm_customer_tags_tag", "tag"),
+)
+
+interactions = Table(
+    "crm_interactions",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column(
+        "customer_id",
+        IdType,
+        ForeignKey("crm_customers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", String(30), nullable=False),
+    Column("channel", String(30), nullable=False),
+    Column("direction", String(10), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("amount", Money),
+    Column("currency", String(3)),
+    Column("items", JSONDocument, nullable=False),
+    Column("text", Text),
+    Column("payload", JSONDocument, nullable=False),
+    Column("handled_by", String(200)),
+    Column("response_seconds", Float),
+    Index("ix_crm_interactions_customer_time", "customer_id", "occurred_at"),
+    Index("ix_crm_interactions_kind_time", "kind", "occurred_at"),
+)
+
+lifecycle_events = Table(
+    "crm_lifecycle_events",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column(
+        "customer_id",
+        IdType,
+        ForeignKey("crm_customers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("from_stage", String(20)),
+    Column("to_stage", String(20), nullable=False),
+    Column("reason", Text),
+    Column("actor", String(200)),
+    Column("at", UTCDateTime, nullable=False),
+)
