@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +14,15 @@ from sqlalchemy import Engine, MetaData, inspect
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 from crmcore.config import Config, default_config, describe_schema_error, load_config
-from crmcore.errors import ConfigError, ConflictError, CRMError, PluginError, StorageError
+from crmcore.errors import (
+    ConfigError,
+    ConflictError,
+    CRMError,
+    PluginError,
+    StorageError,
+    ValidationError,
+)
+from crmcore.signals import ChurnSignal, Period
 from crmcore.hooks.manager import PluginInfo, make_plugin_manager, plugin_infos
 from crmcore.storage import migrate
 from crmcore.storage.engine import make_engine
@@ -205,6 +213,33 @@ class CRM:
             if value is not None:
                 results[plugin] = value
         return results
+
+    # --- reports ---------------------------------------------------------------
+
+    def metrics(self, period: Period) -> dict[str, Any]:
+        """Core figures and every plugin's ``crm_metrics`` for ``period``.
+
+        Returns ``{"core": {...}, "<plugin>": {...}, ...}``.
+        """
+        from crmcore.metrics import core_metrics
+
+        if not isinstance(period, Period):
+            raise ValidationError(f"period: expected a Period, got {type(period).__name__}", field="period")
+        with self.reading() as uow:
+            result: dict[str, Any] = {"core": core_metrics(uow.connection, period)}
+        result.update(self.collect("crm_metrics", crm=self, period=period))
+        return result
+
+    def churn_signals(self, customer_ids: Sequence[int]) -> list[ChurnSignal]:
+        """Every plugin's churn signals for these customers, by customer id then source."""
+        ids = list(customer_ids)
+        signals: list[ChurnSignal] = []
+        for answer in self.call_hook("crm_churn_signals", crm=self, customer_ids=ids):
+            for signal in answer or ():
+                if not isinstance(signal, ChurnSignal):
+                    raise PluginError(f"crm_churn_signals returned {signal!r}, not a ChurnSignal")
+                signals.append(signal)
+        return sorted(signals, key=lambda s: (s.customer_id, s.source, s.reason))
 
     # --- transactions ----------------------------------------------------------
 

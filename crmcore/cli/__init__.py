@@ -1,0 +1,134 @@
+"""The ``crm`` command line: a thin layer over the services.
+
+Each command parses its options, calls a service function and prints the
+result as a table (or JSON with ``--json``). Errors print as one line on
+stderr with exit code 1, never a traceback. Plugins add their own command
+groups through the ``crm_register_commands`` hook.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from crmcore.cli.context import CLIState
+from crmcore.config import default_config, load_config
+from crmcore.errors import CRMError
+from crmcore.hooks.manager import make_plugin_manager
+
+#: Environment variable naming the config file when ``--config`` is not given.
+CONFIG_ENV = "CRM_CONFIG"
+
+
+class CRMGroup(click.Group):
+    """A click group that turns CRM errors into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; report CRMError (and database errors) without a traceback."""
+        try:
+            return super().invoke(ctx)
+        except CRMError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        except OSError as exc:
+            click.echo(f"Error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+            ctx.exit(1)
+        finally:
+            state = ctx.find_object(CLIState)
+            if state is not None and state.crm is not None:
+                state.crm.close()
+                state.crm = None
+
+
+@click.group(cls=CRMGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    "database",
+    metavar="URL",
+    envvar="CRM_DATABASE_URL",
+    help="Database URL or SQLite file path (overrides crm.toml; env CRM_DATABASE_URL).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=CONFIG_ENV,
+    help="Configuration file (default ./crm.toml when present; env CRM_CONFIG).",
+)
+@click.option("--actor", help="Who is acting; recorded with lifecycle moves and passed to plugins.")
+@click.version_option(package_name="crmcore", prog_name="crm")
+@click.pass_context
+def cli(ctx: click.Context, database: str | None, config_path: Path | None, actor: str | None) -> None:
+    """crmcore: customers, interactions and lifecycle, with every CRM strategy a plugin.
+
+    Start with `crm init` (creates ./crm.db) or `crm demo` (loads a demo data
+    set), then `crm customers list`. Every listing takes --json.
+    """
+    from attrs import evolve
+
+    from crmcore.app import CRM
+
+    def opener(state: CLIState) -> CRM:
+        config = load_config(config_path) if config_path else default_config()
+        if database:
+            config = evolve(config, database_url=database)
+        return CRM.open(config)
+
+    state = ctx.ensure_object(CLIState)
+    state.actor = actor
+    state.opener = opener
+
+
+def _register_builtin_commands(group: click.Group) -> None:
+    from crmcore.cli import admin, customers, demo, interactions, lifecycle
+
+    for command in (
+        admin.init,
+        admin.db,
+        admin.plugins,
+        customers.customers,
+        interactions.interactions,
+        lifecycle.lifecycle,
+        demo.demo,
+    ):
+        group.add_command(command)
+
+
+def _config_path_from_argv(argv: Sequence[str]) -> Path | None:
+    """Find ``--config`` before click parses, so disabled plugins add no commands."""
+    for index, arg in enumerate(argv):
+        if arg == "--config" and index + 1 < len(argv):
+            return Path(argv[index + 1])
+        if arg.startswith("--config="):
+            return Path(arg.split("=", 1)[1])
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else None
+
+
+def build_cli(argv: Sequence[str] = ()) -> click.Group:
+    """The ``crm`` group with core's commands and those of every enabled plugin."""
+    _register_builtin_commands(cli)
+    path = _config_path_from_argv(argv)
+    config = load_config(path) if path else default_config()
+    pm = make_plugin_manager(discover=True, disabled=config.disabled_plugins)
+    pm.hook.crm_register_commands(cli=cli)
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``crm`` script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        group = build_cli(args)
+    except CRMError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    group.main(args=args, prog_name="crm")
+
+
+__all__ = ["build_cli", "cli", "main"]

@@ -1,0 +1,96 @@
+"""How CLI commands (core's and plugins') reach the CRM and print results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import click
+from attrs import define, field
+from rich.console import Console
+from rich.table import Table
+
+from crmcore.app import CRM
+
+
+@define
+class CLIState:
+    """Options of the ``crm`` group, and the CRM opened lazily from them."""
+
+    target: str | None = None
+    actor: str | None = None
+    crm: CRM | None = None
+    console: Console = field(factory=lambda: Console(highlight=False, soft_wrap=True))
+    opener: Callable[[CLIState], CRM] | None = None
+
+    def open(self) -> CRM:
+        """Open the CRM once (from ``--db``/``--config``/``crm.toml``) and reuse it."""
+        if self.crm is None:
+            if self.opener is not None:
+                self.crm = self.opener(self)
+            else:
+                self.crm = CRM.open(self.target)
+        return self.crm
+
+
+def get_state() -> CLIState:
+    """The state of the running ``crm`` invocation."""
+    ctx = click.get_current_context()
+    state = ctx.find_object(CLIState)
+    if state is None:  # a plugin group invoked outside `crm`
+        state = ctx.ensure_object(CLIState)
+    return state
+
+
+def get_crm() -> CRM:
+    """The CRM for the running command: call this inside a plugin's click command."""
+    return get_state().open()
+
+
+def get_actor() -> str | None:
+    """The ``--actor`` given to ``crm`` (who is acting, recorded with lifecycle moves)."""
+    return get_state().actor
+
+
+def get_console() -> Console:
+    """The rich console commands print to."""
+    return get_state().console
+
+
+def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--json`` (machine-readable output) to a command."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
+
+
+def print_json(data: Any) -> None:
+    """Print data as indented JSON on stdout (Decimal and dates as strings)."""
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def print_table(
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    title: str | None = None,
+    caption: str | None = None,
+) -> None:
+    """Print rows as a rich table with the given columns (missing values blank)."""
+    table = Table(title=title, caption=caption, show_lines=False)
+    for column in columns:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    get_console().print(table)
+
+
+def print_record(data: Mapping[str, Any], *, title: str | None = None) -> None:
+    """Print one record as a two-column field/value table."""
+    table = Table(title=title, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in data.items():
+        if isinstance(value, dict | list):
+            value = json.dumps(value, default=str, ensure_ascii=False) if value else ""
+        table.add_row(key, "" if value is None else str(value))
+    get_console().print(table)

@@ -1,0 +1,92 @@
+"""Fixtures: every test that takes ``db_url`` or ``crm`` runs on SQLite and on PostgreSQL.
+
+PostgreSQL: ``CRM_TEST_POSTGRES_URL`` (default the local server, database
+``test``). Each test gets a schema of its own, dropped afterwards. When the
+server is unreachable the PostgreSQL runs are skipped, except under
+``CI=true`` where they fail: CI must prove both backends.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from crmcore import CRM
+from crmcore.testing import FrozenClock
+
+POSTGRES_URL = os.environ.get(
+    "CRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+_pg_state: dict[str, object] = {}
+
+
+def _postgres_engine() -> sa.Engine:
+    if "engine" not in _pg_state:
+        engine = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("select 1"))
+        except Exception as exc:
+            _pg_state["error"] = f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc}"
+        _pg_state["engine"] = engine
+    if "error" in _pg_state:
+        if IN_CI:
+            pytest.fail(str(_pg_state["error"]) + " (CI=true: PostgreSQL tests must run)")
+        pytest.skip(str(_pg_state["error"]))
+    return _pg_state["engine"]  # type: ignore[return-value]
+
+
+def _schema_url(schema: str) -> str:
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL whose connections use a fresh, empty PostgreSQL schema."""
+    engine = _postgres_engine()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield _schema_url(schema)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A URL of a fresh SQLite file."""
+    return f"sqlite:///{tmp_path / 'crm.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs twice: on SQLite and on PostgreSQL."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """A clock frozen at 2026-01-01 12:00 UTC."""
+    return FrozenClock(datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def crm(db_url: str, clock: FrozenClock) -> Iterator[CRM]:
+    """An initialised CRM without installed plugins, on each backend."""
+    instance = CRM.open(db_url, discover=False, upgrade=True, clock=clock)
+    try:
+        yield instance
+    finally:
+        instance.close()
