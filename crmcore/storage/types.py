@@ -44,7 +44,9 @@ class Money(TypeDecorator[Decimal]):
         """Turn stored ten-thousandths back into a Decimal."""
         if value is None:
             return None
-        return (Decimal(value) / _FACTOR).normalize() if value else Decimal(0)
+        amount = Decimal(value).scaleb(-MONEY_SCALE)
+        # normalize() alone would turn 100 into 1E+2.
+        return amount.quantize(Decimal(1)) if amount == amount.to_integral_value() else amount.normalize()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -1,0 +1,212 @@
+"""``crm customers add|show|list|update|delete|import|export|erase``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from crmcore.cli.context import (
+    get_actor,
+    get_console,
+    get_crm,
+    json_option,
+    print_json,
+    print_record,
+    print_table,
+)
+from crmcore.cli.parsing import parse_json_object, parse_pairs
+from crmcore.cli.transfer import progress_bar, report_import
+from crmcore.entities import Channel, CustomerKind, Stage
+from crmcore.serialization import to_dict
+
+LIST_COLUMNS = ["id", "name", "kind", "email", "phone", "stage", "owner", "tags"]
+
+
+@click.group()
+def customers() -> None:
+    """Customers: people and organisations."""
+
+
+def _row(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "tags": ", ".join(data.get("tags", []))}
+
+
+@customers.command()
+@click.option("--name", required=True, help="Person's full name or organisation's name.")
+@click.option("--kind", type=click.Choice([k.value for k in CustomerKind]), default="person")
+@click.option("--email")
+@click.option("--phone")
+@click.option("--address")
+@click.option("--owner", help="The responsible salesperson or account manager.")
+@click.option("--company-name")
+@click.option("--industry")
+@click.option("--stage", type=click.Choice([s.value for s in Stage]), default="prospect")
+@click.option("--source-channel", type=click.Choice([c.value for c in Channel]))
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--attr", "attrs_", multiple=True, metavar="KEY=VALUE", help="Custom attribute.")
+@click.option("--data", metavar="JSON", help="Any other fields, as a JSON object.")
+@json_option
+def add(
+    as_json: bool, tags: tuple[str, ...], attrs_: tuple[str, ...], data: str | None, **fields: Any
+) -> None:
+    """Register a customer (refused when the email, phone or organisation already exists)."""
+    record: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    record.update(parse_json_object(data, "--data") or {})
+    if tags:
+        record["tags"] = list(tags)
+    if attrs_:
+        record["attributes"] = {**record.get("attributes", {}), **parse_pairs(attrs_, "--attr")}
+    customer = get_crm().customers.create(record, actor=get_actor())
+    if as_json:
+        print_json(to_dict(customer))
+    else:
+        get_console().print(f"Created customer {customer.id}: {customer.name}")
+
+
+@customers.command()
+@click.argument("customer_id", type=int)
+@json_option
+def show(customer_id: int, as_json: bool) -> None:
+    """The 360° view of a customer: fields, recent interactions, lifecycle, plugin sections."""
+    profile = get_crm().customers.profile(customer_id)
+    if as_json:
+        print_json(profile)
+        return
+    print_record(profile["customer"], title=f"Customer {customer_id}")
+    print_table(
+        profile["recent_interactions"],
+        ["occurred_at", "kind", "channel", "amount", "currency", "text"],
+        title=f"Recent interactions ({profile['interaction_count']} in all)",
+    )
+    print_table(profile["lifecycle"], ["at", "from_stage", "to_stage", "reason"], title="Lifecycle")
+    for plugin, section in profile["plugins"].items():
+        print_record(section, title=f"{plugin}")
+
+
+@customers.command("list")
+@click.option("--name", help="Substring of the name (case- and accent-insensitive).")
+@click.option("--email")
+@click.option("--phone")
+@click.option("--tag")
+@click.option("--stage", type=click.Choice([s.value for s in Stage]))
+@click.option("--owner")
+@click.option("--kind", type=click.Choice([k.value for k in CustomerKind]))
+@click.option("--attr", "attrs_", multiple=True, metavar="KEY=VALUE", help="Custom attribute equals.")
+@click.option("--sort", default="id", show_default=True, help="Field, '-' prefix for descending.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--offset", type=int, default=0, show_default=True)
+@json_option
+def list_customers(as_json: bool, attrs_: tuple[str, ...], **filters: Any) -> None:
+    """Search and list customers, one page at a time."""
+    page = get_crm().customers.search(attributes=parse_pairs(attrs_, "--attr"), **filters)
+    items = [to_dict(c) for c in page.items]
+    if as_json:
+        print_json({"total": page.total, "limit": page.limit, "offset": page.offset, "items": items})
+        return
+    shown = f"{page.offset + 1}-{page.offset + len(items)}" if items else "0"
+    print_table(
+        [_row(i) for i in items],
+        LIST_COLUMNS,
+        title="Customers",
+        caption=f"{shown} of {page.total}",
+    )
+
+
+@customers.command()
+@click.argument("customer_id", type=int)
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Field to change.")
+@click.option("--attr", "attrs_", multiple=True, metavar="KEY=VALUE", help="Custom attribute.")
+@click.option("--tag", "tags", multiple=True, help="Replace the tags with these (repeatable).")
+@json_option
+def update(
+    customer_id: int, sets: tuple[str, ...], attrs_: tuple[str, ...], tags: tuple[str, ...], as_json: bool
+) -> None:
+    """Change some fields of a customer (stage changes go through `crm lifecycle move`)."""
+    changes = parse_pairs(sets, "--set")
+    for key, value in list(changes.items()):
+        # Values of plain string fields stay strings even when they look like JSON numbers.
+        if key in {"phone", "name", "email", "owner", "address", "company_name", "industry"}:
+            changes[key] = value if isinstance(value, str) else json.dumps(value)
+    if attrs_:
+        changes["attributes"] = parse_pairs(attrs_, "--attr")
+    if tags:
+        changes["tags"] = list(tags)
+    change = get_crm().customers.update(customer_id, changes, actor=get_actor())
+    if as_json:
+        print_json({"changed": list(change.changed), "customer": to_dict(change.after)})
+    elif change.changed:
+        get_console().print(f"Updated customer {customer_id}: {', '.join(change.changed)}")
+    else:
+        get_console().print(f"Customer {customer_id} unchanged.")
+
+
+@customers.command()
+@click.argument("customer_id", type=int)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(customer_id: int, yes: bool) -> None:
+    """Delete a customer with their interactions and history."""
+    if not yes:
+        click.confirm(f"Delete customer {customer_id} and all their data?", abort=True)
+    customer = get_crm().customers.delete(customer_id, actor=get_actor())
+    get_console().print(f"Deleted customer {customer_id}: {customer.name}")
+
+
+@customers.command()
+@click.argument("customer_id", type=int)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def erase(customer_id: int, yes: bool) -> None:
+    """Right to erasure: anonymise a customer in core and every plugin."""
+    if not yes:
+        click.confirm(f"Irreversibly erase customer {customer_id}'s personal data?", abort=True)
+    get_crm().customers.erase(customer_id, actor=get_actor())
+    get_console().print(f"Erased customer {customer_id}.")
+
+
+@customers.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from extension.")
+@click.option("--skip-invalid", is_flag=True, help="Import the good rows; write the bad ones to a rejects file.")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Rejects file path.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@json_option
+def import_(
+    path: Path, fmt: str | None, skip_invalid: bool, rejects: Path | None, batch_size: int, as_json: bool
+) -> None:
+    """Import customers from CSV or JSON Lines (all-or-nothing unless --skip-invalid)."""
+    from crmcore.imports import import_customers
+
+    crm = get_crm()
+    with progress_bar(path, "customers") as progress:
+        result = import_customers(
+            crm, path, format=fmt, skip_invalid=skip_invalid, rejects_path=rejects,
+            batch_size=batch_size, actor=get_actor(), progress=progress,
+        )  # fmt: skip
+    report_import(result, "customers", as_json)
+
+
+@customers.command()
+@click.argument("customer_id", type=int, required=False)
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+def export(customer_id: int | None, fmt: str, output: Path | None) -> None:
+    """Export all customers (CSV/JSONL), or with CUSTOMER_ID everything held on one (JSON)."""
+    crm = get_crm()
+    if customer_id is not None:
+        data = json.dumps(crm.customers.export(customer_id), indent=2, default=str, ensure_ascii=False)
+        if output:
+            output.write_text(data + "\n", encoding="utf-8")
+        else:
+            click.echo(data)
+        return
+    from crmcore.exports import export_customers
+
+    if output is None:
+        export_customers(crm, sys.stdout, format=fmt)
+        return
+    with output.open("w", encoding="utf-8", newline="") as out:
+        count = export_customers(crm, out, format=fmt)
+    click.echo(f"Exported {count} customers to {output}", err=True)

@@ -1,0 +1,66 @@
+"""``crm demo``: a fresh SQLite database with the demo data set, and a summary."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import click
+
+from crmcore.cli.context import get_console, get_state, print_table
+from crmcore.signals import Period
+
+
+@click.command()
+@click.option(
+    "--path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("crm-demo.db"),
+    show_default=True,
+    help="SQLite file to (re)create.",
+)
+@click.option("--seed", type=int, default=7, show_default=True, help="Random seed (same seed, same data).")
+@click.option("--customers", "count", type=click.IntRange(1, 1_000_000), default=400, show_default=True)
+def demo(path: Path, seed: int, count: int) -> None:
+    """Create a fresh SQLite demo database, load a realistic data set and summarise it."""
+    from crmcore.app import CRM
+    from crmcore.demo import DEMO_NOW, load_demo, top_customers
+    from crmcore.entities import Stage
+
+    console = get_console()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    crm = CRM.open(f"sqlite:///{path}", upgrade=True, clock=lambda: DEMO_NOW)
+    get_state().crm = crm  # closed by the group after the command
+    console.print(f"[bold]crmcore demo[/bold]: loading {count} customers into {path} (seed {seed}) ...")
+    summary = load_demo(crm, seed=seed, customers=count)
+    console.print(
+        f"Loaded {summary.customers} customers, {summary.interactions} interactions, "
+        f"{summary.lifecycle_moves} lifecycle moves."
+    )
+    stages = [{"stage": s.value, "customers": crm.customers.search(stage=s.value, limit=1).total} for s in Stage]
+    print_table(stages, ["stage", "customers"], title="Customers by lifecycle stage")
+
+    year = Period(DEMO_NOW - timedelta(days=365), DEMO_NOW)
+    for label, period in (("last 12 months", year), ("previous 12 months", year.previous())):
+        core = crm.metrics(period)["core"]
+        rows = [
+            {"figure": "customers (at end)", "value": core["customers"]},
+            {"figure": "new customers", "value": core["new_customers"]},
+            {"figure": "active customers", "value": core["active_customers"]},
+            {"figure": "purchases", "value": core["purchases"]},
+            {
+                "figure": "revenue",
+                "value": ", ".join(f"{Decimal(v):,.2f} {k}" for k, v in core["revenue"].items()),
+            },
+            {"figure": "interactions", "value": core["interactions"]},
+            {"figure": "avg response (s)", "value": core["avg_response_seconds"]},
+        ]
+        print_table(rows, ["figure", "value"], title=f"Core figures, {label}")
+    top = [{**row, "revenue": f"{row['revenue']:,.2f}"} for row in top_customers(crm)]
+    print_table(
+        top, ["id", "name", "stage", "purchases", "revenue"], title="Top customers by revenue"
+    )
+    crm.call_hook("crm_demo", crm=crm, seed=seed, console=console)
+    console.print(f"Explore it: crm --db {path} customers list --stage loyal")
