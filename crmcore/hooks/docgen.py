@@ -57,13 +57,13 @@ class HookGroup:
 
 
 def spec_options(func: Callable[..., Any]) -> dict[str, Any]:
-    """The pluggy spec options (``historic``, ``firstresult`` ...) a hookspec was marked with."""
+    """Return the pluggy spec options (``historic``, ``firstresult`` ...) of a hookspec."""
     opts: dict[str, Any] = getattr(func, f"{PROJECT_NAME}_spec", None) or {}
     return opts
 
 
 def hook_functions(module: ModuleType = specs) -> dict[str, Callable[..., Any]]:
-    """Every function of ``module`` marked as a hook specification, by name, in source order."""
+    """Return the hook specifications of ``module`` by name, in source order."""
     found = {
         name: func
         for name, func in vars(module).items()
@@ -124,7 +124,7 @@ def rst_to_markdown(text: str) -> str:
 
 
 def hook_groups(module: ModuleType = specs) -> list[HookGroup]:
-    """The hooks of ``module`` grouped by the ``# --- <group> ---`` markers, in source order."""
+    """Group the hooks of ``module`` by the ``# --- <group> ---`` markers, in source order."""
     functions = hook_functions(module)
     groups: list[tuple[str, str, list[HookDoc]]] = []
     for line in inspect.getsource(module).splitlines():
@@ -162,12 +162,15 @@ def _calling_convention(hook: HookDoc) -> str:
     if hook.firstresult:
         parts.append("**firstresult**: the first non-`None` answer wins; later plugins are skipped")
     if not parts:
-        parts.append("called on every plugin that implements it; answers are collected")
+        parts.append(
+            "called on every plugin that implements it, the most recently registered first "
+            "(`tryfirst`/`trylast` on your `hookimpl` change the order)"
+        )
     return "; ".join(parts)
 
 
 def render_hooks_markdown() -> str:
-    """The Markdown text of ``docs/hooks.md``."""
+    """Render the Markdown text of ``docs/hooks.md``."""
     module_doc = inspect.cleandoc(specs.__doc__ or "")
     summary, _, rest = module_doc.partition("\n\n")
     groups = hook_groups()
@@ -176,7 +179,7 @@ def render_hooks_markdown() -> str:
         "",
         f"<!-- Generated from crmcore/hooks/specs.py by `{WRITE_COMMAND}`. Do not edit. -->",
         "",
-        rst_to_markdown(summary),
+        rst_to_markdown(summary.replace("This module", "`crmcore.hooks.specs`")),
         "",
         rst_to_markdown(rest).strip(),
         "",

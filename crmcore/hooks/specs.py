@@ -60,7 +60,9 @@ def crm_register_tables(metadata: MetaData) -> None:
     with a foreign key to ``crm_customers.id``. Use the types in
     :mod:`crmcore.storage.types` for money, timestamps and JSON. Tables are
     created by your migrations (:func:`crm_migration_locations`), not by this
-    hook. Return nothing.
+    hook. The metadata is shared by every CRM opened in the process, so define
+    each table only once (``if "loyalty_ledger" not in metadata.tables``).
+    Return nothing.
     """
 
 

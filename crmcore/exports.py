@@ -1,0 +1,163 @@
+"""Export customers and interactions as CSV or JSON Lines, streamed page by page.
+
+The CSV columns are those :mod:`crmcore.imports` accepts, so an export imports
+again: customers have ``tags`` joined with ``;``, one ``consent.<flag>`` column
+per consent flag and the custom attributes as one JSON ``attributes`` column;
+interactions have ``payload`` and ``items`` as JSON. JSON Lines files hold one
+:func:`crmcore.serialization.to_dict` object per line. Tags containing ``;``
+do not survive a CSV round trip (use JSON Lines for those).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TextIO
+
+import attrs
+from sqlalchemy import select
+
+from crmcore.entities import Consent, Customer, Interaction
+from crmcore.errors import ValidationError
+from crmcore.interactions import interaction_from_row
+from crmcore.serialization import to_dict
+from crmcore.storage.tables import interactions as interactions_table
+
+if TYPE_CHECKING:
+    from crmcore.app import CRM
+
+_FORMATS = {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl"}
+_PAGE = 1000
+_CONSENT_FLAGS = tuple(f.name for f in attrs.fields(Consent))
+
+#: Columns of a customers CSV export, in order.
+CUSTOMER_CSV_COLUMNS: tuple[str, ...] = tuple(
+    column
+    for f in attrs.fields(Customer)
+    for column in (
+        [f"consent.{flag}" for flag in _CONSENT_FLAGS] if f.name == "consent" else [f.name]
+    )
+)
+#: Columns of an interactions CSV export, in order.
+INTERACTION_CSV_COLUMNS: tuple[str, ...] = (
+    "id",
+    *(f.name for f in attrs.fields(Interaction) if f.name != "id"),
+)
+
+
+def _check_format(format: str) -> str:
+    found = _FORMATS.get(format.lower()) if isinstance(format, str) else None
+    if found is None:
+        raise ValidationError(
+            f"format: {format!r} is not one of: {', '.join(_FORMATS)}", field="format", value=format
+        )
+    return found
+
+
+def _json_text(value: Any) -> str:
+    """Compact JSON for a CSV cell; empty objects and arrays become an empty cell."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def customer_csv_row(customer: Customer) -> list[str]:
+    """One customer as cells of :data:`CUSTOMER_CSV_COLUMNS`."""
+    data = to_dict(customer)
+    for flag in _CONSENT_FLAGS:
+        data[f"consent.{flag}"] = data["consent"][flag]
+    data["tags"] = ";".join(data["tags"])
+    data["attributes"] = _json_text(data["attributes"])
+    return [_cell(data[column]) for column in CUSTOMER_CSV_COLUMNS]
+
+
+def interaction_csv_row(interaction: Interaction) -> list[str]:
+    """One interaction as cells of :data:`INTERACTION_CSV_COLUMNS`."""
+    data = to_dict(interaction)
+    data["payload"] = _json_text(data["payload"])
+    data["items"] = _json_text(data["items"])
+    return [_cell(data[column]) for column in INTERACTION_CSV_COLUMNS]
+
+
+def _write(
+    out: TextIO,
+    entities: Iterable[Any],
+    format: str,
+    columns: tuple[str, ...],
+    csv_row: Callable[[Any], list[str]],
+) -> int:
+    count = 0
+    if format == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for entity in entities:
+            writer.writerow(csv_row(entity))
+            count += 1
+        return count
+    for entity in entities:
+        out.write(json.dumps(to_dict(entity), ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def export_customers(crm: CRM, out: TextIO, *, format: str = "csv") -> int:
+    """Write every customer, in id order, to ``out``; return how many were written.
+
+    ``format`` is ``"csv"`` (columns :data:`CUSTOMER_CSV_COLUMNS`, importable
+    with :func:`crmcore.imports.import_customers`) or ``"jsonl"``. Customers
+    are read in pages, so memory stays flat.
+    """
+    fmt = _check_format(format)
+    return _write(out, crm.customers.iter_all(), fmt, CUSTOMER_CSV_COLUMNS, customer_csv_row)
+
+
+def _iter_interactions(crm: CRM, customer_id: int | None) -> Iterator[Interaction]:
+    """Interactions in id order, read in pages keyed on the last id seen."""
+    last = 0
+    while True:
+        query = select(interactions_table).where(interactions_table.c.id > last)
+        if customer_id is not None:
+            query = query.where(interactions_table.c.customer_id == customer_id)
+        with crm.reading() as uow:
+            rows = uow.connection.execute(
+                query.order_by(interactions_table.c.id).limit(_PAGE)
+            ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield interaction_from_row(row)
+        last = rows[-1].id
+
+
+def export_interactions(
+    crm: CRM, out: TextIO, *, format: str = "csv", customer_id: int | None = None
+) -> int:
+    """Write interactions, in id order, to ``out``; return how many were written.
+
+    ``customer_id`` limits the export to one customer (NotFoundError when
+    there is no such customer). ``format`` is ``"csv"`` (columns
+    :data:`INTERACTION_CSV_COLUMNS`, importable with
+    :func:`crmcore.imports.import_interactions`) or ``"jsonl"``.
+    """
+    fmt = _check_format(format)
+    if customer_id is not None:
+        crm.customers.get(customer_id)
+    entities = _iter_interactions(crm, customer_id)
+    return _write(out, entities, fmt, INTERACTION_CSV_COLUMNS, interaction_csv_row)
+
+
+__all__ = [
+    "CUSTOMER_CSV_COLUMNS",
+    "INTERACTION_CSV_COLUMNS",
+    "customer_csv_row",
+    "export_customers",
+    "export_interactions",
+    "interaction_csv_row",
+]
