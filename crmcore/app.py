@@ -22,8 +22,8 @@ from crmcore.errors import (
     StorageError,
     ValidationError,
 )
-from crmcore.signals import ChurnSignal, Period
 from crmcore.hooks.manager import PluginInfo, make_plugin_manager, plugin_infos
+from crmcore.signals import ChurnSignal, Period
 from crmcore.storage import migrate
 from crmcore.storage.engine import make_engine
 from crmcore.storage.tables import metadata as core_metadata
@@ -125,7 +125,9 @@ class CRM:
             try:
                 validator = jsonschema.Draft202012Validator(schema)
             except jsonschema.SchemaError as exc:
-                raise PluginError(f"plugin {name!r} declares an invalid config schema: {exc.message}") from None
+                raise PluginError(
+                    f"plugin {name!r} declares an invalid config schema: {exc.message}"
+                ) from None
             errors = sorted(validator.iter_errors(section), key=lambda e: list(e.absolute_path))
             if errors:
                 raise ConfigError(
@@ -224,7 +226,9 @@ class CRM:
         from crmcore.metrics import core_metrics
 
         if not isinstance(period, Period):
-            raise ValidationError(f"period: expected a Period, got {type(period).__name__}", field="period")
+            raise ValidationError(
+                f"period: expected a Period, got {type(period).__name__}", field="period"
+            )
         with self.reading() as uow:
             result: dict[str, Any] = {"core": core_metrics(uow.connection, period)}
         result.update(self.collect("crm_metrics", crm=self, period=period))
@@ -275,7 +279,7 @@ class CRM:
 
     def _storage_error(self, exc: DBAPIError) -> StorageError:
         message = str(exc.orig)
-        if "no such table" in message or "does not exist" in message and "relation" in message:
+        if "no such table" in message or ("does not exist" in message and "relation" in message):
             return StorageError(
                 f"the database at {self.engine.url.render_as_string(hide_password=True)} is not "
                 f"initialised ({message.splitlines()[0]}): run `crm init` or `crm db upgrade`"

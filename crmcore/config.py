@@ -78,7 +78,10 @@ class Config:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: Path | None = None) -> Config:
-        """Validate a parsed ``crm.toml`` and build a Config (relative paths resolve against ``source``)."""
+        """Validate a parsed ``crm.toml`` and build a Config.
+
+        Relative paths in it resolve against the directory of ``source``.
+        """
         errors = sorted(
             jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(data),
             key=lambda e: list(e.absolute_path),
@@ -114,7 +117,9 @@ def _load_schema_file(path: Path, source: Path | None) -> dict[str, Any]:
     try:
         loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"customers.attributes_schema: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(
+            f"customers.attributes_schema: cannot read {path}: {exc.strerror}"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"customers.attributes_schema: {path} is not JSON: {exc}") from None
     return loaded

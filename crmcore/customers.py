@@ -94,7 +94,12 @@ def validate_customer(
     if not isinstance(customer.name, str) or not customer.name.strip():
         errors.append(ValidationError("name: must not be empty", field="name", value=customer.name))
     _check_length(errors, "name", customer.name, 300)
-    for name, limit in (("address", 2000), ("company_name", 300), ("industry", 200), ("owner", 200)):
+    for name, limit in (
+        ("address", 2000),
+        ("company_name", 300),
+        ("industry", 200),
+        ("owner", 200),
+    ):
         _check_length(errors, name, getattr(customer, name), limit)
     email = phone = org = None
     if customer.email is not None:
@@ -112,22 +117,35 @@ def validate_customer(
         org = normalise_org_name(customer.company_name or customer.name) or None
     if customer.birth_date is not None and customer.birth_date > now.date():
         errors.append(
-            ValidationError(f"birth_date: {customer.birth_date} is in the future", field="birth_date")
+            ValidationError(
+                f"birth_date: {customer.birth_date} is in the future", field="birth_date"
+            )
         )
     if customer.size is not None and customer.size < 0:
-        errors.append(ValidationError(f"size: must not be negative, got {customer.size}", field="size"))
+        errors.append(
+            ValidationError(f"size: must not be negative, got {customer.size}", field="size")
+        )
     _check_money(errors, "registered_capital", customer.registered_capital)
     for tag in customer.tags:
         if len(tag) > 100:
-            errors.append(ValidationError(f"tags: tag longer than 100 characters: {tag[:20]!r}...", field="tags"))
+            errors.append(
+                ValidationError(
+                    f"tags: tag longer than 100 characters: {tag[:20]!r}...", field="tags"
+                )
+            )
     for stamp in ("created_at", "updated_at"):
         value = getattr(customer, stamp)
         if value is not None and value.tzinfo is None:
-            errors.append(ValidationError(f"{stamp}: must be timezone-aware", field=stamp, value=value))
+            errors.append(
+                ValidationError(f"{stamp}: must be timezone-aware", field=stamp, value=value)
+            )
     if not isinstance(customer.attributes, dict):
         errors.append(ValidationError("attributes: must be an object", field="attributes"))
     elif attributes_validator is not None:
-        for err in sorted(attributes_validator.iter_errors(customer.attributes), key=lambda e: list(e.absolute_path)):
+        for err in sorted(
+            attributes_validator.iter_errors(customer.attributes),
+            key=lambda e: list(e.absolute_path),
+        ):
             path = ".".join(["attributes", *(str(p) for p in err.absolute_path)])
             errors.append(ValidationError(f"{path}: {err.message}", field=path))
     return (IdentityKeys(email, phone, org) if not errors else None), errors
@@ -169,11 +187,27 @@ def _from_row(row: Row[Any] | Mapping[str, Any], tags: Sequence[str]) -> Custome
     data: dict[str, Any] = {
         name: m[name]
         for name in (
-            "id", "kind", "name", "email", "phone", "address", "gender", "birth_date",
-            "company_name", "industry", "size", "registered_capital", "founding_date", "owner",
-            "stage", "source_channel", "attributes", "created_at", "updated_at",
+            "id",
+            "kind",
+            "name",
+            "email",
+            "phone",
+            "address",
+            "gender",
+            "birth_date",
+            "company_name",
+            "industry",
+            "size",
+            "registered_capital",
+            "founding_date",
+            "owner",
+            "stage",
+            "source_channel",
+            "attributes",
+            "created_at",
+            "updated_at",
         )
-    }  # fmt: skip
+    }
     data["tags"] = list(tags)
     data["consent"] = {name: bool(m[f"consent_{name}"]) for name in _CONSENT_FIELDS}
     return from_dict({k: v for k, v in data.items() if v is not None}, Customer)
@@ -198,8 +232,13 @@ def _prefix(exc: CRMError, where: str) -> CRMError:
     return type(exc)(f"{where}: {exc}")
 
 
-def _describe(customer: Customer) -> str:
-    return f"customer {customer.name!r}"
+def _duplicate(key: tuple[str, str], existing_id: int) -> ConflictError:
+    column, value = key
+    return ConflictError(
+        f"duplicate customer: {_KEY_LABELS[column]} {value!r} already belongs to "
+        f"customer {existing_id}",
+        existing_id=existing_id,
+    )
 
 
 class CustomerService:
@@ -211,7 +250,11 @@ class CustomerService:
     # --- writing -----------------------------------------------------------
 
     def create(
-        self, customer: Customer | Mapping[str, Any], *, actor: str | None = None, ctx: UnitOfWork | None = None
+        self,
+        customer: Customer | Mapping[str, Any],
+        *,
+        actor: str | None = None,
+        ctx: UnitOfWork | None = None,
     ) -> Customer:
         """Validate and store one customer; return it with its id and timestamps.
 
@@ -247,7 +290,9 @@ class CustomerService:
         imports too large to hold in memory).
         """
         if batch_size < 1:
-            raise ValidationError(f"batch_size: must be at least 1, got {batch_size}", field="batch_size")
+            raise ValidationError(
+                f"batch_size: must be at least 1, got {batch_size}", field="batch_size"
+            )
         stored: list[Customer] = []
         with self._crm.unit_of_work(actor, ctx) as uow:
             batch: list[tuple[int, Any]] = []
@@ -264,7 +309,9 @@ class CustomerService:
                     stored.extend(created)
         return stored
 
-    def _reject(self, on_reject: RejectHandler | None, position: int, item: Any, exc: CRMError) -> None:
+    def _reject(
+        self, on_reject: RejectHandler | None, position: int, item: Any, exc: CRMError
+    ) -> None:
         if on_reject is None:
             raise _prefix(exc, f"customers[{position}]") from None
         on_reject(position, item, exc)
@@ -285,7 +332,8 @@ class CustomerService:
                 for pair in keys.pairs():
                     if pair in seen:
                         raise ConflictError(
-                            f"{_KEY_LABELS[pair[0]]} {pair[1]!r} is also used by customers[{seen[pair]}] "
+                            f"{_KEY_LABELS[pair[0]]} {pair[1]!r} is also used by "
+                            f"customers[{seen[pair]}] "
                             "in the same batch"
                         )
                 for pair in keys.pairs():
@@ -300,12 +348,7 @@ class CustomerService:
         for position, item, customer, keys in good:
             clash = next(((col, v) for col, v in keys.pairs() if (col, v) in existing), None)
             if clash is not None:
-                exc = ConflictError(
-                    f"duplicate customer: {_KEY_LABELS[clash[0]]} {clash[1]!r} already belongs to "
-                    f"customer {existing[clash]}",
-                    existing_id=existing[clash],
-                )
-                self._reject(on_reject, position, item, exc)
+                self._reject(on_reject, position, item, _duplicate(clash, existing[clash]))
                 continue
             kept.append((position, item, customer, keys))
         kept = self._run_plugin_validation(uow, kept, on_reject)
@@ -313,9 +356,13 @@ class CustomerService:
             return []
 
         rows = [_to_row(c, k, uow.now) for _, _, c, k in kept]
-        ids = uow.connection.execute(
-            insert(customers).returning(customers.c.id, sort_by_parameter_order=True), rows
-        ).scalars().all()
+        ids = (
+            uow.connection.execute(
+                insert(customers).returning(customers.c.id, sort_by_parameter_order=True), rows
+            )
+            .scalars()
+            .all()
+        )
         created: list[Customer] = []
         tag_rows: list[dict[str, Any]] = []
         events: list[LifecycleEvent] = []
@@ -356,7 +403,9 @@ class CustomerService:
         if not kept:
             return kept
         problems: dict[int, list[str]] = {}
-        for answer in self._crm.call_hook("crm_validate_customers", ctx=uow, customers=[c for _, _, c, _ in kept]):
+        for answer in self._crm.call_hook(
+            "crm_validate_customers", ctx=uow, customers=[c for _, _, c, _ in kept]
+        ):
             for index, message in answer or ():
                 problems.setdefault(index, []).append(message)
         if not problems:
@@ -380,7 +429,9 @@ class CustomerService:
             values = sorted({v for k in keys for c, v in k.pairs() if c == column})
             col = customers.c[column]
             for start in range(0, len(values), _IN_CHUNK):
-                query = select(customers.c.id, col).where(col.in_(values[start : start + _IN_CHUNK]))
+                query = select(customers.c.id, col).where(
+                    col.in_(values[start : start + _IN_CHUNK])
+                )
                 if exclude_id is not None:
                     query = query.where(customers.c.id != exclude_id)
                 for cid, value in connection.execute(query):
@@ -411,7 +462,9 @@ class CustomerService:
                 field="stage",
             )
         if unknown:
-            raise ValidationError(f"{unknown[0]}: not a field that can be updated", field=unknown[0])
+            raise ValidationError(
+                f"{unknown[0]}: not a field that can be updated", field=unknown[0]
+            )
         with self._crm.unit_of_work(actor, ctx) as uow:
             before = self._get(uow.connection, customer_id, lock=True)
             data = to_dict(before)
@@ -443,20 +496,21 @@ class CustomerService:
             existing = self._find_existing(uow.connection, [keys], exclude_id=customer_id)
             for pair in keys.pairs():
                 if pair in existing:
-                    raise ConflictError(
-                        f"duplicate customer: {_KEY_LABELS[pair[0]]} {pair[1]!r} already belongs to "
-                        f"customer {existing[pair]}",
-                        existing_id=existing[pair],
-                    )
+                    raise _duplicate(pair, existing[pair])
             self._validate_with_plugins(uow, after)
             row = _to_row(after, keys, uow.now)
             row.pop("created_at")
-            uow.connection.execute(update(customers).where(customers.c.id == customer_id).values(row))
+            uow.connection.execute(
+                update(customers).where(customers.c.id == customer_id).values(row)
+            )
             if "tags" in changed:
-                uow.connection.execute(delete(customer_tags).where(customer_tags.c.customer_id == customer_id))
+                uow.connection.execute(
+                    delete(customer_tags).where(customer_tags.c.customer_id == customer_id)
+                )
                 if after.tags:
                     uow.connection.execute(
-                        insert(customer_tags), [{"customer_id": customer_id, "tag": t} for t in after.tags]
+                        insert(customer_tags),
+                        [{"customer_id": customer_id, "tag": t} for t in after.tags],
                     )
             after = self._get(uow.connection, customer_id)
             change = CustomerChange(before=before, after=after, changed=changed)
@@ -466,14 +520,18 @@ class CustomerService:
     def _validate_with_plugins(self, uow: UnitOfWork, customer: Customer) -> None:
         messages = [
             message
-            for answer in self._crm.call_hook("crm_validate_customers", ctx=uow, customers=[customer])
+            for answer in self._crm.call_hook(
+                "crm_validate_customers", ctx=uow, customers=[customer]
+            )
             for _, message in (answer or ())
         ]
         if messages:
             errors = [ValidationError(m) for m in messages]
             raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
 
-    def delete(self, customer_id: int, *, actor: str | None = None, ctx: UnitOfWork | None = None) -> Customer:
+    def delete(
+        self, customer_id: int, *, actor: str | None = None, ctx: UnitOfWork | None = None
+    ) -> Customer:
         """Delete a customer with its interactions and history; return what was deleted.
 
         Plugins are told first (``crm_customers_deleted``) so they can remove
@@ -489,16 +547,24 @@ class CustomerService:
 
     def _get(self, connection: Connection, customer_id: int, *, lock: bool = False) -> Customer:
         if isinstance(customer_id, bool) or not isinstance(customer_id, int):
-            raise ValidationError(f"customer id: expected an integer, got {customer_id!r}", field="id")
+            raise ValidationError(
+                f"customer id: expected an integer, got {customer_id!r}", field="id"
+            )
         query = select(customers).where(customers.c.id == customer_id)
         if lock and connection.dialect.name == "postgresql":
             query = query.with_for_update()
         row = connection.execute(query).first()
         if row is None:
             raise NotFoundError(f"customer {customer_id} does not exist")
-        tags = connection.execute(
-            select(customer_tags.c.tag).where(customer_tags.c.customer_id == customer_id).order_by(customer_tags.c.tag)
-        ).scalars().all()
+        tags = (
+            connection.execute(
+                select(customer_tags.c.tag)
+                .where(customer_tags.c.customer_id == customer_id)
+                .order_by(customer_tags.c.tag)
+            )
+            .scalars()
+            .all()
+        )
         return _from_row(row, tags)
 
     def get(self, customer_id: int, *, ctx: UnitOfWork | None = None) -> Customer:
@@ -515,10 +581,16 @@ class CustomerService:
         with self._crm.reading() if ctx is None else self._crm.unit_of_work(ctx=ctx) as uow:
             for start in range(0, len(wanted), _IN_CHUNK):
                 chunk = wanted[start : start + _IN_CHUNK]
-                found.update(uow.connection.execute(select(customers.c.id).where(customers.c.id.in_(chunk))).scalars())
+                found.update(
+                    uow.connection.execute(
+                        select(customers.c.id).where(customers.c.id.in_(chunk))
+                    ).scalars()
+                )
         return found
 
-    def _rows_to_customers(self, connection: Connection, rows: Sequence[Row[Any]]) -> list[Customer]:
+    def _rows_to_customers(
+        self, connection: Connection, rows: Sequence[Row[Any]]
+    ) -> list[Customer]:
         ids = [r.id for r in rows]
         tags: dict[int, list[str]] = {}
         for start in range(0, len(ids), _IN_CHUNK):
@@ -560,7 +632,8 @@ class CustomerService:
         key = sort.removeprefix("-")
         if key not in _SORTABLE:
             raise ValidationError(
-                f"sort: {sort!r} is not one of {', '.join(sorted(_SORTABLE))} (prefix - for descending)",
+                f"sort: {sort!r} is not one of {', '.join(sorted(_SORTABLE))} "
+                "(prefix - for descending)",
                 field="sort",
             )
         column = customers.c.name_norm if key == "name" else customers.c[key]
@@ -569,7 +642,9 @@ class CustomerService:
             order.append(customers.c.id.desc() if descending else customers.c.id.asc())
         where = and_(True, *conditions)
         with self._crm.reading() as uow:
-            total = uow.connection.execute(select(func.count()).select_from(customers).where(where)).scalar_one()
+            total = uow.connection.execute(
+                select(func.count()).select_from(customers).where(where)
+            ).scalar_one()
             rows = uow.connection.execute(
                 select(customers).where(where).order_by(*order).limit(limit).offset(offset)
             ).all()
@@ -591,7 +666,9 @@ class CustomerService:
 
         conditions: list[ColumnElement[bool]] = []
         if name:
-            pattern = normalise_name(name).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = (
+                normalise_name(name).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            )
             conditions.append(customers.c.name_norm.like(f"%{pattern}%", escape="\\"))
         if email:
             try:
@@ -605,21 +682,30 @@ class CustomerService:
                 raise ValidationError(f"phone: {exc}", field="phone") from None
         if tag:
             conditions.append(
-                exists(select(1).where(customer_tags.c.customer_id == customers.c.id, customer_tags.c.tag == tag.strip()))
+                exists(
+                    select(1).where(
+                        customer_tags.c.customer_id == customers.c.id,
+                        customer_tags.c.tag == tag.strip(),
+                    )
+                )
             )
         if stage:
             try:
                 conditions.append(customers.c.stage == Stage(stage).value)
             except ValueError:
                 allowed = ", ".join(s.value for s in Stage)
-                raise ValidationError(f"stage: {stage!r} is not one of: {allowed}", field="stage") from None
+                raise ValidationError(
+                    f"stage: {stage!r} is not one of: {allowed}", field="stage"
+                ) from None
         if owner:
             conditions.append(customers.c.owner == owner)
         if kind:
             try:
                 conditions.append(customers.c.kind == CustomerKind(kind).value)
             except ValueError:
-                raise ValidationError(f"kind: {kind!r} is not one of: person, organization", field="kind") from None
+                raise ValidationError(
+                    f"kind: {kind!r} is not one of: person, organization", field="kind"
+                ) from None
         for key, value in (attributes or {}).items():
             element = customers.c.attributes[key]
             if isinstance(value, bool):
@@ -632,7 +718,8 @@ class CustomerService:
                 conditions.append(element.as_string() == value)
             else:
                 raise ValidationError(
-                    f"attributes.{key}: filter by a string, number or boolean, got {type(value).__name__}",
+                    f"attributes.{key}: filter by a string, number or boolean, "
+                    f"got {type(value).__name__}",
                     field=f"attributes.{key}",
                 )
         return conditions
@@ -643,7 +730,10 @@ class CustomerService:
         while True:
             with self._crm.reading() as uow:
                 rows = uow.connection.execute(
-                    select(customers).where(customers.c.id > last).order_by(customers.c.id).limit(batch_size)
+                    select(customers)
+                    .where(customers.c.id > last)
+                    .order_by(customers.c.id)
+                    .limit(batch_size)
                 ).all()
                 batch = self._rows_to_customers(uow.connection, rows)
             if not batch:
@@ -665,7 +755,7 @@ class CustomerService:
     # --- views and privacy ----------------------------------------------------
 
     def profile(self, customer_id: int) -> dict[str, Any]:
-        """The 360° view: the customer, recent interactions, lifecycle history and every plugin's section."""
+        """The 360° view: customer, recent interactions, lifecycle and every plugin's section."""
         customer = self.get(customer_id)
         timeline = self._crm.interactions.timeline(customer_id, limit=20)
         sections = self._crm.collect("crm_customer_profile", crm=self._crm, customer=customer)
@@ -684,19 +774,27 @@ class CustomerService:
         with self._crm.reading() as uow:
             customer = self._get(uow.connection, customer_id)
             rows = uow.connection.execute(
-                select(interactions).where(interactions.c.customer_id == customer_id).order_by(interactions.c.occurred_at)
+                select(interactions)
+                .where(interactions.c.customer_id == customer_id)
+                .order_by(interactions.c.occurred_at)
             ).all()
             from crmcore.interactions import interaction_from_row
 
             data = {
                 "customer": to_dict(customer),
                 "interactions": [to_dict(interaction_from_row(r)) for r in rows],
-                "lifecycle": [to_dict(e) for e in self._crm.lifecycle.history(customer_id, ctx=uow)],
-                "plugins": self._crm.collect("crm_export_customer", ctx=uow, customer_id=customer_id),
+                "lifecycle": [
+                    to_dict(e) for e in self._crm.lifecycle.history(customer_id, ctx=uow)
+                ],
+                "plugins": self._crm.collect(
+                    "crm_export_customer", ctx=uow, customer_id=customer_id
+                ),
             }
         return data
 
-    def erase(self, customer_id: int, *, actor: str | None = None, ctx: UnitOfWork | None = None) -> None:
+    def erase(
+        self, customer_id: int, *, actor: str | None = None, ctx: UnitOfWork | None = None
+    ) -> None:
         """Right to erasure: every plugin erases its data, then core anonymises the customer.
 
         The customer row stays (anonymised) so that aggregates such as revenue
@@ -712,13 +810,25 @@ class CustomerService:
                 update(customers)
                 .where(customers.c.id == customer_id)
                 .values(
-                    name=f"erased customer {customer_id}", name_norm=f"erased customer {customer_id}",
-                    email=None, email_norm=None, phone=None, phone_norm=None, address=None,
-                    gender=None, birth_date=None, company_name=None, org_norm=None, owner=None,
-                    attributes={}, updated_at=uow.now,
+                    name=f"erased customer {customer_id}",
+                    name_norm=f"erased customer {customer_id}",
+                    email=None,
+                    email_norm=None,
+                    phone=None,
+                    phone_norm=None,
+                    address=None,
+                    gender=None,
+                    birth_date=None,
+                    company_name=None,
+                    org_norm=None,
+                    owner=None,
+                    attributes={},
+                    updated_at=uow.now,
                 )
-            )  # fmt: skip
-            uow.connection.execute(delete(customer_tags).where(customer_tags.c.customer_id == customer_id))
+            )
+            uow.connection.execute(
+                delete(customer_tags).where(customer_tags.c.customer_id == customer_id)
+            )
             uow.connection.execute(
                 update(interactions)
                 .where(interactions.c.customer_id == customer_id)

@@ -23,32 +23,141 @@ from crmcore.storage.tables import interactions as interactions_table
 #: The demo's "today": fixed so that every run prints the same figures.
 DEMO_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
-_FIRST = (
-    "Ada Alan Grace Linus Margaret Ken Barbara Dennis Frances Edsger Radia John Sophie Tim "
-    "Hedy Claude Katherine Donald Mary Niklaus Anita Guido Shafi Leslie Karen Bjarne Lin Wei "
-    "Amara Kofi Yuki Hiro Priya Arjun Elena Mateo Chloe Lucas Fatima Omar"
-).split()
-_LAST = (
-    "Lovelace Turing Hopper Torvalds Hamilton Thompson Liskov Ritchie Allen Dijkstra Perlman "
-    "McCarthy Wilson Berners-Lee Lamarr Shannon Johnson Knuth Wirth Borg Rossum Goldwasser "
-    "Lamport Jones Stroustrup Chen Zhang Okafor Mensah Tanaka Sato Patel Sharma Rossi Garcia "
-    "Martin Dubois Haddad Nasser"
-).split()
-_ORG_WORDS = (
-    "Acme Globex Initech Umbrella Stark Wayne Tyrell Cyberdyne Soylent Hooli Vandelay Wonka "
-    "Oscorp Aperture Massive Dynamic Blue Sun Nakatomi Gringotts Monarch Weyland Pied Piper"
-).split()
+_FIRST = [
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Ken",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "John",
+    "Sophie",
+    "Tim",
+    "Hedy",
+    "Claude",
+    "Katherine",
+    "Donald",
+    "Mary",
+    "Niklaus",
+    "Anita",
+    "Guido",
+    "Shafi",
+    "Leslie",
+    "Karen",
+    "Bjarne",
+    "Lin",
+    "Wei",
+    "Amara",
+    "Kofi",
+    "Yuki",
+    "Hiro",
+    "Priya",
+    "Arjun",
+    "Elena",
+    "Mateo",
+    "Chloe",
+    "Lucas",
+    "Fatima",
+    "Omar",
+]
+_LAST = [
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Thompson",
+    "Liskov",
+    "Ritchie",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "McCarthy",
+    "Wilson",
+    "Berners-Lee",
+    "Lamarr",
+    "Shannon",
+    "Johnson",
+    "Knuth",
+    "Wirth",
+    "Borg",
+    "Rossum",
+    "Goldwasser",
+    "Lamport",
+    "Jones",
+    "Stroustrup",
+    "Chen",
+    "Zhang",
+    "Okafor",
+    "Mensah",
+    "Tanaka",
+    "Sato",
+    "Patel",
+    "Sharma",
+    "Rossi",
+    "Garcia",
+    "Martin",
+    "Dubois",
+    "Haddad",
+    "Nasser",
+]
+_ORG_WORDS = [
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Tyrell",
+    "Cyberdyne",
+    "Soylent",
+    "Hooli",
+    "Vandelay",
+    "Wonka",
+    "Oscorp",
+    "Aperture",
+    "Massive",
+    "Dynamic",
+    "Blue",
+    "Sun",
+    "Nakatomi",
+    "Gringotts",
+    "Monarch",
+    "Weyland",
+    "Pied",
+    "Piper",
+]
 # Every ordered pair of distinct words, in a fixed shuffled order: unique organisation names.
 _ORG_PAIRS = [(a, b) for a in _ORG_WORDS for b in _ORG_WORDS if a != b]
 random.Random(0).shuffle(_ORG_PAIRS)
 _ORG_SUFFIX = ["Ltd", "GmbH", "Inc.", "S.A.", "LLC", "Group", "Holdings", "Partners"]
-_INDUSTRIES = ["retail", "manufacturing", "software", "logistics", "healthcare", "finance", "hospitality"]
+_INDUSTRIES = [
+    "retail",
+    "manufacturing",
+    "software",
+    "logistics",
+    "healthcare",
+    "finance",
+    "hospitality",
+]
 _OWNERS = ["alice", "bob", "carmen", "deepak", "emma"]
 _CITIES = ["Berlin", "Lyon", "Milan", "Madrid", "Leeds", "Porto", "Gdansk", "Utrecht"]
 _TAGS = ["newsletter", "vip", "b2b", "wholesale", "event-2025", "referral", "student"]
 _PURCHASE_CHANNELS = ["web", "store", "app", "phone", "field_sales"]
-_CONTACT_KINDS = [("inquiry", "email"), ("call", "phone"), ("chat", "chat"), ("visit", "store"),
-                  ("email", "email"), ("social", "social"), ("care", "phone")]  # fmt: skip
+_CONTACT_KINDS = [
+    ("inquiry", "email"),
+    ("call", "phone"),
+    ("chat", "chat"),
+    ("visit", "store"),
+    ("email", "email"),
+    ("social", "social"),
+    ("care", "phone"),
+]
 
 
 @frozen
@@ -67,7 +176,8 @@ def _customer(rng: random.Random, index: int) -> dict[str, Any]:
     if rng.random() < 0.25:
         first, second = _ORG_PAIRS[index % len(_ORG_PAIRS)]
         round_ = index // len(_ORG_PAIRS)
-        org = f"{first} {second}{f' {round_ + 1}' if round_ else ''} {_ORG_SUFFIX[index % len(_ORG_SUFFIX)]}"
+        numbered = f"{first} {second} {round_ + 1}" if round_ else f"{first} {second}"
+        org = f"{numbered} {_ORG_SUFFIX[index % len(_ORG_SUFFIX)]}"
         return {
             "kind": "organization",
             "name": org,
@@ -77,12 +187,18 @@ def _customer(rng: random.Random, index: int) -> dict[str, Any]:
             "industry": rng.choice(_INDUSTRIES),
             "size": rng.choice([8, 25, 60, 240, 1200, 5400]),
             "registered_capital": str(Decimal(rng.choice([25_000, 100_000, 1_000_000, 5_000_000]))),
-            "founding_date": date(rng.randint(1950, 2020), rng.randint(1, 12), rng.randint(1, 28)).isoformat(),
+            "founding_date": date(
+                rng.randint(1950, 2020), rng.randint(1, 12), rng.randint(1, 28)
+            ).isoformat(),
             "address": f"{rng.randint(1, 200)} Industriestrasse, {rng.choice(_CITIES)}",
             "owner": rng.choice(_OWNERS),
             "source_channel": channel,
             "tags": sorted({*tags, "b2b"}),
-            "consent": {"marketing_email": True, "surveys": rng.random() < 0.8, "data_processing": True},
+            "consent": {
+                "marketing_email": True,
+                "surveys": rng.random() < 0.8,
+                "data_processing": True,
+            },
             "created_at": created.isoformat(),
         }
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
@@ -92,7 +208,9 @@ def _customer(rng: random.Random, index: int) -> dict[str, Any]:
         "email": f"{first.lower()}.{last.lower()}.{index}@mail.example",
         "phone": f"+44 7700 {100_000 + index:06d}",
         "gender": rng.choice(["female", "male", "female", "male", "other", "undisclosed"]),
-        "birth_date": date(rng.randint(1950, 2005), rng.randint(1, 12), rng.randint(1, 28)).isoformat(),
+        "birth_date": date(
+            rng.randint(1950, 2005), rng.randint(1, 12), rng.randint(1, 28)
+        ).isoformat(),
         "address": f"{rng.randint(1, 300)} High Street, {rng.choice(_CITIES)}",
         "owner": rng.choice(_OWNERS),
         "source_channel": channel,
@@ -107,10 +225,14 @@ def _customer(rng: random.Random, index: int) -> dict[str, Any]:
     }
 
 
-def _history(rng: random.Random, customer_id: int, created: datetime, is_org: bool) -> Iterator[dict[str, Any]]:
+def _history(
+    rng: random.Random, customer_id: int, created: datetime, is_org: bool
+) -> Iterator[dict[str, Any]]:
     """Purchases at a customer-specific rate, with some drifting away, plus contacts."""
     rate_per_year = rng.choice([0, 1, 2, 4, 6, 12, 24]) * (2 if is_org else 1)
-    drift_stop = DEMO_NOW - timedelta(days=rng.randint(150, 400)) if rng.random() < 0.25 else DEMO_NOW
+    drift_stop = (
+        DEMO_NOW - timedelta(days=rng.randint(150, 400)) if rng.random() < 0.25 else DEMO_NOW
+    )
     mean_ticket = rng.choice([25, 60, 120, 400]) * (8 if is_org else 1)
     moment = created
     while rate_per_year:
@@ -129,7 +251,9 @@ def _history(rng: random.Random, customer_id: int, created: datetime, is_org: bo
         }
     for _ in range(rng.randint(0, 6)):
         kind, channel = rng.choice(_CONTACT_KINDS)
-        when = created + timedelta(seconds=rng.randint(0, int((DEMO_NOW - created).total_seconds())))
+        when = created + timedelta(
+            seconds=rng.randint(0, int((DEMO_NOW - created).total_seconds()))
+        )
         yield {
             "customer_id": customer_id,
             "kind": kind,
@@ -153,7 +277,9 @@ def load_demo(crm: CRM, *, seed: int = 7, customers: int = 400) -> DemoSummary:
     history = (
         row
         for c in created
-        for row in _history(rng, c.id or 0, c.created_at or DEMO_NOW, c.kind.value == "organization")
+        for row in _history(
+            rng, c.id or 0, c.created_at or DEMO_NOW, c.kind.value == "organization"
+        )
     )
     count = len(crm.interactions.record_many(history, actor="demo", keep=True))
     moves = crm.lifecycle.move_many(_derived_moves(crm), actor="demo")
@@ -193,8 +319,13 @@ def top_customers(crm: CRM, limit: int = 5) -> list[dict[str, Any]]:
     """The customers with the highest purchase revenue, with their revenue and purchase count."""
     revenue = func.sum(interactions_table.c.amount)
     query = (
-        select(customers_table.c.id, customers_table.c.name, customers_table.c.stage,
-               func.count().label("purchases"), revenue.label("revenue"))  # fmt: skip
+        select(
+            customers_table.c.id,
+            customers_table.c.name,
+            customers_table.c.stage,
+            func.count().label("purchases"),
+            revenue.label("revenue"),
+        )
         .join(interactions_table, interactions_table.c.customer_id == customers_table.c.id)
         .where(interactions_table.c.kind == "purchase")
         .group_by(customers_table.c.id, customers_table.c.name, customers_table.c.stage)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 from decimal import Decimal
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -90,24 +89,48 @@ class Direction(enum.StrEnum):
 E = TypeVar("E", bound=enum.StrEnum)
 
 
-def _enum_converter(cls: type[E]) -> Callable[[Any], E]:
-    """An attrs converter accepting a member or its value; ValueError lists the allowed values."""
-
-    def convert(value: Any) -> E:
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            allowed = ", ".join(m.value for m in cls)
-            raise ValueError(f"{value!r} is not one of: {allowed}") from None
-
-    return convert
+def _member(cls: type[E], value: Any) -> E:
+    """``value`` as a member of ``cls``; ValueError listing the allowed values otherwise."""
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in cls)
+        raise ValueError(f"{value!r} is not one of: {allowed}") from None
 
 
-def _optional_enum_converter(cls: type[E]) -> Callable[[Any], E | None]:
-    convert = _enum_converter(cls)
-    return lambda value: None if value is None else convert(value)
+# attrs converters must be named functions for mypy's attrs plugin to understand them.
+def _customer_kind(value: Any) -> CustomerKind:
+    return _member(CustomerKind, value)
+
+
+def _stage(value: Any) -> Stage:
+    return _member(Stage, value)
+
+
+def _optional_stage(value: Any) -> Stage | None:
+    return None if value is None else _member(Stage, value)
+
+
+def _gender(value: Any) -> Gender | None:
+    return None if value is None else _member(Gender, value)
+
+
+def _channel(value: Any) -> Channel:
+    return _member(Channel, value)
+
+
+def _optional_channel(value: Any) -> Channel | None:
+    return None if value is None else _member(Channel, value)
+
+
+def _interaction_kind(value: Any) -> InteractionKind:
+    return _member(InteractionKind, value)
+
+
+def _direction(value: Any) -> Direction:
+    return _member(Direction, value)
 
 
 #: Interaction kinds that carry money and therefore require an amount and a currency.
@@ -143,12 +166,12 @@ class Customer:
     """
 
     name: str
-    kind: CustomerKind = field(default=CustomerKind.PERSON, converter=_enum_converter(CustomerKind))
+    kind: CustomerKind = field(default=CustomerKind.PERSON, converter=_customer_kind)
     id: int | None = None
     email: str | None = None
     phone: str | None = None
     address: str | None = None
-    gender: Gender | None = field(default=None, converter=_optional_enum_converter(Gender))
+    gender: Gender | None = field(default=None, converter=_gender)
     birth_date: date | None = None
     company_name: str | None = None
     industry: str | None = None
@@ -156,10 +179,8 @@ class Customer:
     registered_capital: Decimal | None = None
     founding_date: date | None = None
     owner: str | None = None
-    stage: Stage = field(default=Stage.PROSPECT, converter=_enum_converter(Stage))
-    source_channel: Channel | None = field(
-        default=None, converter=_optional_enum_converter(Channel)
-    )
+    stage: Stage = field(default=Stage.PROSPECT, converter=_stage)
+    source_channel: Channel | None = field(default=None, converter=_optional_channel)
     tags: tuple[str, ...] = field(default=(), converter=_tags)
     attributes: dict[str, Any] = field(factory=dict, hash=False)
     consent: Consent = field(factory=Consent)
@@ -188,10 +209,10 @@ class Interaction:
     """
 
     customer_id: int
-    kind: InteractionKind = field(converter=_enum_converter(InteractionKind))
+    kind: InteractionKind = field(converter=_interaction_kind)
     occurred_at: datetime
-    channel: Channel = field(default=Channel.OTHER, converter=_enum_converter(Channel))
-    direction: Direction = field(default=Direction.INBOUND, converter=_enum_converter(Direction))
+    channel: Channel = field(default=Channel.OTHER, converter=_channel)
+    direction: Direction = field(default=Direction.INBOUND, converter=_direction)
     id: int | None = None
     amount: Decimal | None = None
     currency: str | None = None
@@ -207,9 +228,9 @@ class LifecycleEvent:
     """One move of a customer from a stage to another (``from_stage`` is ``None`` at creation)."""
 
     customer_id: int
-    to_stage: Stage = field(converter=_enum_converter(Stage))
+    to_stage: Stage = field(converter=_stage)
     at: datetime
-    from_stage: Stage | None = field(default=None, converter=_optional_enum_converter(Stage))
+    from_stage: Stage | None = field(default=None, converter=_optional_stage)
     reason: str | None = None
     actor: str | None = None
     id: int | None = None

@@ -13,11 +13,35 @@ import unicodedata
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _LEGAL_SUFFIXES = frozenset(
     {
-        "inc", "incorporated", "ltd", "limited", "llc", "llp", "plc", "corp", "corporation",
-        "co", "company", "gmbh", "ag", "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "oy",
-        "ab", "as", "kg", "pty", "pte", "kk",
+        "inc",
+        "incorporated",
+        "ltd",
+        "limited",
+        "llc",
+        "llp",
+        "plc",
+        "corp",
+        "corporation",
+        "co",
+        "company",
+        "gmbh",
+        "ag",
+        "sa",
+        "sas",
+        "sarl",
+        "srl",
+        "spa",
+        "bv",
+        "nv",
+        "oy",
+        "ab",
+        "as",
+        "kg",
+        "pty",
+        "pte",
+        "kk",
     }
-)  # fmt: skip
+)
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 
 

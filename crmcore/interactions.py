@@ -11,7 +11,14 @@ import attrs
 from sqlalchemy import ColumnElement, Row, and_, func, insert, select
 
 from crmcore.customers import RejectHandler
-from crmcore.entities import MONETARY_KINDS, Channel, Interaction, InteractionKind, LifecycleEvent, Stage
+from crmcore.entities import (
+    MONETARY_KINDS,
+    Channel,
+    Interaction,
+    InteractionKind,
+    LifecycleEvent,
+    Stage,
+)
 from crmcore.errors import CRMError, NotFoundError, ValidationError, ValidationErrors
 from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
@@ -54,7 +61,9 @@ def validate_interaction(interaction: Interaction) -> list[ValidationError]:
     elif interaction.kind in MONETARY_KINDS:
         bad("amount", f"required for a {interaction.kind.value}")
     if interaction.currency is not None and not _CURRENCY.match(interaction.currency):
-        bad("currency", f"must be a 3-letter upper-case ISO 4217 code, got {interaction.currency!r}")
+        bad(
+            "currency", f"must be a 3-letter upper-case ISO 4217 code, got {interaction.currency!r}"
+        )
     if interaction.response_seconds is not None and not 0 <= interaction.response_seconds < 1e9:
         bad("response_seconds", f"must be between 0 and 1e9, got {interaction.response_seconds}")
     if interaction.text is not None and len(interaction.text) > 100_000:
@@ -110,7 +119,11 @@ class InteractionService:
         self._crm = crm
 
     def record(
-        self, interaction: Interaction | Mapping[str, Any], *, actor: str | None = None, ctx: UnitOfWork | None = None
+        self,
+        interaction: Interaction | Mapping[str, Any],
+        *,
+        actor: str | None = None,
+        ctx: UnitOfWork | None = None,
     ) -> Interaction:
         """Validate and store one interaction; return it with its id.
 
@@ -143,7 +156,9 @@ class InteractionService:
         an empty list instead of collecting what was stored.
         """
         if batch_size < 1:
-            raise ValidationError(f"batch_size: must be at least 1, got {batch_size}", field="batch_size")
+            raise ValidationError(
+                f"batch_size: must be at least 1, got {batch_size}", field="batch_size"
+            )
         stored: list[Interaction] = []
         with self._crm.unit_of_work(actor, ctx) as uow:
             batch: list[tuple[int, Any]] = []
@@ -185,15 +200,25 @@ class InteractionService:
         kept = []
         for position, item, interaction in good:
             if interaction.customer_id not in stages:
-                reject(position, item, NotFoundError(f"customer_id: customer {interaction.customer_id} does not exist"))
+                reject(
+                    position,
+                    item,
+                    NotFoundError(
+                        f"customer_id: customer {interaction.customer_id} does not exist"
+                    ),
+                )
                 continue
             kept.append(interaction)
         if not kept:
             return []
-        ids = uow.connection.execute(
-            insert(interactions).returning(interactions.c.id, sort_by_parameter_order=True),
-            [_to_row(i) for i in kept],
-        ).scalars().all()
+        ids = (
+            uow.connection.execute(
+                insert(interactions).returning(interactions.c.id, sort_by_parameter_order=True),
+                [_to_row(i) for i in kept],
+            )
+            .scalars()
+            .all()
+        )
         recorded = [attrs.evolve(i, id=new_id) for i, new_id in zip(kept, ids, strict=True)]
         self._automatic_moves(uow, recorded, stages)
         self._crm.call_hook("crm_interactions_recorded", ctx=uow, interactions=recorded)
@@ -203,11 +228,15 @@ class InteractionService:
         found: dict[int, Stage] = {}
         wanted = sorted(ids)
         for start in range(0, len(wanted), _IN_CHUNK):
-            query = select(customers.c.id, customers.c.stage).where(customers.c.id.in_(wanted[start : start + _IN_CHUNK]))
+            query = select(customers.c.id, customers.c.stage).where(
+                customers.c.id.in_(wanted[start : start + _IN_CHUNK])
+            )
             found.update((cid, Stage(stage)) for cid, stage in uow.connection.execute(query))
         return found
 
-    def _automatic_moves(self, uow: UnitOfWork, recorded: Sequence[Interaction], stages: dict[int, Stage]) -> None:
+    def _automatic_moves(
+        self, uow: UnitOfWork, recorded: Sequence[Interaction], stages: dict[int, Stage]
+    ) -> None:
         events: list[LifecycleEvent] = []
         for interaction in sorted(recorded, key=lambda i: i.occurred_at):
             if interaction.kind is not InteractionKind.PURCHASE:
@@ -217,10 +246,14 @@ class InteractionService:
                 to_stage, reason = PURCHASE_MOVES[current]
                 events.append(
                     LifecycleEvent(
-                        customer_id=interaction.customer_id, from_stage=current, to_stage=to_stage,
-                        reason=reason, at=uow.now, actor=uow.actor,
+                        customer_id=interaction.customer_id,
+                        from_stage=current,
+                        to_stage=to_stage,
+                        reason=reason,
+                        at=uow.now,
+                        actor=uow.actor,
                     )
-                )  # fmt: skip
+                )
                 stages[interaction.customer_id] = to_stage
         self._crm.lifecycle.apply(uow, events)
 
@@ -252,14 +285,18 @@ class InteractionService:
             conditions.append(interactions.c.channel.in_(values))
         for name, value in (("since", since), ("until", until)):
             if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-                raise ValidationError(f"{name}: must be a timezone-aware datetime, got {value!r}", field=name)
+                raise ValidationError(
+                    f"{name}: must be a timezone-aware datetime, got {value!r}", field=name
+                )
         if since is not None:
             conditions.append(interactions.c.occurred_at >= since)
         if until is not None:
             conditions.append(interactions.c.occurred_at < until)
         where = and_(True, *conditions)
         with self._crm.reading() as uow:
-            total = uow.connection.execute(select(func.count()).select_from(interactions).where(where)).scalar_one()
+            total = uow.connection.execute(
+                select(func.count()).select_from(interactions).where(where)
+            ).scalar_one()
             rows = uow.connection.execute(
                 select(interactions)
                 .where(where)
@@ -267,7 +304,9 @@ class InteractionService:
                 .limit(limit)
                 .offset(offset)
             ).all()
-        return Page(items=[interaction_from_row(r) for r in rows], total=total, limit=limit, offset=offset)
+        return Page(
+            items=[interaction_from_row(r) for r in rows], total=total, limit=limit, offset=offset
+        )
 
     def timeline(
         self,
@@ -283,9 +322,14 @@ class InteractionService:
         """One customer's interactions, newest first; NotFoundError for an unknown customer."""
         self._crm.customers.get(customer_id)
         return self.list(
-            customer_id=customer_id, kinds=kinds, channels=channels,
-            since=since, until=until, limit=limit, offset=offset,
-        )  # fmt: skip
+            customer_id=customer_id,
+            kinds=kinds,
+            channels=channels,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
 
     @staticmethod
     def _enum(cls: type[InteractionKind] | type[Channel], value: str, name: str) -> str:
@@ -293,4 +337,6 @@ class InteractionService:
             return cls(value).value
         except ValueError:
             allowed = ", ".join(m.value for m in cls)
-            raise ValidationError(f"{name}: {value!r} is not one of: {allowed}", field=name) from None
+            raise ValidationError(
+                f"{name}: {value!r} is not one of: {allowed}", field=name
+            ) from None

@@ -43,13 +43,17 @@ def parse_stage(value: Stage | str) -> Stage:
         return Stage(value)
     except ValueError:
         allowed = ", ".join(s.value for s in Stage)
-        raise ValidationError(f"stage: {value!r} is not one of: {allowed}", field="stage", value=value) from None
+        raise ValidationError(
+            f"stage: {value!r} is not one of: {allowed}", field="stage", value=value
+        ) from None
 
 
 def check_transition(from_stage: Stage, to_stage: Stage) -> None:
     """Raise TransitionError when the graph does not allow ``from_stage -> to_stage``."""
     if to_stage == from_stage:
-        raise TransitionError(f"stage: customer is already {from_stage.value}", field="stage", value=to_stage.value)
+        raise TransitionError(
+            f"stage: customer is already {from_stage.value}", field="stage", value=to_stage.value
+        )
     if to_stage not in TRANSITIONS[from_stage]:
         allowed = ", ".join(sorted(s.value for s in TRANSITIONS[from_stage]))
         raise TransitionError(
@@ -106,13 +110,19 @@ class LifecycleService:
                 try:
                     check_transition(current[cid], to_stage)
                 except TransitionError as exc:
-                    raise TransitionError(f"customer {cid}: {exc}", field=exc.field, value=exc.value) from None
+                    raise TransitionError(
+                        f"customer {cid}: {exc}", field=exc.field, value=exc.value
+                    ) from None
                 events.append(
                     LifecycleEvent(
-                        customer_id=cid, from_stage=current[cid], to_stage=to_stage,
-                        reason=reason, at=uow.now, actor=uow.actor,
+                        customer_id=cid,
+                        from_stage=current[cid],
+                        to_stage=to_stage,
+                        reason=reason,
+                        at=uow.now,
+                        actor=uow.actor,
                     )
-                )  # fmt: skip
+                )
                 current[cid] = to_stage
             self.apply(uow, events)
         return events
@@ -120,14 +130,18 @@ class LifecycleService:
     def _current_stages(self, uow: UnitOfWork, ids: Sequence[int]) -> dict[int, Stage]:
         for cid in ids:
             if isinstance(cid, bool) or not isinstance(cid, int):
-                raise ValidationError(f"customer id: expected an integer, got {cid!r}", field="customer_id")
-        query = select(customers.c.id, customers.c.stage).where(customers.c.id.in_(sorted(set(ids))))
+                raise ValidationError(
+                    f"customer id: expected an integer, got {cid!r}", field="customer_id"
+                )
+        query = select(customers.c.id, customers.c.stage).where(
+            customers.c.id.in_(sorted(set(ids)))
+        )
         if uow.connection.dialect.name == "postgresql":
             query = query.with_for_update()
         return {cid: Stage(stage) for cid, stage in uow.connection.execute(query)}
 
     def apply(self, uow: UnitOfWork, events: Sequence[LifecycleEvent]) -> None:
-        """Write already-checked moves: update stages, store history, fire ``crm_lifecycle_changed``.
+        """Write already-checked moves: stages, history, then ``crm_lifecycle_changed``.
 
         For plugins that decide moves themselves inside a unit of work; the
         caller is responsible for having checked each move with
@@ -140,7 +154,9 @@ class LifecycleService:
             by_stage.setdefault(event.to_stage, []).append(event.customer_id)
         for stage, ids in by_stage.items():
             uow.connection.execute(
-                update(customers).where(customers.c.id.in_(ids)).values(stage=stage.value, updated_at=uow.now)
+                update(customers)
+                .where(customers.c.id.in_(ids))
+                .values(stage=stage.value, updated_at=uow.now)
             )
         self._record_events(uow, events)
         self._crm.call_hook("crm_lifecycle_changed", ctx=uow, events=list(events))

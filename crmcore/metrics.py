@@ -37,7 +37,7 @@ def core_metrics(connection: Connection, period: Period) -> dict[str, Any]:
             func.avg(interactions.c.response_seconds),
         ).where(in_period)
     ).one()
-    by_channel = dict(
+    by_channel: dict[str, int] = dict(
         connection.execute(
             select(interactions.c.channel, func.count())
             .where(in_period)
@@ -55,7 +55,9 @@ def core_metrics(connection: Connection, period: Period) -> dict[str, Any]:
             select(interactions.c.currency, func.sum(signed).label("revenue"))
             .where(
                 in_period,
-                interactions.c.kind.in_([InteractionKind.PURCHASE.value, InteractionKind.REFUND.value]),
+                interactions.c.kind.in_(
+                    [InteractionKind.PURCHASE.value, InteractionKind.REFUND.value]
+                ),
             )
             .group_by(interactions.c.currency)
             .order_by(interactions.c.currency)

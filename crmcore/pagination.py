@@ -36,4 +36,6 @@ def check_page(limit: int, offset: int) -> None:
             f"limit: must be an integer from 1 to {MAX_PAGE_SIZE}, got {limit!r}", field="limit"
         )
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValidationError(f"offset: must be a non-negative integer, got {offset!r}", field="offset")
+        raise ValidationError(
+            f"offset: must be a non-negative integer, got {offset!r}", field="offset"
+        )

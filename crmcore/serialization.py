@@ -65,7 +65,7 @@ def _structure_bool(value: Any, _: type) -> bool:
 
 
 def _structure_int(value: Any, _: type) -> int:
-    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ValueError(f"expected an integer, got {value!r}")
     return int(value)
 
@@ -127,7 +127,11 @@ def _flatten(exc: BaseException, path: str) -> list[ValidationError]:
         found: list[ValidationError] = []
         for sub in exc.exceptions:
             note = next(
-                (n for n in getattr(sub, "__notes__", []) if hasattr(n, "name") or hasattr(n, "index")),
+                (
+                    n
+                    for n in getattr(sub, "__notes__", [])
+                    if hasattr(n, "name") or hasattr(n, "index")
+                ),
                 None,
             )
             name = getattr(note, "name", None)

@@ -56,16 +56,21 @@ def test_load_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert config.attributes_schema == {"type": "object"}
 
 
-def test_environment_overrides_database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_overrides_database_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CRM_DATABASE_URL", "sqlite:///env.db")
-    assert load_config(write(tmp_path, '[database]\nurl = "sqlite:///x.db"\n')).database_url == "sqlite:///env.db"
+    assert (
+        load_config(write(tmp_path, '[database]\nurl = "sqlite:///x.db"\n')).database_url
+        == "sqlite:///env.db"
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
         ("[database\n", "not valid TOML"),
-        ('[database]\nurl = 5\n', "database.url: 5 is not of type 'string'"),
+        ("[database]\nurl = 5\n", "database.url: 5 is not of type 'string'"),
         ('[databse]\nurl = "x"\n', "Additional properties are not allowed ('databse'"),
         ('[plugins]\ndisabled = "loyalty"\n', "plugins.disabled"),
         ('[customers]\nattributes_schema = "missing.json"\n', "cannot read"),
@@ -115,7 +120,11 @@ def test_section_for_unknown_plugin(sqlite_url: str) -> None:
 
 def test_disabled_plugin_is_not_registered(sqlite_url: str) -> None:
     plugin = Configured()
-    crm = CRM.open(Config(database_url=sqlite_url, disabled_plugins=("configured",)), discover=False, plugins=[plugin])
+    crm = CRM.open(
+        Config(database_url=sqlite_url, disabled_plugins=("configured",)),
+        discover=False,
+        plugins=[plugin],
+    )
     assert crm.plugins() == []
     assert plugin.started_with is None
     crm.close()
@@ -155,7 +164,9 @@ def test_migrations_match_the_tables(db_url: str) -> None:
             MigrationContext.configure(conn),
             core,
         )
-    relevant = [d for d in diff if not (d[0] == "remove_table" and not d[1].name.startswith("crm_"))]
+    relevant = [
+        d for d in diff if not (d[0] == "remove_table" and not d[1].name.startswith("crm_"))
+    ]
     assert relevant == []
     crm.upgrade()  # idempotent
     crm.close()

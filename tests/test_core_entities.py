@@ -29,9 +29,12 @@ from crmcore import (
 )
 
 aware = st.datetimes(
-    min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1),
-    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]),
-)  # fmt: skip
+    min_value=datetime(1970, 1, 2),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from(
+        [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+    ),
+)
 money = st.decimals(min_value=0, max_value=10**9, places=4, allow_nan=False, allow_infinity=False)
 text = st.text(max_size=40)
 json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), text)
@@ -68,7 +71,9 @@ interactions = st.builds(
     direction=st.sampled_from(Direction),
     amount=st.none() | money,
     currency=st.none() | st.sampled_from(["EUR", "USD", "JPY"]),
-    items=st.lists(st.builds(Item, sku=text, quantity=money, unit_price=st.none() | money), max_size=3).map(tuple),
+    items=st.lists(
+        st.builds(Item, sku=text, quantity=money, unit_price=st.none() | money), max_size=3
+    ).map(tuple),
     payload=st.dictionaries(text, json_value, max_size=3),
     response_seconds=st.none() | st.floats(0, 1e6, allow_nan=False),
 )
@@ -83,10 +88,13 @@ events = st.builds(
 
 
 @pytest.mark.parametrize(
-    ("strategy", "cls"), [(customers, Customer), (interactions, Interaction), (events, LifecycleEvent)]
+    ("strategy", "cls"),
+    [(customers, Customer), (interactions, Interaction), (events, LifecycleEvent)],
 )
 @given(data=st.data())
-def test_round_trip_through_json(strategy: st.SearchStrategy[object], cls: type, data: st.DataObject) -> None:
+def test_round_trip_through_json(
+    strategy: st.SearchStrategy[object], cls: type, data: st.DataObject
+) -> None:
     entity = data.draw(strategy)
     as_dict = to_dict(entity)
     # JSON-safe: survives a real JSON encode/decode unchanged.
@@ -98,8 +106,15 @@ def test_round_trip_through_json(strategy: st.SearchStrategy[object], cls: type,
 
 
 def test_decimal_is_exact_string_and_enum_is_value() -> None:
-    data = to_dict(Interaction(customer_id=1, kind="purchase", occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
-                               amount=Decimal("0.10"), currency="EUR"))  # fmt: skip
+    data = to_dict(
+        Interaction(
+            customer_id=1,
+            kind="purchase",
+            occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+            amount=Decimal("0.10"),
+            currency="EUR",
+        )
+    )
     assert data["amount"] == "0.10"
     assert data["kind"] == "purchase" and type(data["kind"]) is str
 
@@ -118,7 +133,9 @@ def test_decimal_is_exact_string_and_enum_is_value() -> None:
         ({"kind": "person"}, "name", "required"),
     ],
 )
-def test_bad_customer_dicts_name_the_field(data: dict[str, object], field: str, fragment: str) -> None:
+def test_bad_customer_dicts_name_the_field(
+    data: dict[str, object], field: str, fragment: str
+) -> None:
     with pytest.raises(ValidationError) as info:
         from_dict(data, Customer)
     assert info.value.field == field
@@ -134,10 +151,14 @@ def test_several_errors_are_all_reported() -> None:
 def test_item_errors_carry_their_index() -> None:
     with pytest.raises(ValidationError) as info:
         from_dict(
-            {"customer_id": 1, "kind": "purchase", "occurred_at": "2026-01-01T00:00:00+00:00",
-             "items": [{"sku": "a"}, {"sku": "b", "quantity": "lots"}]},
+            {
+                "customer_id": 1,
+                "kind": "purchase",
+                "occurred_at": "2026-01-01T00:00:00+00:00",
+                "items": [{"sku": "a"}, {"sku": "b", "quantity": "lots"}],
+            },
             Interaction,
-        )  # fmt: skip
+        )
     assert info.value.field == "items.1.quantity"
 
 

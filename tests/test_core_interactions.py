@@ -36,16 +36,29 @@ def customer_id(crm: CRM) -> int:
 
 
 def purchase(cid: int, at: datetime, amount: str = "10.00", **extra: object) -> dict[str, object]:
-    return {"customer_id": cid, "kind": "purchase", "occurred_at": at.isoformat(), "amount": amount,
-            "currency": "EUR", **extra}  # fmt: skip
+    return {
+        "customer_id": cid,
+        "kind": "purchase",
+        "occurred_at": at.isoformat(),
+        "amount": amount,
+        "currency": "EUR",
+        **extra,
+    }
 
 
 def test_record_and_read_back_exactly(crm: CRM, customer_id: int) -> None:
     local = datetime(2025, 6, 1, 11, 0, tzinfo=timezone(timedelta(hours=2)))
     recorded = crm.interactions.record(
-        purchase(customer_id, local, "1234567.8901", items=[{"sku": "A1", "quantity": "2", "unit_price": "0.5"}],
-                 payload={"order": "SO-1", "nested": {"x": [1, 2]}}, channel="web", response_seconds=12.5)
-    )  # fmt: skip
+        purchase(
+            customer_id,
+            local,
+            "1234567.8901",
+            items=[{"sku": "A1", "quantity": "2", "unit_price": "0.5"}],
+            payload={"order": "SO-1", "nested": {"x": [1, 2]}},
+            channel="web",
+            response_seconds=12.5,
+        )
+    )
     [stored] = crm.interactions.timeline(customer_id).items
     assert stored.id == recorded.id
     assert stored.amount == Decimal("1234567.8901")
@@ -76,7 +89,9 @@ def test_money_sums_exactly_in_sql(crm: CRM, customer_id: int) -> None:
         ({"items": [{"sku": "a", "quantity": "0"}]}, "items.0.quantity"),
     ],
 )
-def test_bad_interactions_refused_by_field(crm: CRM, customer_id: int, changes: dict[str, object], field: str) -> None:
+def test_bad_interactions_refused_by_field(
+    crm: CRM, customer_id: int, changes: dict[str, object], field: str
+) -> None:
     data = {k: v for k, v in {**purchase(customer_id, T0), **changes}.items() if v is not None}
     with pytest.raises(ValidationError) as info:
         crm.interactions.record(data)
@@ -99,7 +114,9 @@ def test_batch_all_or_nothing_and_reject_handler(crm: CRM, customer_id: int) -> 
     assert rows(crm) == 0
     assert crm.customers.get(customer_id).stage is Stage.PROSPECT
     rejected: list[int] = []
-    stored = crm.interactions.record_many(batch, batch_size=7, on_reject=lambda p, i, e: rejected.append(p))
+    stored = crm.interactions.record_many(
+        batch, batch_size=7, on_reject=lambda p, i, e: rejected.append(p)
+    )
     assert len(stored) == 29 and rejected == [25]
 
 
@@ -108,18 +125,31 @@ def test_filters_and_timeline(crm: CRM, customer_id: int) -> None:
     crm.interactions.record_many(
         [
             purchase(customer_id, T0, channel="web"),
-            {"customer_id": customer_id, "kind": "call", "channel": "phone", "occurred_at": (T0 + timedelta(days=1)).isoformat()},
-            {"customer_id": customer_id, "kind": "email", "channel": "email", "occurred_at": (T0 + timedelta(days=2)).isoformat()},
+            {
+                "customer_id": customer_id,
+                "kind": "call",
+                "channel": "phone",
+                "occurred_at": (T0 + timedelta(days=1)).isoformat(),
+            },
+            {
+                "customer_id": customer_id,
+                "kind": "email",
+                "channel": "email",
+                "occurred_at": (T0 + timedelta(days=2)).isoformat(),
+            },
             purchase(other, T0 + timedelta(days=3), channel="store"),  # type: ignore[arg-type]
         ]
-    )  # fmt: skip
+    )
     timeline = crm.interactions.timeline(customer_id)
     assert [i.kind.value for i in timeline.items] == ["email", "call", "purchase"]
     assert crm.interactions.list(kinds=["purchase"]).total == 2
     assert crm.interactions.list(channels=["phone", "email"]).total == 2
     window = crm.interactions.list(since=T0 + timedelta(days=1), until=T0 + timedelta(days=3))
     assert [i.kind.value for i in window.items] == ["email", "call"]
-    assert crm.interactions.timeline(customer_id, kinds=["call"], limit=1).items[0].kind.value == "call"
+    assert (
+        crm.interactions.timeline(customer_id, kinds=["call"], limit=1).items[0].kind.value
+        == "call"
+    )
     with pytest.raises(NotFoundError):
         crm.interactions.timeline(12345)
     with pytest.raises(ValidationError, match="kind: 'teleport'"):
@@ -131,10 +161,16 @@ def test_filters_and_timeline(crm: CRM, customer_id: int) -> None:
 # --- lifecycle -----------------------------------------------------------------
 
 
-def test_first_purchase_moves_prospect_to_new(crm: CRM, customer_id: int, clock: FrozenClock) -> None:
-    crm.interactions.record({"customer_id": customer_id, "kind": "call", "occurred_at": T0.isoformat()})
+def test_first_purchase_moves_prospect_to_new(
+    crm: CRM, customer_id: int, clock: FrozenClock
+) -> None:
+    crm.interactions.record(
+        {"customer_id": customer_id, "kind": "call", "occurred_at": T0.isoformat()}
+    )
     assert crm.customers.get(customer_id).stage is Stage.PROSPECT
-    crm.interactions.record_many([purchase(customer_id, T0), purchase(customer_id, T0 + timedelta(days=1))])
+    crm.interactions.record_many(
+        [purchase(customer_id, T0), purchase(customer_id, T0 + timedelta(days=1))]
+    )
     assert crm.customers.get(customer_id).stage is Stage.NEW
     history = crm.lifecycle.history(customer_id)
     assert [(e.from_stage, e.to_stage, e.reason) for e in history] == [
@@ -168,9 +204,17 @@ def test_explicit_moves_follow_the_graph(crm: CRM, customer_id: int) -> None:
 
 def test_move_many_is_all_or_nothing(crm: CRM, customer_id: int) -> None:
     with pytest.raises(TransitionError):
-        crm.lifecycle.move_many([(customer_id, "new", None), (customer_id, "active", None), (customer_id, "prospect", None)])
+        crm.lifecycle.move_many(
+            [
+                (customer_id, "new", None),
+                (customer_id, "active", None),
+                (customer_id, "prospect", None),
+            ]
+        )
     assert crm.customers.get(customer_id).stage is Stage.PROSPECT
-    events = crm.lifecycle.move_many([(customer_id, "new", None), (customer_id, "active", None), (customer_id, "loyal", None)])
+    events = crm.lifecycle.move_many(
+        [(customer_id, "new", None), (customer_id, "active", None), (customer_id, "loyal", None)]
+    )
     assert [e.to_stage for e in events] == [Stage.NEW, Stage.ACTIVE, Stage.LOYAL]
     assert crm.customers.get(customer_id).stage is Stage.LOYAL
 
@@ -188,5 +232,7 @@ def test_every_disallowed_move_is_refused(start: Stage) -> None:
 
 
 def test_interaction_entity_accepted_directly(crm: CRM, customer_id: int) -> None:
-    stored = crm.interactions.record(Interaction(customer_id=customer_id, kind="visit", occurred_at=T0))
+    stored = crm.interactions.record(
+        Interaction(customer_id=customer_id, kind="visit", occurred_at=T0)
+    )
     assert stored.id is not None

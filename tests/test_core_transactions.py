@@ -39,14 +39,18 @@ class Journal:
 
     def _write(self, ctx: UnitOfWork, event: str, ids: Sequence[int | None]) -> None:
         assert self.table is not None
-        ctx.connection.execute(insert(self.table), [{"customer_id": i, "event": event} for i in ids])
+        ctx.connection.execute(
+            insert(self.table), [{"customer_id": i, "event": event} for i in ids]
+        )
 
     @hookimpl
     def crm_customers_created(self, ctx: UnitOfWork, customers: Sequence[Customer]) -> None:
         self._write(ctx, "created", [c.id for c in customers])
 
     @hookimpl
-    def crm_interactions_recorded(self, ctx: UnitOfWork, interactions: Sequence[Interaction]) -> None:
+    def crm_interactions_recorded(
+        self, ctx: UnitOfWork, interactions: Sequence[Interaction]
+    ) -> None:
         self._write(ctx, "recorded", [i.customer_id for i in interactions])
 
 
@@ -60,7 +64,9 @@ class Exploder:
         self.calls = 0
 
     @hookimpl(trylast=True)
-    def crm_interactions_recorded(self, ctx: UnitOfWork, interactions: Sequence[Interaction]) -> None:
+    def crm_interactions_recorded(
+        self, ctx: UnitOfWork, interactions: Sequence[Interaction]
+    ) -> None:
         self.calls += 1
         if any(i.payload.get("explode") for i in interactions):
             raise self.error
@@ -80,33 +86,59 @@ def count(crm: CRM, table: Table) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-def test_exception_in_interactions_hook_leaves_nothing(journal_crm: tuple[CRM, Journal, Exploder]) -> None:
+def test_exception_in_interactions_hook_leaves_nothing(
+    journal_crm: tuple[CRM, Journal, Exploder],
+) -> None:
     crm, journal, exploder = journal_crm
     assert journal.table is not None
     cid = crm.customers.create({"name": "Ada"}).id
     assert cid is not None
-    before = {t.name: count(crm, t) for t in (customers, interactions, lifecycle_events, journal.table)}
+    before = {
+        t.name: count(crm, t) for t in (customers, interactions, lifecycle_events, journal.table)
+    }
     with pytest.raises(PluginError, match="crm_interactions_recorded: RuntimeError: boom"):
         crm.interactions.record_many(
             [
-                {"customer_id": cid, "kind": "purchase", "occurred_at": T0.isoformat(), "amount": "5", "currency": "EUR"},
-                {"customer_id": cid, "kind": "call", "occurred_at": T0.isoformat(), "payload": {"explode": True}},
+                {
+                    "customer_id": cid,
+                    "kind": "purchase",
+                    "occurred_at": T0.isoformat(),
+                    "amount": "5",
+                    "currency": "EUR",
+                },
+                {
+                    "customer_id": cid,
+                    "kind": "call",
+                    "occurred_at": T0.isoformat(),
+                    "payload": {"explode": True},
+                },
             ],
             batch_size=1,
-        )  # fmt: skip
+        )
     assert exploder.calls == 2  # the first batch was written before the second exploded
-    after = {t.name: count(crm, t) for t in (customers, interactions, lifecycle_events, journal.table)}
+    after = {
+        t.name: count(crm, t) for t in (customers, interactions, lifecycle_events, journal.table)
+    }
     assert after == before
     # The automatic prospect -> new move of the first batch was rolled back too.
     assert crm.customers.get(cid).stage is Stage.PROSPECT
 
 
 def test_crm_errors_from_hooks_pass_through_unchanged(db_url: str, clock: FrozenClock) -> None:
-    exploder = Exploder(ValidationError("payload.explode: refused by policy", field="payload.explode"))
+    exploder = Exploder(
+        ValidationError("payload.explode: refused by policy", field="payload.explode")
+    )
     crm = CRM.open(db_url, discover=False, plugins=[exploder], clock=clock, upgrade=True)
     cid = crm.customers.create({"name": "Ada"}).id
     with pytest.raises(ValidationError, match="refused by policy") as info:
-        crm.interactions.record({"customer_id": cid, "kind": "call", "occurred_at": T0.isoformat(), "payload": {"explode": 1}})
+        crm.interactions.record(
+            {
+                "customer_id": cid,
+                "kind": "call",
+                "occurred_at": T0.isoformat(),
+                "payload": {"explode": 1},
+            }
+        )
     assert info.value.field == "payload.explode"
     assert count(crm, interactions) == 0
 
@@ -117,7 +149,9 @@ def test_plugin_writes_commit_with_core_write(journal_crm: tuple[CRM, Journal, E
     cid = crm.customers.create({"name": "Ada"}).id
     crm.interactions.record({"customer_id": cid, "kind": "call", "occurred_at": T0.isoformat()})
     with crm.engine.connect() as conn:
-        events = conn.execute(select(journal.table.c.event).order_by(journal.table.c.id)).scalars().all()
+        events = (
+            conn.execute(select(journal.table.c.event).order_by(journal.table.c.id)).scalars().all()
+        )
     assert events == ["created", "recorded"]
 
 
@@ -125,7 +159,9 @@ def test_services_join_an_outer_unit_of_work(journal_crm: tuple[CRM, Journal, Ex
     crm, journal, _ = journal_crm
     with pytest.raises(RuntimeError, match="abort"), crm.unit_of_work(actor="test") as uow:
         c = crm.customers.create({"name": "Inside"}, ctx=uow)
-        crm.interactions.record({"customer_id": c.id, "kind": "call", "occurred_at": T0.isoformat()}, ctx=uow)
+        crm.interactions.record(
+            {"customer_id": c.id, "kind": "call", "occurred_at": T0.isoformat()}, ctx=uow
+        )
         assert crm.customers.get(c.id, ctx=uow).name == "Inside"  # type: ignore[arg-type]
         raise RuntimeError("abort")
     assert count(crm, customers) == 0
@@ -137,7 +173,9 @@ def test_validation_hook_rejects_and_rolls_back(db_url: str, clock: FrozenClock)
         crm_plugin_name = "nogmail"
 
         @hookimpl
-        def crm_validate_customers(self, ctx: UnitOfWork, customers: Sequence[Customer]) -> list[tuple[int, str]]:
+        def crm_validate_customers(
+            self, ctx: UnitOfWork, customers: Sequence[Customer]
+        ) -> list[tuple[int, str]]:
             return [
                 (i, f"email: {c.email} is a free-mail address")
                 for i, c in enumerate(customers)
@@ -146,7 +184,9 @@ def test_validation_hook_rejects_and_rolls_back(db_url: str, clock: FrozenClock)
 
     crm = CRM.open(db_url, discover=False, plugins=[NoGmail()], clock=clock, upgrade=True)
     with pytest.raises(ValidationError, match=r"customers\[1\]: email: b@gmail.com is a free-mail"):
-        crm.customers.create_many([{"name": "a", "email": "a@corp.com"}, {"name": "b", "email": "b@gmail.com"}])
+        crm.customers.create_many(
+            [{"name": "a", "email": "a@corp.com"}, {"name": "b", "email": "b@gmail.com"}]
+        )
     assert count(crm, customers) == 0
     rejected: list[int] = []
     stored = crm.customers.create_many(

@@ -63,7 +63,9 @@ class CRMGroup(click.Group):
 @click.option("--actor", help="Who is acting; recorded with lifecycle moves and passed to plugins.")
 @click.version_option(package_name="crmcore", prog_name="crm")
 @click.pass_context
-def cli(ctx: click.Context, database: str | None, config_path: Path | None, actor: str | None) -> None:
+def cli(
+    ctx: click.Context, database: str | None, config_path: Path | None, actor: str | None
+) -> None:
     """crmcore: customers, interactions and lifecycle, with every CRM strategy a plugin.
 
     Start with `crm init` (creates ./crm.db) or `crm demo` (loads a demo data

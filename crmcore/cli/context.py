@@ -60,7 +60,9 @@ def get_console() -> Console:
 
 def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--json`` (machine-readable output) to a command."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
+        func
+    )
 
 
 def print_json(data: Any) -> None:

@@ -95,7 +95,9 @@ def show(customer_id: int, as_json: bool) -> None:
 @click.option("--stage", type=click.Choice([s.value for s in Stage]))
 @click.option("--owner")
 @click.option("--kind", type=click.Choice([k.value for k in CustomerKind]))
-@click.option("--attr", "attrs_", multiple=True, metavar="KEY=VALUE", help="Custom attribute equals.")
+@click.option(
+    "--attr", "attrs_", multiple=True, metavar="KEY=VALUE", help="Custom attribute equals."
+)
 @click.option("--sort", default="id", show_default=True, help="Field, '-' prefix for descending.")
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--offset", type=int, default=0, show_default=True)
@@ -105,7 +107,9 @@ def list_customers(as_json: bool, attrs_: tuple[str, ...], **filters: Any) -> No
     page = get_crm().customers.search(attributes=parse_pairs(attrs_, "--attr"), **filters)
     items = [to_dict(c) for c in page.items]
     if as_json:
-        print_json({"total": page.total, "limit": page.limit, "offset": page.offset, "items": items})
+        print_json(
+            {"total": page.total, "limit": page.limit, "offset": page.offset, "items": items}
+        )
         return
     shown = f"{page.offset + 1}-{page.offset + len(items)}" if items else "0"
     print_table(
@@ -123,7 +127,11 @@ def list_customers(as_json: bool, attrs_: tuple[str, ...], **filters: Any) -> No
 @click.option("--tag", "tags", multiple=True, help="Replace the tags with these (repeatable).")
 @json_option
 def update(
-    customer_id: int, sets: tuple[str, ...], attrs_: tuple[str, ...], tags: tuple[str, ...], as_json: bool
+    customer_id: int,
+    sets: tuple[str, ...],
+    attrs_: tuple[str, ...],
+    tags: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Change some fields of a customer (stage changes go through `crm lifecycle move`)."""
     changes = parse_pairs(sets, "--set")
@@ -168,13 +176,26 @@ def erase(customer_id: int, yes: bool) -> None:
 
 @customers.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from extension.")
-@click.option("--skip-invalid", is_flag=True, help="Import the good rows; write the bad ones to a rejects file.")
-@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Rejects file path.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from extension."
+)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Import the good rows; write the bad ones to a rejects file.",
+)
+@click.option(
+    "--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Rejects file path."
+)
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True)
 @json_option
 def import_(
-    path: Path, fmt: str | None, skip_invalid: bool, rejects: Path | None, batch_size: int, as_json: bool
+    path: Path,
+    fmt: str | None,
+    skip_invalid: bool,
+    rejects: Path | None,
+    batch_size: int,
+    as_json: bool,
 ) -> None:
     """Import customers from CSV or JSON Lines (all-or-nothing unless --skip-invalid)."""
     from crmcore.imports import import_customers
@@ -182,21 +203,33 @@ def import_(
     crm = get_crm()
     with progress_bar(path, "customers") as progress:
         result = import_customers(
-            crm, path, format=fmt, skip_invalid=skip_invalid, rejects_path=rejects,
-            batch_size=batch_size, actor=get_actor(), progress=progress,
-        )  # fmt: skip
+            crm,
+            path,
+            format=fmt,
+            skip_invalid=skip_invalid,
+            rejects_path=rejects,
+            batch_size=batch_size,
+            actor=get_actor(),
+            progress=progress,
+        )
     report_import(result, "customers", as_json)
 
 
 @customers.command()
 @click.argument("customer_id", type=int, required=False)
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout."
+)
 def export(customer_id: int | None, fmt: str, output: Path | None) -> None:
     """Export all customers (CSV/JSONL), or with CUSTOMER_ID everything held on one (JSON)."""
     crm = get_crm()
     if customer_id is not None:
-        data = json.dumps(crm.customers.export(customer_id), indent=2, default=str, ensure_ascii=False)
+        data = json.dumps(
+            crm.customers.export(customer_id), indent=2, default=str, ensure_ascii=False
+        )
         if output:
             output.write_text(data + "\n", encoding="utf-8")
         else:

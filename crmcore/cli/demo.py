@@ -20,8 +20,12 @@ from crmcore.signals import Period
     show_default=True,
     help="SQLite file to (re)create.",
 )
-@click.option("--seed", type=int, default=7, show_default=True, help="Random seed (same seed, same data).")
-@click.option("--customers", "count", type=click.IntRange(1, 1_000_000), default=400, show_default=True)
+@click.option(
+    "--seed", type=int, default=7, show_default=True, help="Random seed (same seed, same data)."
+)
+@click.option(
+    "--customers", "count", type=click.IntRange(1, 1_000_000), default=400, show_default=True
+)
 def demo(path: Path, seed: int, count: int) -> None:
     """Create a fresh SQLite demo database, load a realistic data set and summarise it."""
     from crmcore.app import CRM
@@ -33,13 +37,18 @@ def demo(path: Path, seed: int, count: int) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     crm = CRM.open(f"sqlite:///{path}", upgrade=True, clock=lambda: DEMO_NOW)
     get_state().crm = crm  # closed by the group after the command
-    console.print(f"[bold]crmcore demo[/bold]: loading {count} customers into {path} (seed {seed}) ...")
+    console.print(
+        f"[bold]crmcore demo[/bold]: loading {count} customers into {path} (seed {seed}) ..."
+    )
     summary = load_demo(crm, seed=seed, customers=count)
     console.print(
         f"Loaded {summary.customers} customers, {summary.interactions} interactions, "
         f"{summary.lifecycle_moves} lifecycle moves."
     )
-    stages = [{"stage": s.value, "customers": crm.customers.search(stage=s.value, limit=1).total} for s in Stage]
+    stages = [
+        {"stage": s.value, "customers": crm.customers.search(stage=s.value, limit=1).total}
+        for s in Stage
+    ]
     print_table(stages, ["stage", "customers"], title="Customers by lifecycle stage")
 
     year = Period(DEMO_NOW - timedelta(days=365), DEMO_NOW)

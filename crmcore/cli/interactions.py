@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from crmcore.cli.context import get_actor, get_console, get_crm, json_option, print_json, print_table
+from crmcore.cli.context import (
+    get_actor,
+    get_console,
+    get_crm,
+    json_option,
+    print_json,
+    print_table,
+)
 from crmcore.cli.parsing import parse_json_object, parse_timestamp
 from crmcore.cli.transfer import progress_bar, report_import
 from crmcore.entities import Channel, Direction, InteractionKind
@@ -37,7 +44,9 @@ def interactions() -> None:
 @click.option("--response-seconds", type=float)
 @click.option("--payload", metavar="JSON", help="Extra data, as a JSON object.")
 @json_option
-def add(as_json: bool, occurred_at: str | None, amount: str | None, payload: str | None, **fields: Any) -> None:
+def add(
+    as_json: bool, occurred_at: str | None, amount: str | None, payload: str | None, **fields: Any
+) -> None:
     """Record one interaction."""
     crm = get_crm()
     record: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
@@ -51,14 +60,17 @@ def add(as_json: bool, occurred_at: str | None, amount: str | None, payload: str
         print_json(to_dict(interaction))
     else:
         get_console().print(
-            f"Recorded {interaction.kind.value} {interaction.id} for customer {interaction.customer_id}"
+            f"Recorded {interaction.kind.value} {interaction.id} "
+            f"for customer {interaction.customer_id}"
         )
 
 
 @interactions.command("list")
 @click.option("--customer", "customer_id", type=int, help="Only this customer's timeline.")
 @click.option("--kind", "kinds", type=click.Choice(KINDS), multiple=True, help="Repeatable.")
-@click.option("--channel", "channels", type=click.Choice(CHANNELS), multiple=True, help="Repeatable.")
+@click.option(
+    "--channel", "channels", type=click.Choice(CHANNELS), multiple=True, help="Repeatable."
+)
 @click.option("--since", help="From this date/time, inclusive (ISO 8601).")
 @click.option("--until", help="Before this date/time, exclusive (ISO 8601).")
 @click.option("--limit", type=int, default=50, show_default=True)
@@ -84,15 +96,31 @@ def list_interactions(
         "limit": limit,
         "offset": offset,
     }
-    page = service.timeline(customer_id, **kwargs) if customer_id is not None else service.list(**kwargs)
+    page = (
+        service.timeline(customer_id, **kwargs)
+        if customer_id is not None
+        else service.list(**kwargs)
+    )
     items = [to_dict(i) for i in page.items]
     if as_json:
-        print_json({"total": page.total, "limit": page.limit, "offset": page.offset, "items": items})
+        print_json(
+            {"total": page.total, "limit": page.limit, "offset": page.offset, "items": items}
+        )
         return
     total = sum((i.amount or Decimal(0)) for i in page.items)
     print_table(
         items,
-        ["id", "occurred_at", "customer_id", "kind", "channel", "direction", "amount", "currency", "text"],
+        [
+            "id",
+            "occurred_at",
+            "customer_id",
+            "kind",
+            "channel",
+            "direction",
+            "amount",
+            "currency",
+            "text",
+        ],
         title="Interactions",
         caption=f"{len(items)} of {page.total} shown; amounts on this page sum to {total}",
     )
@@ -100,13 +128,26 @@ def list_interactions(
 
 @interactions.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from extension.")
-@click.option("--skip-invalid", is_flag=True, help="Import the good rows; write the bad ones to a rejects file.")
-@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Rejects file path.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from extension."
+)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Import the good rows; write the bad ones to a rejects file.",
+)
+@click.option(
+    "--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Rejects file path."
+)
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
 @json_option
 def import_(
-    path: Path, fmt: str | None, skip_invalid: bool, rejects: Path | None, batch_size: int, as_json: bool
+    path: Path,
+    fmt: str | None,
+    skip_invalid: bool,
+    rejects: Path | None,
+    batch_size: int,
+    as_json: bool,
 ) -> None:
     """Import interactions from CSV or JSON Lines (all-or-nothing unless --skip-invalid)."""
     from crmcore.imports import import_interactions
@@ -114,16 +155,26 @@ def import_(
     crm = get_crm()
     with progress_bar(path, "interactions") as progress:
         result = import_interactions(
-            crm, path, format=fmt, skip_invalid=skip_invalid, rejects_path=rejects,
-            batch_size=batch_size, actor=get_actor(), progress=progress,
-        )  # fmt: skip
+            crm,
+            path,
+            format=fmt,
+            skip_invalid=skip_invalid,
+            rejects_path=rejects,
+            batch_size=batch_size,
+            actor=get_actor(),
+            progress=progress,
+        )
     report_import(result, "interactions", as_json)
 
 
 @interactions.command()
 @click.option("--customer", "customer_id", type=int, help="Only this customer's interactions.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout."
+)
 def export(customer_id: int | None, fmt: str, output: Path | None) -> None:
     """Export interactions as CSV or JSON Lines."""
     from crmcore.exports import export_interactions

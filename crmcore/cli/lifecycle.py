@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from crmcore.cli.context import get_actor, get_console, get_crm, json_option, print_json, print_table
+from crmcore.cli.context import (
+    get_actor,
+    get_console,
+    get_crm,
+    json_option,
+    print_json,
+    print_table,
+)
 from crmcore.lifecycle import TRANSITIONS
 from crmcore.serialization import to_dict
 

@@ -48,5 +48,7 @@ def report_import(result: Any, what: str, as_json: bool) -> None:
         return
     line = f"Imported {result.imported} {what}."
     if result.rejected:
-        line += f" Rejected {result.rejected}; every rejected row and its reason: {result.rejects_path}"
+        line += (
+            f" Rejected {result.rejected}; every rejected row and its reason: {result.rejects_path}"
+        )
     get_console().print(line)

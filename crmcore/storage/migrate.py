@@ -26,7 +26,7 @@ def alembic_config(extra_locations: Sequence[str] = ()) -> Config:
 
 
 def upgrade(engine: Engine, metadata: MetaData, extra_locations: Sequence[str] = ()) -> None:
-    """Bring the database to the head of every branch, in one transaction where the backend allows."""
+    """Bring the database to the head of every branch, in one transaction."""
     cfg = alembic_config(extra_locations)
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection

@@ -46,7 +46,11 @@ class Money(TypeDecorator[Decimal]):
             return None
         amount = Decimal(value).scaleb(-MONEY_SCALE)
         # normalize() alone would turn 100 into 1E+2.
-        return amount.quantize(Decimal(1)) if amount == amount.to_integral_value() else amount.normalize()
+        return (
+            amount.quantize(Decimal(1))
+            if amount == amount.to_integral_value()
+            else amount.normalize()
+        )
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -65,17 +69,17 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if not isinstance(value, datetime) or value.tzinfo is None:
             raise ValueError(f"timestamp must be timezone-aware: {value!r}")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        utc: datetime = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         """Return the stored timestamp as an aware datetime in UTC."""
         if value is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        result: datetime = value.astimezone(UTC)
-        return result
+        stored: datetime = value
+        if stored.tzinfo is None:
+            return stored.replace(tzinfo=UTC)
+        return stored.astimezone(UTC)
 
 
 #: JSON on SQLite, JSONB on PostgreSQL.

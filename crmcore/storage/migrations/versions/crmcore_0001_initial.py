@@ -117,9 +117,7 @@ def upgrade() -> None:
             name="fk_crm_lifecycle_events_customer_id_crm_customers",
         ),
     )
-    op.create_index(
-        "ix_crm_lifecycle_events_customer_id", "crm_lifecycle_events", ["customer_id"]
-    )
+    op.create_index("ix_crm_lifecycle_events_customer_id", "crm_lifecycle_events", ["customer_id"])
 
 
 def downgrade() -> None:

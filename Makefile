@@ -1,0 +1,39 @@
+# The two commands a newcomer needs:  make demo   and   make test
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+EDITABLES := -e '.[dev]' -e examples/crmcore-example $(foreach p,$(PLUGINS),-e $(dir $(p)))
+
+.PHONY: install demo test pytest lint typecheck docs clean
+
+$(STAMP): pyproject.toml examples/crmcore-example/pyproject.toml $(PLUGINS)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crmcore needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(EDITABLES)
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv with crmcore, its plugins and the dev tools
+
+demo: $(STAMP) ## Load the demo data set into crm-demo.db (SQLite) and print the summary
+	$(BIN)/crm demo
+
+pytest: $(STAMP) ## Run the test suite on SQLite and PostgreSQL
+	$(BIN)/pytest -q
+
+lint: $(STAMP) ## ruff (lint + format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## mypy --strict on crmcore
+	$(BIN)/mypy crmcore
+
+test: lint typecheck pytest ## Everything CI checks
+
+docs: $(STAMP) ## Regenerate docs/hooks.md from the hook specifications
+	$(BIN)/python -m crmcore.hooks.docgen --write
+
+clean:
+	rm -rf $(VENV) crm-demo.db crm-demo.db-wal crm-demo.db-shm .pytest_cache .mypy_cache .ruff_cache
