@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import pluggy
+from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import Engine, MetaData, inspect
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
@@ -22,7 +23,12 @@ from crmcore.errors import (
     StorageError,
     ValidationError,
 )
-from crmcore.hooks.manager import PluginInfo, make_plugin_manager, plugin_infos
+from crmcore.hooks.manager import (
+    PluginInfo,
+    disabled_plugin_modules,
+    make_plugin_manager,
+    plugin_infos,
+)
 from crmcore.signals import ChurnSignal, Period
 from crmcore.storage import migrate
 from crmcore.storage.engine import make_engine
@@ -45,6 +51,14 @@ def _resolve_config(target: str | Path | Config | None) -> Config:
     if isinstance(target, Path) or str(target).endswith(".toml"):
         return load_config(target)
     return default_config(database_url=str(target))
+
+
+def _flatten_locations(results: Iterable[Any]) -> list[str]:
+    locations: list[str] = []
+    for result in results:
+        if result is not None:
+            locations.extend([str(result)] if isinstance(result, str | Path) else map(str, result))
+    return locations
 
 
 class CRM:
@@ -153,23 +167,36 @@ class CRM:
 
     def migration_locations(self) -> list[str]:
         """Version directories of every enabled plugin's alembic branch."""
-        locations: list[str] = []
-        for result in self.call_hook("crm_migration_locations"):
-            if result is None:
-                continue
-            locations.extend([result] if isinstance(result, str) else list(result))
-        return locations
+        return _flatten_locations(self.call_hook("crm_migration_locations"))
+
+    def inactive_migration_locations(self) -> list[str]:
+        """Version directories of installed but disabled plugins (known, not upgraded)."""
+        results = []
+        for module in disabled_plugin_modules(self.config.disabled_plugins):
+            function = getattr(module, "crm_migration_locations", None)
+            if callable(function):
+                results.append(function())
+        return _flatten_locations(results)
 
     def upgrade(self) -> None:
         """Run pending migrations of core and every enabled plugin (``crm db upgrade``)."""
         try:
-            migrate.upgrade(self.engine, self.metadata, self.migration_locations())
+            migrate.upgrade(
+                self.engine,
+                self.metadata,
+                self.migration_locations(),
+                self.inactive_migration_locations(),
+            )
         except DBAPIError as exc:
             raise StorageError(f"migration failed: {exc.orig}") from exc
+        except AlembicError as exc:
+            raise StorageError(f"migration failed: {exc}") from exc
 
     def pending_migrations(self) -> set[str]:
         """Head revisions not yet applied; empty when the schema is current."""
-        return migrate.pending(self.engine, self.migration_locations())
+        return migrate.pending(
+            self.engine, self.migration_locations(), self.inactive_migration_locations()
+        )
 
     def is_initialised(self) -> bool:
         """Whether core's tables exist in the database."""

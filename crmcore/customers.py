@@ -39,6 +39,7 @@ from crmcore.errors import (
 from crmcore.identity import normalise_email, normalise_name, normalise_org_name, normalise_phone
 from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
+from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customer_tags, customers
 from crmcore.storage.types import money_problem
 from crmcore.unit_of_work import UnitOfWork
@@ -356,13 +357,10 @@ class CustomerService:
             return []
 
         rows = [_to_row(c, k, uow.now) for _, _, c, k in kept]
-        ids = (
-            uow.connection.execute(
-                insert(customers).returning(customers.c.id, sort_by_parameter_order=True), rows
-            )
-            .scalars()
-            .all()
-        )
+        ids = allocate_ids(uow.connection, customers, len(rows))
+        for new_id, row in zip(ids, rows, strict=True):
+            row["id"] = new_id
+        uow.connection.execute(insert(customers), rows)
         created: list[Customer] = []
         tag_rows: list[dict[str, Any]] = []
         events: list[LifecycleEvent] = []

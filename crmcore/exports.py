@@ -32,12 +32,16 @@ _PAGE = 1000
 _CONSENT_FLAGS = tuple(f.name for f in attrs.fields(Consent))
 
 #: Columns of a customers CSV export, in order.
-CUSTOMER_CSV_COLUMNS: tuple[str, ...] = tuple(
-    column
-    for f in attrs.fields(Customer)
-    for column in (
-        [f"consent.{flag}" for flag in _CONSENT_FLAGS] if f.name == "consent" else [f.name]
-    )
+CUSTOMER_CSV_COLUMNS: tuple[str, ...] = (
+    "id",
+    *(
+        column
+        for f in attrs.fields(Customer)
+        if f.name != "id"
+        for column in (
+            [f"consent.{flag}" for flag in _CONSENT_FLAGS] if f.name == "consent" else [f.name]
+        )
+    ),
 )
 #: Columns of an interactions CSV export, in order.
 INTERACTION_CSV_COLUMNS: tuple[str, ...] = (

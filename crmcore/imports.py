@@ -691,6 +691,16 @@ def _rejects_file(
     return _Rejects(path, format, header)
 
 
+def _read_records(
+    lines: _Lines, format: str, location: str, columns: _ColumnsFactory
+) -> tuple[Iterator[_Record], list[str] | None]:
+    """Return the records of the file and, for CSV, its (already checked) header."""
+    if format == "csv":
+        source = _CsvSource(lines, location, columns)
+        return iter(source), source.columns.header
+    return _jsonl_records(lines, _object_from_json), None
+
+
 def _run_import(
     crm: CRM,
     entity: _Entity,
@@ -712,13 +722,7 @@ def _run_import(
     location = str(path)
     with _open_input(source) as handle:
         lines = _Lines(handle)
-        records: Iterator[_Record]
-        header: list[str] | None = None
-        if fmt == "csv":
-            csv_source = _CsvSource(lines, location, entity.columns(crm))
-            header, records = csv_source.columns.header, iter(csv_source)
-        else:
-            records = _jsonl_records(lines, _object_from_json)
+        records, header = _read_records(lines, fmt, location, entity.columns(crm))
         rejects = _rejects_file(source, fmt, rejects_path, header) if skip_invalid else None
         feed = _Feed(location, batch_size, rejects, progress)
         try:
@@ -767,6 +771,9 @@ def import_customers(
         batch_size: Rows validated and stored per batch (hooks run once per batch).
         actor: Who is importing (passed to hooks).
         progress: Called after each batch with (rows read, bytes read) so far.
+
+    Rejected rows are written in the order the problems are found (a batch's
+    duplicates after its malformed rows); each carries its input line.
 
     Returns:
         The counts of imported and rejected rows and the rejects file, if any.

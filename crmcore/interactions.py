@@ -22,6 +22,7 @@ from crmcore.entities import (
 from crmcore.errors import CRMError, NotFoundError, ValidationError, ValidationErrors
 from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
+from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customers, interactions
 from crmcore.storage.types import money_problem
 from crmcore.unit_of_work import UnitOfWork
@@ -211,14 +212,11 @@ class InteractionService:
             kept.append(interaction)
         if not kept:
             return []
-        ids = (
-            uow.connection.execute(
-                insert(interactions).returning(interactions.c.id, sort_by_parameter_order=True),
-                [_to_row(i) for i in kept],
-            )
-            .scalars()
-            .all()
-        )
+        rows = [_to_row(i) for i in kept]
+        ids = allocate_ids(uow.connection, interactions, len(rows))
+        for new_id, row in zip(ids, rows, strict=True):
+            row["id"] = new_id
+        uow.connection.execute(insert(interactions), rows)
         recorded = [attrs.evolve(i, id=new_id) for i, new_id in zip(kept, ids, strict=True)]
         self._automatic_moves(uow, recorded, stages)
         self._crm.call_hook("crm_interactions_recorded", ctx=uow, interactions=recorded)

@@ -90,6 +90,23 @@ def plugin_infos(pm: pluggy.PluginManager) -> list[PluginInfo]:
     return infos
 
 
+def disabled_plugin_modules(disabled: Iterable[str]) -> list[object]:
+    """Load installed plugins that are disabled, without registering them.
+
+    Only used to find their migration directories, so that revisions they
+    applied while enabled remain known to alembic.
+    """
+    names = set(disabled)
+    modules = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in names:
+            try:
+                modules.append(ep.load())
+            except Exception as exc:
+                raise PluginError(f"disabled plugin {ep.name!r} failed to load: {exc}") from exc
+    return modules
+
+
 def installed_plugin_names() -> list[str]:
     """Names of plugins registered through the entry-point group, enabled or not."""
     return sorted(ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
