@@ -27,8 +27,8 @@ lint: $(STAMP) ## ruff (lint + format check)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP) ## mypy --strict on crmcore
-	$(BIN)/mypy crmcore
+typecheck: $(STAMP) ## mypy --strict on crmcore and the example plugin
+	$(BIN)/mypy crmcore examples/crmcore-example/crmcore_example
 
 test: lint typecheck pytest ## Everything CI checks
 

@@ -31,7 +31,9 @@ def ok(result: Result) -> Result:
 
 def fails(result: Result, fragment: str) -> None:
     assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines() if result.stderr else result.output.strip().splitlines()
+    lines = (
+        result.stderr.strip().splitlines() if result.stderr else result.output.strip().splitlines()
+    )
     assert len(lines) == 1, f"expected one error line, got: {result.output}"
     assert lines[0].startswith("Error: ")
     assert fragment in lines[0]
@@ -46,17 +48,61 @@ def test_help_lists_commands() -> None:
 
 
 def test_customer_flow(run) -> None:  # type: ignore[no-untyped-def]
-    created = json.loads(ok(run("customers", "add", "--name", "Ada Lovelace", "--email", "ada@x.org",
-                                "--tag", "vip", "--attr", "level=3", "--json")).output)  # fmt: skip
+    created = json.loads(
+        ok(
+            run(
+                "customers",
+                "add",
+                "--name",
+                "Ada Lovelace",
+                "--email",
+                "ada@x.org",
+                "--tag",
+                "vip",
+                "--attr",
+                "level=3",
+                "--json",
+            )
+        ).output
+    )
     cid = str(created["id"])
     assert created["attributes"] == {"level": 3} and created["tags"] == ["vip"]
     assert "Ada Lovelace" in ok(run("customers", "list")).output
     listed = json.loads(ok(run("customers", "list", "--tag", "vip", "--json")).output)
     assert listed["total"] == 1 and listed["items"][0]["email"] == "ada@x.org"
-    changed = json.loads(ok(run("customers", "update", cid, "--set", "owner=bob", "--set", "phone=5550100200", "--json")).output)
+    changed = json.loads(
+        ok(
+            run(
+                "customers",
+                "update",
+                cid,
+                "--set",
+                "owner=bob",
+                "--set",
+                "phone=5550100200",
+                "--json",
+            )
+        ).output
+    )
     assert changed["changed"] == ["phone", "owner"] and changed["customer"]["phone"] == "5550100200"
-    ok(run("interactions", "add", "--customer", cid, "--kind", "purchase", "--amount", "19.90",
-           "--currency", "EUR", "--at", "2026-01-01T10:00:00+01:00", "--channel", "web"))  # fmt: skip
+    ok(
+        run(
+            "interactions",
+            "add",
+            "--customer",
+            cid,
+            "--kind",
+            "purchase",
+            "--amount",
+            "19.90",
+            "--currency",
+            "EUR",
+            "--at",
+            "2026-01-01T10:00:00+01:00",
+            "--channel",
+            "web",
+        )
+    )
     listed_i = json.loads(ok(run("interactions", "list", "--customer", cid, "--json")).output)
     assert listed_i["items"][0]["amount"] == "19.9"
     history = json.loads(ok(run("lifecycle", "history", cid, "--json")).output)
@@ -71,19 +117,36 @@ def test_customer_flow(run) -> None:  # type: ignore[no-untyped-def]
 
 def test_errors_are_one_line_exit_1(run) -> None:  # type: ignore[no-untyped-def]
     ok(run("customers", "add", "--name", "Ada", "--email", "ada@x.org"))
-    fails(run("customers", "add", "--name", "Other", "--email", "ADA@x.org"), "already belongs to customer 1")
-    fails(run("customers", "add", "--name", "X", "--email", "broken"), "email: not a valid email address")
+    fails(
+        run("customers", "add", "--name", "Other", "--email", "ADA@x.org"),
+        "already belongs to customer 1",
+    )
+    fails(
+        run("customers", "add", "--name", "X", "--email", "broken"),
+        "email: not a valid email address",
+    )
     fails(run("customers", "show", "99"), "customer 99 does not exist")
     fails(run("lifecycle", "move", "1", "loyal"), "cannot move from prospect to loyal")
-    fails(run("interactions", "add", "--customer", "1", "--kind", "purchase"), "amount: required for a purchase")
-    fails(run("interactions", "add", "--customer", "1", "--kind", "call", "--at", "yesterday"), "--at: not an ISO 8601")
-    fails(run("customers", "update", "1", "--set", "stage=loyal"), "stage: change it with crm.lifecycle.move")
+    fails(
+        run("interactions", "add", "--customer", "1", "--kind", "purchase"),
+        "amount: required for a purchase",
+    )
+    fails(
+        run("interactions", "add", "--customer", "1", "--kind", "call", "--at", "yesterday"),
+        "--at: not an ISO 8601",
+    )
+    fails(
+        run("customers", "update", "1", "--set", "stage=loyal"),
+        "stage: change it with crm.lifecycle.move",
+    )
     fails(run("customers", "update", "1", "--set", "nonsense"), "--set: expected key=value")
     fails(run("customers", "list", "--sort", "colour"), "sort: 'colour' is not one of")
 
 
 def test_uninitialised_database_is_one_clear_line(tmp_path: Path) -> None:
-    result = CliRunner().invoke(build_cli(), ["--db", str(tmp_path / "none.db"), "customers", "list"])
+    result = CliRunner().invoke(
+        build_cli(), ["--db", str(tmp_path / "none.db"), "customers", "list"]
+    )
     fails(result, "not initialised")
 
 
@@ -118,9 +181,29 @@ def test_delete_and_erase_need_confirmation(run) -> None:  # type: ignore[no-unt
 
 def test_demo_runs(tmp_path: Path) -> None:
     path = tmp_path / "demo.db"
-    result = CliRunner().invoke(build_cli(), ["demo", "--path", str(path), "--customers", "60"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        build_cli(), ["demo", "--path", str(path), "--customers", "60"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     assert "Loaded 60 customers" in result.output
     assert "Customers by lifecycle stage" in result.output
-    listed = CliRunner().invoke(build_cli(), ["--db", str(path), "customers", "list", "--json", "--limit", "1"])
+    listed = CliRunner().invoke(
+        build_cli(), ["--db", str(path), "customers", "list", "--json", "--limit", "1"]
+    )
     assert json.loads(listed.output)["total"] == 60
+
+
+def test_demo_is_deterministic(tmp_path: Path) -> None:
+    def snapshot(path: Path) -> object:
+        result = CliRunner().invoke(build_cli(), ["demo", "--path", str(path), "--customers", "40"])
+        assert result.exit_code == 0, result.output
+        listed = CliRunner().invoke(
+            build_cli(), ["--db", str(path), "customers", "list", "--json", "--limit", "40"]
+        )
+        items = json.loads(listed.output)["items"]
+        interactions = CliRunner().invoke(
+            build_cli(), ["--db", str(path), "interactions", "list", "--json", "--limit", "1000"]
+        )
+        return items, json.loads(interactions.output)
+
+    assert snapshot(tmp_path / "a.db") == snapshot(tmp_path / "b.db")

@@ -63,7 +63,7 @@ class CRMGroup(click.Group):
 @click.option("--actor", help="Who is acting; recorded with lifecycle moves and passed to plugins.")
 @click.version_option(package_name="crmcore", prog_name="crm")
 @click.pass_context
-def cli(
+def _root(
     ctx: click.Context, database: str | None, config_path: Path | None, actor: str | None
 ) -> None:
     """crmcore: customers, interactions and lifecycle, with every CRM strategy a plugin.
@@ -113,13 +113,25 @@ def _config_path_from_argv(argv: Sequence[str]) -> Path | None:
 
 
 def build_cli(argv: Sequence[str] = ()) -> click.Group:
-    """The ``crm`` group with core's commands and those of every enabled plugin."""
-    _register_builtin_commands(cli)
+    """A new ``crm`` group with core's commands and those of every enabled plugin.
+
+    ``argv`` is searched for ``--config`` so that disabled plugins add no
+    commands. Each call builds a fresh group, so a long-lived process that
+    calls it again sees plugins enabled or disabled since.
+    """
+    group = CRMGroup(
+        name="crm",
+        callback=_root.callback,
+        params=list(_root.params),
+        help=_root.help,
+        context_settings=_root.context_settings,
+    )
+    _register_builtin_commands(group)
     path = _config_path_from_argv(argv)
     config = load_config(path) if path else default_config()
     pm = make_plugin_manager(discover=True, disabled=config.disabled_plugins)
-    pm.hook.crm_register_commands(cli=cli)
-    return cli
+    pm.hook.crm_register_commands(cli=group)
+    return group
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -133,4 +145,4 @@ def main(argv: Sequence[str] | None = None) -> None:
     group.main(args=args, prog_name="crm")
 
 
-__all__ = ["build_cli", "cli", "main"]
+__all__ = ["CRMGroup", "build_cli", "main"]

@@ -7,7 +7,6 @@ tables are prefixed ``crm_``.
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     Column,
     Date,
@@ -21,7 +20,7 @@ from sqlalchemy import (
     Text,
 )
 
-from crmcore.storage.types import JSONDocument, Money, UTCDateTime
+from crmcore.storage.types import IdType, JSONDocument, Money, UTCDateTime
 
 #: Naming convention so that constraint names are stable across backends and migrations.
 NAMING_CONVENTION = {
@@ -35,8 +34,6 @@ NAMING_CONVENTION = {
 #: The shared MetaData of core and every plugin.
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit id.
-IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 customers = Table(
     "crm_customers",

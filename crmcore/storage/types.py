@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
@@ -81,6 +81,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return stored.replace(tzinfo=UTC)
         return stored.astimezone(UTC)
 
+
+#: Integer primary keys: 64-bit on PostgreSQL; INTEGER on SQLite, the only type it
+#: autoincrements. Use it for columns referencing ``crm_customers.id``.
+IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 #: JSON on SQLite, JSONB on PostgreSQL.
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")

@@ -8,8 +8,7 @@ Create Date: 2026-11-24
 import sqlalchemy as sa
 from alembic import op
 
-from crmcore.storage.tables import IdType
-from crmcore.storage.types import JSONDocument, Money, UTCDateTime
+from crmcore.storage.types import IdType, JSONDocument, Money, UTCDateTime
 
 revision = "crmcore_0001"
 down_revision = None

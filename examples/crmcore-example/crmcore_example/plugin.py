@@ -1,0 +1,176 @@
+"""The example plugin's hook implementations: thin, each forwards to a service function.
+
+Registered through the ``crmcore.plugins`` entry point (``example =
+"crmcore_example.plugin"``), or in code with ``CRM.open(...,
+plugins=[crmcore_example.plugin])``: ``crm_plugin_name`` makes both register
+under the name ``example``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crmcore.hooks import hookimpl
+from crmcore_example import __version__, hookspecs, service
+from crmcore_example.tables import touches_table
+
+if TYPE_CHECKING:
+    import click
+    import pluggy
+    from rich.console import Console
+    from sqlalchemy import MetaData
+
+    from crmcore import (
+        CRM,
+        ChurnSignal,
+        Customer,
+        CustomerChange,
+        Interaction,
+        LifecycleEvent,
+        Period,
+        UnitOfWork,
+    )
+
+#: The name this module registers under when passed to ``CRM.open(plugins=...)``
+#: (an entry point registers under its own name, ``example``).
+crm_plugin_name = service.PLUGIN_NAME
+
+# ``__version__`` is what ``crm.plugins()`` shows for a plugin registered in
+# code; for an installed one it reads the distribution's version.
+__all__ = ["__version__", "crm_plugin_name"]
+
+MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
+
+
+# --- setup -----------------------------------------------------------------------
+
+
+@hookimpl
+def crm_add_hookspecs(pm: pluggy.PluginManager) -> None:
+    """Publish ``example_touch_milestone`` for other plugins."""
+    pm.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def crm_register_tables(metadata: MetaData) -> None:
+    """Define ``example_touches`` on core's shared metadata."""
+    touches_table(metadata)
+
+
+@hookimpl
+def crm_migration_locations() -> str:
+    """Return the directory of the plugin's alembic branch ``example``."""
+    return str(MIGRATIONS)
+
+
+@hookimpl
+def crm_config_schema() -> Mapping[str, Any]:
+    """Return the schema of ``[plugins.example]``: ``milestone``, ``blocked_domain``."""
+    return service.CONFIG_SCHEMA
+
+
+@hookimpl
+def crm_startup(crm: CRM) -> None:
+    """Read the validated config once."""
+    service.remember_settings(crm)
+
+
+@hookimpl
+def crm_register_commands(cli: click.Group) -> None:
+    """Add ``crm example ...``."""
+    from crmcore_example.cli import example
+
+    cli.add_command(example)
+
+
+# --- events ----------------------------------------------------------------------
+
+
+@hookimpl
+def crm_customers_created(ctx: UnitOfWork, customers: Sequence[Customer]) -> None:
+    """Start counting for the new customers."""
+    service.start_tracking(ctx, [c.id for c in customers if c.id is not None])
+
+
+@hookimpl
+def crm_customers_updated(ctx: UnitOfWork, changes: Sequence[CustomerChange]) -> None:
+    """Count the updates."""
+    service.count_updates(ctx, changes)
+
+
+@hookimpl
+def crm_customers_deleted(ctx: UnitOfWork, customers: Sequence[Customer]) -> None:
+    """Drop the rows of customers about to be deleted."""
+    service.stop_tracking(ctx, [c.id for c in customers if c.id is not None])
+
+
+@hookimpl
+def crm_interactions_recorded(ctx: UnitOfWork, interactions: Sequence[Interaction]) -> None:
+    """Count the touches."""
+    service.record_touches(ctx, interactions)
+
+
+@hookimpl
+def crm_lifecycle_changed(ctx: UnitOfWork, events: Sequence[LifecycleEvent]) -> None:
+    """Count the moves."""
+    service.count_moves(ctx, events)
+
+
+# --- validation ------------------------------------------------------------------
+
+
+@hookimpl
+def crm_validate_customers(
+    ctx: UnitOfWork, customers: Sequence[Customer]
+) -> Iterable[tuple[int, str]]:
+    """Refuse emails in the configured ``blocked_domain``."""
+    return service.blocked_emails(ctx.crm, customers)
+
+
+# --- views -----------------------------------------------------------------------
+
+
+@hookimpl
+def crm_customer_profile(crm: CRM, customer: Customer) -> Mapping[str, Any] | None:
+    """Add ``{"touches": n, "last_touch_at": iso}`` to the profile."""
+    return service.profile_section(crm, customer)
+
+
+@hookimpl
+def crm_metrics(crm: CRM, period: Period) -> Mapping[str, Any]:
+    """Report ``touches_in_period`` and ``customers_touched``."""
+    return service.metrics(crm, period)
+
+
+@hookimpl
+def crm_churn_signals(crm: CRM, customer_ids: Sequence[int]) -> Iterable[ChurnSignal]:
+    """Signal the customers never touched."""
+    return service.never_touched(crm, customer_ids)
+
+
+# --- privacy ---------------------------------------------------------------------
+
+
+@hookimpl
+def crm_export_customer(ctx: UnitOfWork, customer_id: int) -> Mapping[str, Any] | None:
+    """Export the customer's counts."""
+    return service.export(ctx, customer_id)
+
+
+@hookimpl
+def crm_erase_customer(ctx: UnitOfWork, customer_id: int) -> None:
+    """Delete the customer's counts."""
+    service.erase(ctx, customer_id)
+
+
+# --- demo ------------------------------------------------------------------------
+
+
+@hookimpl
+def crm_demo(crm: CRM, seed: int, console: Console) -> None:
+    """Print the most touched customers of the demo data."""
+    from crmcore_example.cli import render_top_touched
+
+    console.print(render_top_touched(service.top_touched(crm)))
