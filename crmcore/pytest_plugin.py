@@ -1,4 +1,8 @@
-"""Fixtures: every test that takes ``db_url`` or ``crm`` runs on SQLite and on PostgreSQL.
+"""pytest fixtures for crmcore and its plugins: every database test runs on SQLite and PostgreSQL.
+
+Use them in a plugin's test suite with ``pytest_plugins = ["crmcore.pytest_plugin"]``
+in the root ``conftest.py``. A test taking ``db_url``, ``crm`` or ``crm_factory``
+runs twice, once per backend.
 
 PostgreSQL: ``CRM_TEST_POSTGRES_URL`` (default the local server, database
 ``test``). Each test gets a schema of its own, dropped afterwards. When the
@@ -10,14 +14,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from crmcore import CRM
+from crmcore.config import Config
 from crmcore.testing import FrozenClock
 
 POSTGRES_URL = os.environ.get(
@@ -89,4 +95,33 @@ def crm(db_url: str, clock: FrozenClock) -> Iterator[CRM]:
     try:
         yield instance
     finally:
+        instance.close()
+
+
+CRMFactory = Callable[..., CRM]
+
+
+@pytest.fixture
+def crm_factory(db_url: str, clock: FrozenClock) -> Iterator[CRMFactory]:
+    """Open initialised CRMs on the test's database with the plugins you give.
+
+    ``crm_factory(plugins=[my_plugin], plugin_sections={"mine": {...}})``;
+    keyword arguments other than ``plugins`` and ``discover`` build the
+    :class:`~crmcore.config.Config`. Every CRM opened is closed after the test.
+    """
+    opened: list[CRM] = []
+
+    def factory(plugins: Sequence[object] = (), discover: bool = False, **config: Any) -> CRM:
+        instance = CRM.open(
+            Config(database_url=db_url, **config),
+            plugins=plugins,
+            discover=discover,
+            upgrade=True,
+            clock=clock,
+        )
+        opened.append(instance)
+        return instance
+
+    yield factory
+    for instance in opened:
         instance.close()
