@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from crmcore.app import CRM
     from crmcore.entities import Customer, CustomerChange, Interaction, LifecycleEvent
+    from crmcore.reporting import ReportChart
     from crmcore.signals import ChurnSignal, Period
     from crmcore.unit_of_work import UnitOfWork
 
@@ -203,6 +204,17 @@ def crm_metrics(crm: CRM, period: Period) -> Mapping[str, Any] | None:
     Called by the performance report for the period and the previous one.
     Return a flat mapping of metric name to number (or Decimal); compute it
     in SQL. Appears under your plugin's name. Return ``None`` to add nothing.
+    """
+
+
+@hookspec
+def crm_report_charts(crm: CRM, period: Period) -> Sequence[ReportChart] | None:
+    """Return charts for the performance report's HTML page (``crm report --html``).
+
+    Called once per report, outside any write transaction, with the report's
+    period. Return :class:`~crmcore.reporting.ReportChart` values (trend
+    lines, a cohort heatmap, an RFM grid ...); compute their data in SQL. They
+    also appear, as data, in ``crm report --json``.
     """
 
 
