@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from attrs import field, frozen
 
 ChartKind = Literal["line", "bar", "heatmap"]
+
+
+def _labels(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(str(v) for v in value)
+
+
+def _rows(value: Iterable[Iterable[float | None]]) -> tuple[tuple[float | None, ...], ...]:
+    return tuple(tuple(row) for row in value)
+
+
+def _series(value: Mapping[str, Iterable[float | None]]) -> dict[str, tuple[float | None, ...]]:
+    return {str(name): tuple(values) for name, values in value.items()}
 
 
 @frozen
@@ -23,10 +36,10 @@ class ReportChart:
 
     title: str
     kind: ChartKind
-    x_labels: tuple[str, ...] = field(converter=tuple)
-    series: dict[str, tuple[float | None, ...]] = field(factory=dict)
-    y_labels: tuple[str, ...] = field(default=(), converter=tuple)
-    values: tuple[tuple[float | None, ...], ...] = field(default=(), converter=tuple)
+    x_labels: tuple[str, ...] = field(converter=_labels)
+    series: dict[str, tuple[float | None, ...]] = field(factory=dict, converter=_series)
+    y_labels: tuple[str, ...] = field(default=(), converter=_labels)
+    values: tuple[tuple[float | None, ...], ...] = field(default=(), converter=_rows)
     unit: str | None = None
     note: str | None = None
     source: str = "core"

@@ -87,7 +87,7 @@ def _root(
 
 
 def _register_builtin_commands(group: click.Group) -> None:
-    from crmcore.cli import admin, customers, demo, interactions, lifecycle
+    from crmcore.cli import admin, customers, demo, interactions, lifecycle, report
 
     for command in (
         admin.init,
@@ -96,6 +96,7 @@ def _register_builtin_commands(group: click.Group) -> None:
         customers.customers,
         interactions.interactions,
         lifecycle.lifecycle,
+        report.report,
         demo.demo,
     ):
         group.add_command(command)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -51,25 +50,19 @@ def demo(path: Path, seed: int, count: int) -> None:
     ]
     print_table(stages, ["stage", "customers"], title="Customers by lifecycle stage")
 
-    year = Period(DEMO_NOW - timedelta(days=365), DEMO_NOW)
-    for label, period in (("last 12 months", year), ("previous 12 months", year.previous())):
-        core = crm.metrics(period)["core"]
-        rows = [
-            {"figure": "customers (at end)", "value": core["customers"]},
-            {"figure": "new customers", "value": core["new_customers"]},
-            {"figure": "active customers", "value": core["active_customers"]},
-            {"figure": "purchases", "value": core["purchases"]},
-            {
-                "figure": "revenue",
-                "value": ", ".join(f"{Decimal(v):,.2f} {k}" for k, v in core["revenue"].items()),
-            },
-            {"figure": "interactions", "value": core["interactions"]},
-            {"figure": "avg response (s)", "value": core["avg_response_seconds"]},
-        ]
-        print_table(rows, ["figure", "value"], title=f"Core figures, {label}")
     top = [{**row, "revenue": f"{row['revenue']:,.2f}"} for row in top_customers(crm)]
     print_table(
         top, ["id", "name", "stage", "purchases", "revenue"], title="Top customers by revenue"
     )
     crm.call_hook("crm_demo", crm=crm, seed=seed, console=console)
-    console.print(f"Explore it: crm --db {path} customers list --stage loyal")
+
+    from crmcore.cli.report import print_report
+    from crmcore.report import build_report
+
+    year = Period(DEMO_NOW - timedelta(days=365), DEMO_NOW)
+    print_report(build_report(crm, year, charts=False))
+    console.print(
+        f"Explore it: crm --db {path} customers list --stage loyal\n"
+        f"            crm --db {path} report --from {year.start.date()} --to {year.end.date()} "
+        "--html report.html"
+    )
