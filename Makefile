@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 EDITABLES := -e '.[dev]' -e examples/crmcore-example $(foreach p,$(PLUGINS),-e $(dir $(p)))
 
-.PHONY: install demo test pytest lint typecheck docs clean
+.PHONY: install demo test pytest lint typecheck docs bench bench-segmentation clean
 
 $(STAMP): pyproject.toml examples/crmcore-example/pyproject.toml $(PLUGINS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crmcore needs Python 3.11 or newer")'
@@ -31,6 +31,13 @@ typecheck: $(STAMP) ## mypy --strict on crmcore and the example plugin
 	$(BIN)/mypy crmcore examples/crmcore-example/crmcore_example
 
 test: lint typecheck pytest ## Everything CI checks
+
+bench: $(STAMP) ## Core write throughput against raw executemany (SQLite and PostgreSQL)
+	$(BIN)/python benchmarks/bench_core.py
+
+bench-segmentation: $(STAMP) ## RFM + tiers + churn in SQL vs pandas, 1M customers / 10M purchases
+	$(BIN)/python -m pip install --quiet -e 'plugins/segmentation[bench]'
+	$(BIN)/python benchmarks/bench_segmentation.py
 
 docs: $(STAMP) ## Regenerate docs/hooks.md from the hook specifications
 	$(BIN)/python -m crmcore.hooks.docgen --write
