@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from typing import Any
 import jsonschema
 import pluggy
 from alembic.util.exc import CommandError as AlembicError
-from sqlalchemy import Engine, MetaData, inspect
+from sqlalchemy import Engine, MetaData, inspect, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 from crmcore.config import Config, default_config, describe_schema_error, load_config
@@ -36,6 +37,9 @@ from crmcore.storage.tables import metadata as core_metadata
 from crmcore.unit_of_work import UnitOfWork
 
 Clock = Callable[[], datetime]
+
+# PostgreSQL's detail line for a unique violation on one of the identity keys.
+_DUPLICATE_KEY = re.compile(r"Key \((email_norm|phone_norm|org_norm)\)=\((.*)\) already exists")
 
 
 def system_clock() -> datetime:
@@ -291,7 +295,7 @@ class CRM:
             with self.engine.begin() as connection:
                 yield UnitOfWork(connection=connection, crm=self, now=self.clock(), actor=actor)
         except IntegrityError as exc:
-            raise ConflictError(f"the write conflicts with stored data: {exc.orig}") from exc
+            raise self._conflict_error(exc) from exc
         except (OperationalError, ProgrammingError) as exc:
             raise self._storage_error(exc) from exc
 
@@ -303,6 +307,33 @@ class CRM:
                 yield UnitOfWork(connection=connection, crm=self, now=self.clock())
         except (OperationalError, ProgrammingError) as exc:
             raise self._storage_error(exc) from exc
+
+    def _conflict_error(self, exc: IntegrityError) -> ConflictError:
+        """A uniqueness violation the pre-checks could not see (a concurrent writer won the race).
+
+        On PostgreSQL the violated key and value are known, so the error can
+        name the customer that now holds them.
+        """
+        diag = getattr(exc.orig, "diag", None)
+        detail = getattr(diag, "message_detail", None) or ""
+        match = re.match(
+            r"Key \((email_norm|phone_norm|org_norm)\)=\((.*)\) already exists", detail
+        )
+        if match is None:
+            return ConflictError(f"the write conflicts with stored data: {exc.orig}")
+        column, value = match.groups()
+        from crmcore.storage.tables import customers
+
+        with self.engine.connect() as connection:
+            existing = connection.execute(
+                select(customers.c.id).where(customers.c[column] == value)
+            ).scalar()
+        label = {"email_norm": "email", "phone_norm": "phone", "org_norm": "organisation name"}
+        return ConflictError(
+            f"duplicate customer: {label[column]} {value!r} already belongs to customer {existing} "
+            "(registered concurrently)",
+            existing_id=existing,
+        )
 
     def _storage_error(self, exc: DBAPIError) -> StorageError:
         message = str(exc.orig)

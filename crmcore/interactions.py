@@ -235,6 +235,19 @@ class InteractionService:
     def _automatic_moves(
         self, uow: UnitOfWork, recorded: Sequence[Interaction], stages: dict[int, Stage]
     ) -> None:
+        buyers = {i.customer_id for i in recorded if i.kind is InteractionKind.PURCHASE}
+        movable = sorted(cid for cid in buyers if stages[cid] in PURCHASE_MOVES)
+        if movable and uow.connection.dialect.name == "postgresql":
+            # Lock, then re-read: two writers recording a first purchase for the same
+            # customer at once must not both move them from prospect to new.
+            for start in range(0, len(movable), _IN_CHUNK):
+                query = (
+                    select(customers.c.id, customers.c.stage)
+                    .where(customers.c.id.in_(movable[start : start + _IN_CHUNK]))
+                    .order_by(customers.c.id)
+                    .with_for_update()
+                )
+                stages.update((cid, Stage(st)) for cid, st in uow.connection.execute(query))
         events: list[LifecycleEvent] = []
         for interaction in sorted(recorded, key=lambda i: i.occurred_at):
             if interaction.kind is not InteractionKind.PURCHASE:
