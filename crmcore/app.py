@@ -68,7 +68,7 @@ def _flatten_locations(results: Iterable[Any]) -> list[str]:
 class CRM:
     """An open CRM: use :meth:`open` to get one, and ``close()`` (or ``with``) when done.
 
-    Services: :attr:`customers`, :attr:`interactions`, :attr:`lifecycle`.
+    Services: :attr:`customers`, :attr:`interactions`, :attr:`lifecycle`, :attr:`audit`.
     """
 
     def __init__(
@@ -78,6 +78,7 @@ class CRM:
         pm: pluggy.PluginManager,
         clock: Clock,
     ) -> None:
+        from crmcore.audit import AuditLog
         from crmcore.customers import CustomerService
         from crmcore.interactions import InteractionService
         from crmcore.lifecycle import LifecycleService
@@ -93,6 +94,7 @@ class CRM:
             else None
         )
         self._plugin_config: dict[str, Mapping[str, Any]] = {}
+        self.audit = AuditLog(self)
         self.customers = CustomerService(self)
         self.interactions = InteractionService(self)
         self.lifecycle = LifecycleService(self)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     update,
 )
 
+from crmcore.audit import AuditEntry, redact
 from crmcore.entities import (
     UPDATABLE_FIELDS,
     Consent,
@@ -388,6 +389,13 @@ class CustomerService:
         if tag_rows:
             uow.connection.execute(insert(customer_tags), tag_rows)
         self._crm.lifecycle._record_events(uow, events)
+        self._crm.audit.record(
+            uow,
+            (
+                AuditEntry("customer.create", "customer", c.id, c.id, {"stage": c.stage.value})
+                for c in created
+            ),
+        )
         self._crm.call_hook("crm_customers_created", ctx=uow, customers=created)
         self._crm.call_hook("crm_lifecycle_changed", ctx=uow, events=events)
         return created
@@ -512,6 +520,19 @@ class CustomerService:
                     )
             after = self._get(uow.connection, customer_id)
             change = CustomerChange(before=before, after=after, changed=changed)
+            old_values, new_values = to_dict(before), to_dict(after)
+            diff = {
+                name: {"from": redact(name, old_values[name]), "to": redact(name, new_values[name])}
+                for name in changed
+            }
+            self._crm.audit.record(
+                uow,
+                [
+                    AuditEntry(
+                        "customer.update", "customer", customer_id, customer_id, {"changed": diff}
+                    )
+                ],
+            )
             self._crm.call_hook("crm_customers_updated", ctx=uow, changes=[change])
         return change
 
@@ -539,6 +560,9 @@ class CustomerService:
             customer = self._get(uow.connection, customer_id, lock=True)
             self._crm.call_hook("crm_customers_deleted", ctx=uow, customers=[customer])
             uow.connection.execute(delete(customers).where(customers.c.id == customer_id))
+            self._crm.audit.record(
+                uow, [AuditEntry("customer.delete", "customer", customer_id, customer_id)]
+            )
         return customer
 
     # --- reading -----------------------------------------------------------
@@ -831,6 +855,10 @@ class CustomerService:
                 update(interactions)
                 .where(interactions.c.customer_id == customer_id)
                 .values(text=None, payload={}, items=[], handled_by=None)
+            )
+            self._crm.audit.redact_customer(uow, customer_id)
+            self._crm.audit.record(
+                uow, [AuditEntry("customer.erase", "customer", customer_id, customer_id)]
             )
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sqlalchemy import ColumnElement, Row, and_, func, insert, select
 
+from crmcore.audit import AuditEntry
 from crmcore.customers import RejectHandler
 from crmcore.entities import (
     MONETARY_KINDS,
@@ -218,6 +219,19 @@ class InteractionService:
             row["id"] = new_id
         uow.connection.execute(insert(interactions), rows)
         recorded = [attrs.evolve(i, id=new_id) for i, new_id in zip(kept, ids, strict=True)]
+        self._crm.audit.record(
+            uow,
+            (
+                AuditEntry(
+                    "interaction.record",
+                    "interaction",
+                    i.id,
+                    i.customer_id,
+                    {"kind": i.kind.value, "channel": i.channel.value},
+                )
+                for i in recorded
+            ),
+        )
         self._automatic_moves(uow, recorded, stages)
         self._crm.call_hook("crm_interactions_recorded", ctx=uow, interactions=recorded)
         return recorded

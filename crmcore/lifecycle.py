@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, insert, select, update
 
+from crmcore.audit import AuditEntry
 from crmcore.entities import LifecycleEvent, Stage
 from crmcore.errors import TransitionError, ValidationError
 from crmcore.serialization import from_dict
@@ -159,6 +160,23 @@ class LifecycleService:
                 .values(stage=stage.value, updated_at=uow.now)
             )
         self._record_events(uow, events)
+        self._crm.audit.record(
+            uow,
+            (
+                AuditEntry(
+                    "lifecycle.move",
+                    "customer",
+                    e.customer_id,
+                    e.customer_id,
+                    {
+                        "from": e.from_stage.value if e.from_stage else None,
+                        "to": e.to_stage.value,
+                        "reason": e.reason,
+                    },
+                )
+                for e in events
+            ),
+        )
         self._crm.call_hook("crm_lifecycle_changed", ctx=uow, events=list(events))
 
     def _record_events(self, uow: UnitOfWork, events: Sequence[LifecycleEvent]) -> None:

@@ -87,7 +87,7 @@ def _root(
 
 
 def _register_builtin_commands(group: click.Group) -> None:
-    from crmcore.cli import admin, customers, demo, interactions, lifecycle, report
+    from crmcore.cli import admin, audit, customers, demo, interactions, lifecycle, report
 
     for command in (
         admin.init,
@@ -97,6 +97,7 @@ def _register_builtin_commands(group: click.Group) -> None:
         interactions.interactions,
         lifecycle.lifecycle,
         report.report,
+        audit.audit,
         demo.demo,
     ):
         group.add_command(command)

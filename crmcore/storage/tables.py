@@ -7,6 +7,7 @@ tables are prefixed ``crm_``.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -122,4 +123,18 @@ lifecycle_events = Table(
     Column("reason", Text),
     Column("actor", String(200)),
     Column("at", UTCDateTime, nullable=False),
+)
+
+audit_log = Table(
+    "crm_audit_log",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("actor", String(200), index=True),
+    Column("action", String(60), nullable=False),
+    Column("entity", String(60), nullable=False),
+    Column("entity_id", BigInteger),
+    # No foreign key: entries outlive the customers they describe.
+    Column("customer_id", BigInteger, index=True),
+    Column("details", JSONDocument, nullable=False),
 )

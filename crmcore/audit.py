@@ -1,0 +1,134 @@
+"""The audit log: who changed what, and when, for every write through the API or CLI.
+
+Core writes an entry per entity touched (customer created, updated, deleted or
+erased; interaction recorded; lifecycle move) inside the operation's unit of
+work, so an entry exists exactly when the change committed. Plugins record
+their own writes with :meth:`AuditLog.record`. Values of sensitive fields are
+never written to the log, and erasing a customer redacts their entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from attrs import field, frozen
+from sqlalchemy import ColumnElement, and_, func, insert, select, update
+
+from crmcore.errors import ValidationError
+from crmcore.pagination import Page, check_page
+from crmcore.storage.tables import audit_log
+from crmcore.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from crmcore.app import CRM
+
+#: Customer fields whose values the audit log never stores (only that they changed).
+REDACTED_FIELDS = frozenset({"email", "phone", "address", "birth_date", "gender", "attributes"})
+
+
+@frozen
+class AuditEntry:
+    """One audited change. ``customer_id`` is set whenever the change concerns a customer."""
+
+    action: str
+    entity: str
+    entity_id: int | None = None
+    customer_id: int | None = None
+    details: Mapping[str, Any] = field(factory=dict)
+    actor: str | None = None
+    at: datetime | None = None
+    id: int | None = None
+
+
+def redact(field_name: str, value: Any) -> Any:
+    """The value as the audit log may keep it: sensitive fields become ``"[redacted]"``."""
+    return "[redacted]" if field_name in REDACTED_FIELDS and value is not None else value
+
+
+class AuditLog:
+    """Recording and querying audit entries. Get it as ``crm.audit``."""
+
+    def __init__(self, crm: CRM) -> None:
+        self._crm = crm
+
+    def record(self, ctx: UnitOfWork, entries: Iterable[AuditEntry]) -> int:
+        """Write entries inside ``ctx`` (actor and time default to the unit of work's)."""
+        rows: list[dict[str, Any]] = [
+            {
+                "at": entry.at or ctx.now,
+                "actor": entry.actor if entry.actor is not None else ctx.actor,
+                "action": entry.action,
+                "entity": entry.entity,
+                "entity_id": entry.entity_id,
+                "customer_id": entry.customer_id,
+                "details": dict(entry.details),
+            }
+            for entry in entries
+        ]
+        for row in rows:
+            if not isinstance(row["action"], str) or not 0 < len(row["action"]) <= 60:
+                raise ValidationError(
+                    f"action: must be 1 to 60 characters, got {row['action']!r}", field="action"
+                )
+        if rows:
+            ctx.connection.execute(insert(audit_log), rows)
+        return len(rows)
+
+    def redact_customer(self, ctx: UnitOfWork, customer_id: int) -> None:
+        """Blank the details of every entry about a customer (part of erasure)."""
+        ctx.connection.execute(
+            update(audit_log)
+            .where(audit_log.c.customer_id == customer_id)
+            .values(details={"redacted": "customer erased"})
+        )
+
+    def query(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        entity: str | None = None,
+        customer_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[AuditEntry]:
+        """Entries matching every filter given, newest first (``action`` may end with ``*``)."""
+        check_page(limit, offset)
+        conditions: list[ColumnElement[bool]] = []
+        if actor is not None:
+            conditions.append(audit_log.c.actor == actor)
+        if action:
+            conditions.append(
+                audit_log.c.action.startswith(action[:-1], autoescape=True)
+                if action.endswith("*")
+                else audit_log.c.action == action
+            )
+        if entity:
+            conditions.append(audit_log.c.entity == entity)
+        if customer_id is not None:
+            conditions.append(audit_log.c.customer_id == customer_id)
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and value.tzinfo is None:
+                raise ValidationError(f"{name}: must be timezone-aware", field=name)
+        if since is not None:
+            conditions.append(audit_log.c.at >= since)
+        if until is not None:
+            conditions.append(audit_log.c.at < until)
+        where = and_(True, *conditions)
+        with self._crm.reading() as uow:
+            total = uow.connection.execute(
+                select(func.count()).select_from(audit_log).where(where)
+            ).scalar_one()
+            rows = uow.connection.execute(
+                select(audit_log)
+                .where(where)
+                .order_by(audit_log.c.at.desc(), audit_log.c.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        items = [AuditEntry(**dict(r._mapping)) for r in rows]
+        return Page(items=items, total=total, limit=limit, offset=offset)

@@ -1,0 +1,69 @@
+"""``crm audit``: who changed what, and when."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from crmcore.cli.context import get_crm, json_option, print_json, print_table
+from crmcore.cli.parsing import parse_timestamp
+
+
+@click.command()
+@click.option("--actor", "who", help="Only changes by this actor.")
+@click.option("--action", help="e.g. customer.update, or a prefix with *: customer.*")
+@click.option("--entity", help="customer, interaction, or a plugin's entity.")
+@click.option("--customer", "customer_id", type=int, help="Only changes concerning this customer.")
+@click.option("--since", help="From this date/time, inclusive (ISO 8601).")
+@click.option("--until", help="Before this date/time, exclusive (ISO 8601).")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--offset", type=int, default=0, show_default=True)
+@json_option
+def audit(
+    who: str | None,
+    action: str | None,
+    entity: str | None,
+    customer_id: int | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """The audit log, newest first."""
+    page = get_crm().audit.query(
+        actor=who,
+        action=action,
+        entity=entity,
+        customer_id=customer_id,
+        since=parse_timestamp(since, "--since") if since else None,
+        until=parse_timestamp(until, "--until") if until else None,
+        limit=limit,
+        offset=offset,
+    )
+    items = [
+        {
+            "id": e.id,
+            "at": e.at.isoformat() if e.at else None,
+            "actor": e.actor,
+            "action": e.action,
+            "entity": e.entity,
+            "entity_id": e.entity_id,
+            "customer_id": e.customer_id,
+            "details": dict(e.details),
+        }
+        for e in page.items
+    ]
+    if as_json:
+        print_json(
+            {"total": page.total, "limit": page.limit, "offset": page.offset, "items": items}
+        )
+        return
+    rows = [{**i, "details": json.dumps(i["details"], default=str)} for i in items]
+    print_table(
+        rows,
+        ["at", "actor", "action", "entity_id", "customer_id", "details"],
+        title="Audit log",
+        caption=f"{len(items)} of {page.total}",
+    )
