@@ -133,7 +133,7 @@ def test_listed_with_version_and_every_hook(ex_crm: CRM) -> None:
     [info] = [p for p in ex_crm.plugins() if p.name == "example"]
     assert info.version == "0.1.0"
     assert set(info.hooks) == HOOKS
-    assert len(HOOKS) == 18
+    assert len(HOOKS) == 19
 
 
 def test_discovered_through_the_entry_point(db_url: str, clock: FrozenClock) -> None:

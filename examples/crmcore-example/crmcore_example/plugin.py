@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         Period,
         UnitOfWork,
     )
+    from crmcore.reporting import ReportChart
 
 #: The name this module registers under when passed to ``CRM.open(plugins=...)``
 #: (an entry point registers under its own name, ``example``).
@@ -142,6 +143,12 @@ def crm_customer_profile(crm: CRM, customer: Customer) -> Mapping[str, Any] | No
 def crm_metrics(crm: CRM, period: Period) -> Mapping[str, Any]:
     """Report ``touches_in_period`` and ``customers_touched``."""
     return service.metrics(crm, period)
+
+
+@hookimpl
+def crm_report_charts(crm: CRM, period: Period) -> Sequence[ReportChart]:
+    """Chart the period's touches per channel."""
+    return [service.touches_by_channel_chart(crm, period)]
 
 
 @hookimpl

@@ -29,6 +29,7 @@ from crmcore import (
     Period,
     UnitOfWork,
 )
+from crmcore.reporting import ReportChart
 from crmcore.storage.types import UTCDateTime
 from crmcore_example.tables import touches_table
 
@@ -266,6 +267,25 @@ def metrics(crm: CRM, period: Period) -> dict[str, int]:
     with crm.reading() as uow:
         touches, customers = uow.connection.execute(query).one()
     return {"touches_in_period": int(touches), "customers_touched": int(customers)}
+
+
+def touches_by_channel_chart(crm: CRM, period: Period) -> ReportChart:
+    """A bar chart of the interactions in ``period`` per channel."""
+    interactions = crm.metadata.tables["crm_interactions"]
+    query = (
+        select(interactions.c.channel, func.count())
+        .where(interactions.c.occurred_at >= period.start, interactions.c.occurred_at < period.end)
+        .group_by(interactions.c.channel)
+        .order_by(interactions.c.channel)
+    )
+    with crm.reading() as uow:
+        rows = uow.connection.execute(query).all()
+    return ReportChart(
+        title="Touches per channel",
+        kind="bar",
+        x_labels=[channel for channel, _ in rows],
+        series={"touches": [float(n) for _, n in rows]},
+    )
 
 
 def never_touched(crm: CRM, customer_ids: Sequence[int]) -> list[ChurnSignal]:
