@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import Engine, MetaData, inspect, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
+from crmcore.access import Action, Principal
 from crmcore.config import Config, default_config, describe_schema_error, load_config
 from crmcore.errors import (
     ConfigError,
@@ -78,11 +80,6 @@ class CRM:
         pm: pluggy.PluginManager,
         clock: Clock,
     ) -> None:
-        from crmcore.audit import AuditLog
-        from crmcore.customers import CustomerService
-        from crmcore.interactions import InteractionService
-        from crmcore.lifecycle import LifecycleService
-
         self.config = config
         self.engine = engine
         self.pm = pm
@@ -94,10 +91,37 @@ class CRM:
             else None
         )
         self._plugin_config: dict[str, Mapping[str, Any]] = {}
+        self.principal: Principal | None = None
+        self._bind_services()
+
+    def _bind_services(self) -> None:
+        from crmcore.access import AccessControl
+        from crmcore.audit import AuditLog
+        from crmcore.customers import CustomerService
+        from crmcore.interactions import InteractionService
+        from crmcore.lifecycle import LifecycleService
+
+        self.access = AccessControl(self)
         self.audit = AuditLog(self)
         self.customers = CustomerService(self)
         self.interactions = InteractionService(self)
         self.lifecycle = LifecycleService(self)
+
+    def as_user(self, principal: Principal) -> CRM:
+        """A view of this CRM acting for ``principal``: every service call is authorised.
+
+        The view shares the engine, plugins and configuration; closing either
+        closes both. See :mod:`crmcore.access` for the default policy.
+        """
+        if not isinstance(principal, Principal):
+            raise ValidationError(
+                f"principal: expected a Principal, got {type(principal).__name__}",
+                field="principal",
+            )
+        view = copy.copy(self)
+        view.principal = principal
+        view._bind_services()
+        return view
 
     # --- opening and closing ----------------------------------------------
 
@@ -258,6 +282,7 @@ class CRM:
         """
         from crmcore.metrics import core_metrics
 
+        self.access.check(Action.REPORT)
         if not isinstance(period, Period):
             raise ValidationError(
                 f"period: expected a Period, got {type(period).__name__}", field="period"
@@ -269,6 +294,7 @@ class CRM:
 
     def churn_signals(self, customer_ids: Sequence[int]) -> list[ChurnSignal]:
         """Every plugin's churn signals for these customers, by customer id then source."""
+        self.access.check(Action.REPORT)
         ids = list(customer_ids)
         signals: list[ChurnSignal] = []
         for answer in self.call_hook("crm_churn_signals", crm=self, customer_ids=ids):
@@ -295,6 +321,8 @@ class CRM:
             return
         try:
             with self.engine.begin() as connection:
+                if actor is None and self.principal is not None:
+                    actor = self.principal.user
                 yield UnitOfWork(connection=connection, crm=self, now=self.clock(), actor=actor)
         except IntegrityError as exc:
             raise self._conflict_error(exc) from exc

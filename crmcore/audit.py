@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import field, frozen
 from sqlalchemy import ColumnElement, and_, func, insert, select, update
 
+from crmcore.access import Action
 from crmcore.errors import ValidationError
 from crmcore.pagination import Page, check_page
 from crmcore.storage.tables import audit_log
@@ -97,6 +98,7 @@ class AuditLog:
         offset: int = 0,
     ) -> Page[AuditEntry]:
         """Entries matching every filter given, newest first (``action`` may end with ``*``)."""
+        self._crm.access.check(Action.AUDIT)
         check_page(limit, offset)
         conditions: list[ColumnElement[bool]] = []
         if actor is not None:

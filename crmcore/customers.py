@@ -18,9 +18,11 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    true,
     update,
 )
 
+from crmcore.access import Action, Role
 from crmcore.audit import AuditEntry, redact
 from crmcore.entities import (
     UPDATABLE_FIELDS,
@@ -326,11 +328,12 @@ class CustomerService:
         seen: dict[tuple[str, str], int] = {}
         for position, item in batch:
             try:
-                customer = _coerce(item)
+                customer = self._owned_by_agent(_coerce(item))
                 keys, errors = validate_customer(customer, uow.now, validator)
                 if errors:
                     raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
                 assert keys is not None
+                self._crm.access.check(Action.WRITE, customer, ctx=uow)
                 for pair in keys.pairs():
                     if pair in seen:
                         raise ConflictError(
@@ -473,6 +476,7 @@ class CustomerService:
             )
         with self._crm.unit_of_work(actor, ctx) as uow:
             before = self._get(uow.connection, customer_id, lock=True)
+            self._crm.access.check(Action.WRITE, before, ctx=uow)
             data = to_dict(before)
             for name, value in changes.items():
                 new_value = value
@@ -488,6 +492,7 @@ class CustomerService:
                 data[name] = new_value
             data["updated_at"] = uow.now.isoformat()
             after = from_dict(data, Customer)
+            self._crm.access.check(Action.WRITE, after, ctx=uow)
             keys, errors = validate_customer(after, uow.now, self._crm._attributes_validator)
             if errors:
                 raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
@@ -558,6 +563,7 @@ class CustomerService:
         """
         with self._crm.unit_of_work(actor, ctx) as uow:
             customer = self._get(uow.connection, customer_id, lock=True)
+            self._crm.access.check(Action.DELETE, customer, ctx=uow)
             self._crm.call_hook("crm_customers_deleted", ctx=uow, customers=[customer])
             uow.connection.execute(delete(customers).where(customers.c.id == customer_id))
             self._crm.audit.record(
@@ -590,11 +596,21 @@ class CustomerService:
         return _from_row(row, tags)
 
     def get(self, customer_id: int, *, ctx: UnitOfWork | None = None) -> Customer:
-        """The customer with this id; NotFoundError when there is none."""
-        if ctx is not None:
-            return self._get(ctx.connection, customer_id)
-        with self._crm.reading() as uow:
-            return self._get(uow.connection, customer_id)
+        """The customer with this id; NotFoundError when there is none.
+
+        AccessDeniedError when the acting user may not read it.
+        """
+        with self._crm.reading() if ctx is None else self._crm.unit_of_work(ctx=ctx) as uow:
+            customer = self._get(uow.connection, customer_id)
+            self._crm.access.check(Action.READ, customer, ctx=uow)
+        return customer
+
+    def _owned_by_agent(self, customer: Customer) -> Customer:
+        """An agent's new customer without an owner becomes theirs."""
+        principal = self._crm.principal
+        if principal is not None and principal.role is Role.AGENT and customer.owner is None:
+            return attrs.evolve(customer, owner=principal.user)
+        return customer
 
     def exists(self, customer_ids: Iterable[int], *, ctx: UnitOfWork | None = None) -> set[int]:
         """Which of these ids belong to stored customers."""
@@ -662,6 +678,9 @@ class CustomerService:
         order = [column.desc() if descending else column.asc()]
         if key != "id":
             order.append(customers.c.id.desc() if descending else customers.c.id.asc())
+        visible = self._crm.access.visible_condition()
+        if visible is not None:
+            conditions.append(visible)
         where = and_(True, *conditions)
         with self._crm.reading() as uow:
             total = uow.connection.execute(
@@ -749,11 +768,12 @@ class CustomerService:
     def iter_all(self, *, batch_size: int = 1000) -> Iterator[Customer]:
         """Every customer in id order, read in batches (memory stays flat)."""
         last = 0
+        visible = self._crm.access.visible_condition()
         while True:
             with self._crm.reading() as uow:
                 rows = uow.connection.execute(
                     select(customers)
-                    .where(customers.c.id > last)
+                    .where(customers.c.id > last, true() if visible is None else visible)
                     .order_by(customers.c.id)
                     .limit(batch_size)
                 ).all()
@@ -795,6 +815,7 @@ class CustomerService:
 
         with self._crm.reading() as uow:
             customer = self._get(uow.connection, customer_id)
+            self._crm.access.check(Action.EXPORT, customer, ctx=uow)
             rows = uow.connection.execute(
                 select(interactions)
                 .where(interactions.c.customer_id == customer_id)
@@ -826,7 +847,8 @@ class CustomerService:
         from crmcore.storage.tables import interactions
 
         with self._crm.unit_of_work(actor, ctx) as uow:
-            self._get(uow.connection, customer_id, lock=True)
+            customer = self._get(uow.connection, customer_id, lock=True)
+            self._crm.access.check(Action.ERASE, customer, ctx=uow)
             self._crm.call_hook("crm_erase_customer", ctx=uow, customer_id=customer_id)
             uow.connection.execute(
                 update(customers)

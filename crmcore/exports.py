@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 import attrs
 from sqlalchemy import select
 
+from crmcore.access import Action
 from crmcore.entities import Consent, Customer, Interaction
 from crmcore.errors import ValidationError
 from crmcore.interactions import interaction_from_row
 from crmcore.serialization import to_dict
+from crmcore.storage.tables import customers as customers_table
 from crmcore.storage.tables import interactions as interactions_table
 
 if TYPE_CHECKING:
@@ -118,15 +120,22 @@ def export_customers(crm: CRM, out: TextIO, *, format: str = "csv") -> int:
     with :func:`crmcore.imports.import_customers`) or ``"jsonl"``. Customers
     are read in pages, so memory stays flat.
     """
+    crm.access.check(Action.EXPORT)
     fmt = _check_format(format)
     return _write(out, crm.customers.iter_all(), fmt, CUSTOMER_CSV_COLUMNS, customer_csv_row)
 
 
 def _iter_interactions(crm: CRM, customer_id: int | None) -> Iterator[Interaction]:
     """Interactions in id order, read in pages keyed on the last id seen."""
+    crm.access.check(Action.EXPORT)
+    visible = crm.access.visible_condition()
     last = 0
     while True:
         query = select(interactions_table).where(interactions_table.c.id > last)
+        if visible is not None:
+            query = query.where(
+                interactions_table.c.customer_id.in_(select(customers_table.c.id).where(visible))
+            )
         if customer_id is not None:
             query = query.where(interactions_table.c.customer_id == customer_id)
         with crm.reading() as uow:

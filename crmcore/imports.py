@@ -38,6 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 import attrs
 from sqlalchemy import Connection, select
 
+from crmcore.access import Action
 from crmcore.customers import RejectHandler
 from crmcore.entities import Consent, Customer, Interaction
 from crmcore.errors import ConflictError, CRMError, ValidationError, ValidationErrors
@@ -713,6 +714,7 @@ def _run_import(
     actor: str | None,
     progress: Progress | None,
 ) -> ImportResult:
+    crm.access.check(Action.IMPORT)
     source = Path(path)
     fmt = _resolve_format(source, format)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

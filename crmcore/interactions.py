@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sqlalchemy import ColumnElement, Row, and_, func, insert, select
 
+from crmcore.access import Action
 from crmcore.audit import AuditEntry
 from crmcore.customers import RejectHandler
 from crmcore.entities import (
@@ -213,6 +214,7 @@ class InteractionService:
             kept.append(interaction)
         if not kept:
             return []
+        self._crm.access.check_ids(Action.WRITE, (i.customer_id for i in kept), ctx=uow)
         rows = [_to_row(i) for i in kept]
         ids = allocate_ids(uow.connection, interactions, len(rows))
         for new_id, row in zip(ids, rows, strict=True):
@@ -317,6 +319,9 @@ class InteractionService:
             conditions.append(interactions.c.occurred_at >= since)
         if until is not None:
             conditions.append(interactions.c.occurred_at < until)
+        visible = self._crm.access.visible_condition()
+        if visible is not None:
+            conditions.append(interactions.c.customer_id.in_(select(customers.c.id).where(visible)))
         where = and_(True, *conditions)
         with self._crm.reading() as uow:
             total = uow.connection.execute(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, insert, select, update
 
+from crmcore.access import Action
 from crmcore.audit import AuditEntry
 from crmcore.entities import LifecycleEvent, Stage
 from crmcore.errors import TransitionError, ValidationError
@@ -102,6 +103,7 @@ class LifecycleService:
         wanted = [(cid, parse_stage(stage), reason) for cid, stage, reason in moves]
         with self._crm.unit_of_work(actor, ctx) as uow:
             current = self._current_stages(uow, [cid for cid, _, _ in wanted])
+            self._crm.access.check_ids(Action.WRITE, current, ctx=uow)
             events: list[LifecycleEvent] = []
             for cid, to_stage, reason in wanted:
                 if cid not in current:

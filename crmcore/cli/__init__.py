@@ -60,11 +60,24 @@ class CRMGroup(click.Group):
     envvar=CONFIG_ENV,
     help="Configuration file (default ./crm.toml when present; env CRM_CONFIG).",
 )
-@click.option("--actor", help="Who is acting; recorded with lifecycle moves and passed to plugins.")
+@click.option("--actor", help="Who is acting, for the audit log (default: --user).")
+@click.option("--user", help="Act as this user: every command is checked against their role.")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "manager", "agent"]),
+    default="agent",
+    show_default=True,
+    help="The role of --user.",
+)
 @click.version_option(package_name="crmcore", prog_name="crm")
 @click.pass_context
 def _root(
-    ctx: click.Context, database: str | None, config_path: Path | None, actor: str | None
+    ctx: click.Context,
+    database: str | None,
+    config_path: Path | None,
+    actor: str | None,
+    user: str | None,
+    role: str,
 ) -> None:
     """crmcore: customers, interactions and lifecycle, with every CRM strategy a plugin.
 
@@ -73,21 +86,23 @@ def _root(
     """
     from attrs import evolve
 
+    from crmcore.access import Principal, Role
     from crmcore.app import CRM
 
     def opener(state: CLIState) -> CRM:
         config = load_config(config_path) if config_path else default_config()
         if database:
             config = evolve(config, database_url=database)
-        return CRM.open(config)
+        crm = CRM.open(config)
+        return crm.as_user(Principal(user, Role(role))) if user else crm
 
     state = ctx.ensure_object(CLIState)
-    state.actor = actor
+    state.actor = actor or user
     state.opener = opener
 
 
 def _register_builtin_commands(group: click.Group) -> None:
-    from crmcore.cli import admin, audit, customers, demo, interactions, lifecycle, report
+    from crmcore.cli import access, admin, audit, customers, demo, interactions, lifecycle, report
 
     for command in (
         admin.init,
@@ -98,6 +113,7 @@ def _register_builtin_commands(group: click.Group) -> None:
         lifecycle.lifecycle,
         report.report,
         audit.audit,
+        access.access,
         demo.demo,
     ):
         group.add_command(command)

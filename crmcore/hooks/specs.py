@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from sqlalchemy import MetaData
 
+    from crmcore.access import Principal
     from crmcore.app import CRM
     from crmcore.entities import Customer, CustomerChange, Interaction, LifecycleEvent
     from crmcore.reporting import ReportChart
@@ -225,6 +226,27 @@ def crm_churn_signals(crm: CRM, customer_ids: Sequence[int]) -> Iterable[ChurnSi
     Called by churn scoring with a batch of customer ids. Return
     :class:`~crmcore.signals.ChurnSignal` values (customer id, source, reason,
     weight in [0, 1]); customers you know nothing bad about are left out.
+    """
+
+
+# --- access control -----------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def crm_authorize(
+    crm: CRM, principal: Principal, action: str, customer: Customer | None
+) -> bool | None:
+    """Decide whether ``principal`` may do ``action`` (on ``customer``, when given).
+
+    Called by every service call of a CRM view made with ``crm.as_user(...)``,
+    before the default role policy (:mod:`crmcore.access`). ``action`` is one
+    of read, write, delete, erase, export, import, report, audit, grant.
+    Return ``True`` to allow, ``False`` to deny, ``None`` to leave it to the
+    default policy; the first non-``None`` answer wins. For listings the hook
+    is asked with ``action="read"`` and ``customer=None``: ``True`` lets the
+    user list every customer, anything else restricts listings to the
+    customers the default policy lets them read. Keep it fast: it runs on
+    every call.
     """
 
 

@@ -138,3 +138,15 @@ audit_log = Table(
     Column("customer_id", BigInteger, index=True),
     Column("details", JSONDocument, nullable=False),
 )
+
+customer_grants = Table(
+    "crm_customer_grants",
+    metadata,
+    Column(
+        "customer_id",
+        IdType,
+        ForeignKey("crm_customers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("user", String(200), primary_key=True),
+)
