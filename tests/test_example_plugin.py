@@ -133,7 +133,7 @@ def test_listed_with_version_and_every_hook(ex_crm: CRM) -> None:
     [info] = [p for p in ex_crm.plugins() if p.name == "example"]
     assert info.version == "0.1.0"
     assert set(info.hooks) == HOOKS
-    assert len(HOOKS) == 19
+    assert len(HOOKS) == 20
 
 
 def test_discovered_through_the_entry_point(db_url: str, clock: FrozenClock) -> None:
@@ -598,3 +598,25 @@ def test_guide_has_excerpts() -> None:
 def test_guide_excerpt_matches_the_example(path: str, body: str) -> None:
     source = (EXAMPLE_DIR / path).read_text(encoding="utf-8")
     assert body in source, f"docs/plugins.md quotes {path} out of date:\n{body}"
+
+
+def test_read_only_users_may_only_read(db_url: str, clock: FrozenClock) -> None:
+    from crmcore.access import AccessDeniedError, Principal, Role
+
+    crm = CRM.open(
+        Config(database_url=db_url, plugin_sections={"example": {"read_only_users": ["auditor"]}}),
+        discover=False,
+        plugins=[crmcore_example.plugin],
+        upgrade=True,
+        clock=clock,
+    )
+    try:
+        cid = crm.customers.create({"name": "Ann", "owner": "someone"}).id
+        assert cid is not None
+        auditor = crm.as_user(Principal("auditor", Role.ADMIN))
+        assert auditor.customers.get(cid).name == "Ann"  # an agent could not: the hook allowed it
+        with pytest.raises(AccessDeniedError):
+            auditor.customers.update(cid, {"industry": "x"})
+        assert crm.as_user(Principal("root", Role.ADMIN)).customers.update(cid, {"industry": "x"})
+    finally:
+        crm.close()

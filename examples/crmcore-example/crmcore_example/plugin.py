@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         Period,
         UnitOfWork,
     )
+    from crmcore.access import Principal
     from crmcore.reporting import ReportChart
 
 #: The name this module registers under when passed to ``CRM.open(plugins=...)``
@@ -128,6 +129,17 @@ def crm_validate_customers(
 ) -> Iterable[tuple[int, str]]:
     """Refuse emails in the configured ``blocked_domain``."""
     return service.blocked_emails(ctx.crm, customers)
+
+
+# --- access control ---------------------------------------------------------------
+
+
+@hookimpl
+def crm_authorize(
+    crm: CRM, principal: Principal, action: str, customer: Customer | None
+) -> bool | None:
+    """Let ``read_only_users`` (config) read, and nothing else; no opinion on anyone else."""
+    return service.authorize(crm, principal.user, action)
 
 
 # --- views -----------------------------------------------------------------------

@@ -43,6 +43,7 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
     "properties": {
         "milestone": {"type": "integer", "minimum": 1},
         "blocked_domain": {"type": "string"},
+        "read_only_users": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
     },
 }
 
@@ -59,6 +60,7 @@ class Settings:
 
     milestone: int = 10
     blocked_domain: str | None = None
+    read_only_users: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> Settings:
@@ -67,6 +69,7 @@ class Settings:
         return cls(
             milestone=int(section.get("milestone", 10)),
             blocked_domain=blocked.strip().lower() if blocked else None,
+            read_only_users=frozenset(section.get("read_only_users", ())),
         )
 
 
@@ -84,6 +87,13 @@ def settings_of(crm: CRM) -> Settings:
     """Return the settings ``crm`` opened with."""
     settings = _settings.get(crm)
     return settings if settings is not None else remember_settings(crm)
+
+
+def authorize(crm: CRM, user: str, action: str) -> bool | None:
+    """Deny everything but reading to the configured ``read_only_users``; no opinion otherwise."""
+    if user in settings_of(crm).read_only_users:
+        return action == "read"
+    return None
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
