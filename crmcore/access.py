@@ -56,6 +56,7 @@ class Action(enum.StrEnum):
     REPORT = "report"
     AUDIT = "audit"
     GRANT = "grant"
+    ADMINISTER = "administer"
 
 
 def _role(value: Role | str) -> Role:
@@ -83,7 +84,7 @@ class AccessDeniedError(CRMError):
     """The acting user may not do this."""
 
 
-_MANAGER_ACTIONS = frozenset(Action) - {Action.ERASE}
+_MANAGER_ACTIONS = frozenset(Action) - {Action.ERASE, Action.ADMINISTER}
 _AGENT_ACTIONS = frozenset({Action.READ, Action.WRITE})
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, Program
 
 from crmcore.access import Action, Principal
 from crmcore.config import Config, default_config, describe_schema_error, load_config
+from crmcore.encryption import FieldCipher
 from crmcore.errors import (
     ConfigError,
     ConflictError,
@@ -92,6 +93,13 @@ class CRM:
         )
         self._plugin_config: dict[str, Mapping[str, Any]] = {}
         self.principal: Principal | None = None
+        self.cipher: FieldCipher | None = (
+            None
+            if config.encryption is False
+            else FieldCipher.from_environment(
+                config.encrypted_fields, required=config.encryption is True
+            )
+        )
         self._bind_services()
 
     def _bind_services(self) -> None:

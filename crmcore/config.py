@@ -48,6 +48,18 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {"attributes_schema": {"type": ["string", "object"]}},
         },
+        "security": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "encryption": {"type": "boolean"},
+                "encrypted_fields": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "uniqueItems": True,
+                },
+            },
+        },
         "plugins": {
             "type": "object",
             "properties": {
@@ -75,6 +87,8 @@ class Config:
     plugin_sections: Mapping[str, Mapping[str, Any]] = field(factory=dict)
     attributes_schema: Mapping[str, Any] | None = None
     source: Path | None = None
+    encryption: bool | None = None
+    encrypted_fields: tuple[str, ...] | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: Path | None = None) -> Config:
@@ -102,12 +116,16 @@ class Config:
                     f"{where}customers.attributes_schema is not a valid JSON Schema: {exc.message}"
                 ) from None
         url = os.environ.get(DATABASE_URL_ENV) or data.get("database", {}).get("url", DEFAULT_URL)
+        security = data.get("security", {})
+        fields = security.get("encrypted_fields")
         return cls(
             database_url=url,
             disabled_plugins=disabled,
             plugin_sections=plugins,
             attributes_schema=schema,
             source=source,
+            encryption=security.get("encryption"),
+            encrypted_fields=tuple(fields) if fields is not None else None,
         )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Connection,
     Row,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -24,6 +25,7 @@ from sqlalchemy import (
 
 from crmcore.access import Action, Role
 from crmcore.audit import AuditEntry, redact
+from crmcore.encryption import FieldCipher
 from crmcore.entities import (
     UPDATABLE_FIELDS,
     Consent,
@@ -36,12 +38,14 @@ from crmcore.errors import (
     ConflictError,
     CRMError,
     NotFoundError,
+    StorageError,
     ValidationError,
     ValidationErrors,
 )
 from crmcore.identity import normalise_email, normalise_name, normalise_org_name, normalise_phone
 from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
+from crmcore.storage.engine import compact
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customer_tags, customers
 from crmcore.storage.types import money_problem
@@ -65,11 +69,30 @@ class IdentityKeys:
     email: str | None
     phone: str | None
     org: str | None
+    #: Column -> normalised plaintext, when the keys above are blind indexes (for messages).
+    plain: Mapping[str, str] = attrs.field(factory=dict, eq=False)
 
     def pairs(self) -> list[tuple[str, str]]:
         """(column, value) for every key that is set."""
         cols = (("email_norm", self.email), ("phone_norm", self.phone), ("org_norm", self.org))
         return [(c, v) for c, v in cols if v is not None]
+
+    def shown(self, column: str, value: str) -> str:
+        """The value to show in an error message (never a blind index)."""
+        return self.plain.get(column, value)
+
+    def blinded(self, cipher: FieldCipher | None) -> IdentityKeys:
+        """The keys as stored: blind indexes when encryption is on."""
+        if cipher is None:
+            return self
+        org = cipher.blind_index("org", self.org) if "company_name" in cipher.fields else self.org
+        plain = {c: v for c, v in self.pairs()}
+        return IdentityKeys(
+            cipher.blind_index("email", self.email),
+            cipher.blind_index("phone", self.phone),
+            org,
+            plain,
+        )
 
 
 _KEY_LABELS = {"email_norm": "email", "phone_norm": "phone", "org_norm": "organisation name"}
@@ -155,7 +178,13 @@ def validate_customer(
     return (IdentityKeys(email, phone, org) if not errors else None), errors
 
 
-def _to_row(customer: Customer, keys: IdentityKeys, now: datetime) -> dict[str, Any]:
+def _to_row(
+    customer: Customer,
+    keys: IdentityKeys,
+    now: datetime,
+    cipher: FieldCipher | None = None,
+    customer_id: int | None = None,
+) -> dict[str, Any]:
     created = customer.created_at or now
     row: dict[str, Any] = {
         "kind": customer.kind.value,
@@ -183,10 +212,20 @@ def _to_row(customer: Customer, keys: IdentityKeys, now: datetime) -> dict[str, 
     }
     for name in _CONSENT_FIELDS:
         row[f"consent_{name}"] = getattr(customer.consent, name)
+    row["sealed"] = None
+    if cipher is not None:
+        assert customer_id is not None
+        secret = {f: row[f] for f in cipher.fields}
+        if secret.get("birth_date") is not None:
+            secret["birth_date"] = secret["birth_date"].isoformat()
+        row.update(dict.fromkeys(cipher.fields))
+        row["sealed"] = cipher.seal(customer_id, secret)
     return row
 
 
-def _from_row(row: Row[Any] | Mapping[str, Any], tags: Sequence[str]) -> Customer:
+def _from_row(
+    row: Row[Any] | Mapping[str, Any], tags: Sequence[str], cipher: FieldCipher | None = None
+) -> Customer:
     m = row._mapping if isinstance(row, Row) else row
     data: dict[str, Any] = {
         name: m[name]
@@ -212,6 +251,12 @@ def _from_row(row: Row[Any] | Mapping[str, Any], tags: Sequence[str]) -> Custome
             "updated_at",
         )
     }
+    if m["sealed"] is not None:
+        if cipher is None:
+            raise StorageError(
+                f"customer {m['id']} has encrypted fields: set CRM_ENCRYPTION_KEY to read them"
+            )
+        data.update(cipher.open(m["id"], m["sealed"]))
     data["tags"] = list(tags)
     data["consent"] = {name: bool(m[f"consent_{name}"]) for name in _CONSENT_FIELDS}
     return from_dict({k: v for k, v in data.items() if v is not None}, Customer)
@@ -236,8 +281,9 @@ def _prefix(exc: CRMError, where: str) -> CRMError:
     return type(exc)(f"{where}: {exc}")
 
 
-def _duplicate(key: tuple[str, str], existing_id: int) -> ConflictError:
+def _duplicate(key: tuple[str, str], existing_id: int, keys: IdentityKeys) -> ConflictError:
     column, value = key
+    value = keys.shown(column, value)
     return ConflictError(
         f"duplicate customer: {_KEY_LABELS[column]} {value!r} already belongs to "
         f"customer {existing_id}",
@@ -333,11 +379,12 @@ class CustomerService:
                 if errors:
                     raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
                 assert keys is not None
+                keys = keys.blinded(self._crm.cipher)
                 self._crm.access.check(Action.WRITE, customer, ctx=uow)
                 for pair in keys.pairs():
                     if pair in seen:
                         raise ConflictError(
-                            f"{_KEY_LABELS[pair[0]]} {pair[1]!r} is also used by "
+                            f"{_KEY_LABELS[pair[0]]} {keys.shown(*pair)!r} is also used by "
                             f"customers[{seen[pair]}] "
                             "in the same batch"
                         )
@@ -353,17 +400,19 @@ class CustomerService:
         for position, item, customer, keys in good:
             clash = next(((col, v) for col, v in keys.pairs() if (col, v) in existing), None)
             if clash is not None:
-                self._reject(on_reject, position, item, _duplicate(clash, existing[clash]))
+                self._reject(on_reject, position, item, _duplicate(clash, existing[clash], keys))
                 continue
             kept.append((position, item, customer, keys))
         kept = self._run_plugin_validation(uow, kept, on_reject)
         if not kept:
             return []
 
-        rows = [_to_row(c, k, uow.now) for _, _, c, k in kept]
-        ids = allocate_ids(uow.connection, customers, len(rows))
-        for new_id, row in zip(ids, rows, strict=True):
-            row["id"] = new_id
+        ids = allocate_ids(uow.connection, customers, len(kept))
+        cipher = self._crm.cipher
+        rows = [
+            {**_to_row(c, k, uow.now, cipher, new_id), "id": new_id}
+            for new_id, (_, _, c, k) in zip(ids, kept, strict=True)
+        ]
         uow.connection.execute(insert(customers), rows)
         created: list[Customer] = []
         tag_rows: list[dict[str, Any]] = []
@@ -373,8 +422,8 @@ class CustomerService:
                 customer,
                 id=new_id,
                 name=row["name"],
-                email=row["email"],
-                phone=row["phone"],
+                email=customer.email.strip() if customer.email else None,
+                phone=customer.phone.strip() if customer.phone else None,
                 created_at=row["created_at"],
                 updated_at=row["updated_at"],
             )
@@ -497,6 +546,7 @@ class CustomerService:
             if errors:
                 raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
             assert keys is not None
+            keys = keys.blinded(self._crm.cipher)
             changed = tuple(
                 f.name
                 for f in attrs.fields(Customer)
@@ -507,9 +557,9 @@ class CustomerService:
             existing = self._find_existing(uow.connection, [keys], exclude_id=customer_id)
             for pair in keys.pairs():
                 if pair in existing:
-                    raise _duplicate(pair, existing[pair])
+                    raise _duplicate(pair, existing[pair], keys)
             self._validate_with_plugins(uow, after)
-            row = _to_row(after, keys, uow.now)
+            row = _to_row(after, keys, uow.now, self._crm.cipher, customer_id)
             row.pop("created_at")
             uow.connection.execute(
                 update(customers).where(customers.c.id == customer_id).values(row)
@@ -593,7 +643,7 @@ class CustomerService:
             .scalars()
             .all()
         )
-        return _from_row(row, tags)
+        return _from_row(row, tags, self._crm.cipher)
 
     def get(self, customer_id: int, *, ctx: UnitOfWork | None = None) -> Customer:
         """The customer with this id; NotFoundError when there is none.
@@ -639,7 +689,7 @@ class CustomerService:
             )
             for cid, tag in connection.execute(query):
                 tags.setdefault(cid, []).append(tag)
-        return [_from_row(r, tags.get(r.id, ())) for r in rows]
+        return [_from_row(r, tags.get(r.id, ()), self._crm.cipher) for r in rows]
 
     def search(
         self,
@@ -713,12 +763,16 @@ class CustomerService:
             conditions.append(customers.c.name_norm.like(f"%{pattern}%", escape="\\"))
         if email:
             try:
-                conditions.append(customers.c.email_norm == normalise_email(email))
+                conditions.append(
+                    customers.c.email_norm == self._stored_key("email", normalise_email(email))
+                )
             except ValueError as exc:
                 raise ValidationError(f"email: {exc}", field="email") from None
         if phone:
             try:
-                conditions.append(customers.c.phone_norm == normalise_phone(phone))
+                conditions.append(
+                    customers.c.phone_norm == self._stored_key("phone", normalise_phone(phone))
+                )
             except ValueError as exc:
                 raise ValidationError(f"phone: {exc}", field="phone") from None
         if tag:
@@ -765,6 +819,10 @@ class CustomerService:
                 )
         return conditions
 
+    def _stored_key(self, kind: str, normalised: str) -> str:
+        cipher = self._crm.cipher
+        return normalised if cipher is None else str(cipher.blind_index(kind, normalised))
+
     def iter_all(self, *, batch_size: int = 1000) -> Iterator[Customer]:
         """Every customer in id order, read in batches (memory stays flat)."""
         last = 0
@@ -791,8 +849,64 @@ class CustomerService:
             raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
         assert keys is not None
         with self._crm.reading() as uow:
-            found = self._find_existing(uow.connection, [keys], exclude_id=candidate.id)
+            found = self._find_existing(
+                uow.connection, [keys.blinded(self._crm.cipher)], exclude_id=candidate.id
+            )
         return min(found.values()) if found else None
+
+    def rotate_encryption(self, *, actor: str | None = None, batch_size: int = 1000) -> int:
+        """Re-seal every customer with the current key and recompute the blind indexes.
+
+        Rows sealed with an old key (listed in ``CRM_ENCRYPTION_OLD_KEYS``) and
+        rows stored in plaintext before encryption was enabled are both
+        brought to the current key, in one transaction; then the storage is
+        compacted (:func:`~crmcore.storage.engine.compact`) so that no old
+        version of a row remains on disk. Returns the number of customers
+        rewritten.
+        """
+        cipher = self._crm.cipher
+        if cipher is None:
+            raise ValidationError(
+                "encryption: no key configured (set CRM_ENCRYPTION_KEY)", field="encryption"
+            )
+        self._crm.access.check(Action.ADMINISTER)
+        columns = ["email", "phone", "address", "birth_date", "company_name"]
+        columns += ["email_norm", "phone_norm", "org_norm", "sealed"]
+        count = 0
+        with self._crm.unit_of_work(actor) as uow:
+            last = 0
+            while True:
+                rows = uow.connection.execute(
+                    select(customers)
+                    .where(customers.c.id > last)
+                    .order_by(customers.c.id)
+                    .limit(batch_size)
+                ).all()
+                if not rows:
+                    break
+                updates = []
+                for stored in self._rows_to_customers(uow.connection, rows):
+                    assert stored.id is not None
+                    keys, _ = validate_customer(stored, uow.now, None)
+                    if keys is None:  # stored before a rule tightened: keep its keys as they are
+                        continue
+                    row = _to_row(stored, keys.blinded(cipher), uow.now, cipher, stored.id)
+                    updates.append({"b_id": stored.id, **{c: row[c] for c in columns}})
+                if updates:
+                    uow.connection.execute(
+                        update(customers)
+                        .where(customers.c.id == bindparam("b_id"))
+                        .values({c: bindparam(c) for c in columns}),
+                        updates,
+                    )
+                count += len(updates)
+                last = rows[-1].id
+            self._crm.audit.record(
+                uow,
+                [AuditEntry("security.rotate_key", "customer", None, None, {"customers": count})],
+            )
+        compact(self._crm.engine, ("crm_customers",))
+        return count
 
     # --- views and privacy ----------------------------------------------------
 
@@ -867,6 +981,7 @@ class CustomerService:
                     org_norm=None,
                     owner=None,
                     attributes={},
+                    sealed=None,
                     updated_at=uow.now,
                 )
             )

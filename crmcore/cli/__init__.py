@@ -102,7 +102,17 @@ def _root(
 
 
 def _register_builtin_commands(group: click.Group) -> None:
-    from crmcore.cli import access, admin, audit, customers, demo, interactions, lifecycle, report
+    from crmcore.cli import (
+        access,
+        admin,
+        audit,
+        customers,
+        demo,
+        interactions,
+        lifecycle,
+        report,
+        security,
+    )
 
     for command in (
         admin.init,
@@ -114,6 +124,7 @@ def _register_builtin_commands(group: click.Group) -> None:
         report.report,
         audit.audit,
         access.access,
+        security.security,
         demo.demo,
     ):
         group.add_command(command)

@@ -240,7 +240,8 @@ def crm_authorize(
 
     Called by every service call of a CRM view made with ``crm.as_user(...)``,
     before the default role policy (:mod:`crmcore.access`). ``action`` is one
-    of read, write, delete, erase, export, import, report, audit, grant.
+    of read, write, delete, erase, export, import, report, audit, grant,
+    administer.
     Return ``True`` to allow, ``False`` to deny, ``None`` to leave it to the
     default policy; the first non-``None`` answer wins. For listings the hook
     is asked with ``action="read"`` and ``customer=None``: ``True`` lets the

@@ -37,6 +37,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Overwrite deleted content: erased or re-encrypted personal data must not
+        # linger in free pages of the file.
+        cursor.execute("PRAGMA secure_delete=ON")
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -65,3 +68,27 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if backend == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+def compact(engine: Engine, tables: tuple[str, ...] = ()) -> None:
+    """Rewrite storage so that no old row versions remain on disk.
+
+    SQLite: checkpoint and truncate the WAL, then VACUUM. PostgreSQL:
+    ``VACUUM FULL`` of ``tables`` (all tables when empty). Runs outside any
+    transaction; takes exclusive locks, so use it for rare operations such as
+    key rotation.
+    """
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            driver.execute("VACUUM")
+            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        targets = ", ".join(f'"{t}"' for t in tables)
+        connection.exec_driver_sql(f"VACUUM FULL {targets}".strip())

@@ -67,6 +67,8 @@ customers = Table(
     Column("consent_data_processing", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False, index=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Encrypted fields (crmcore.encryption), sealed together; NULL when encryption is off.
+    Column("sealed", Text),
 )
 
 customer_tags = Table(
