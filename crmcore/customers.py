@@ -45,6 +45,7 @@ from crmcore.errors import (
 from crmcore.identity import normalise_email, normalise_name, normalise_org_name, normalise_phone
 from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
+from crmcore.storable import text_problem
 from crmcore.storage.engine import compact
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customer_tags, customers
@@ -113,11 +114,22 @@ def _check_money(errors: list[ValidationError], name: str, value: Decimal | None
         errors.append(ValidationError(f"{name}: {problem}", field=name, value=value))
 
 
+_TEXT_FIELDS = (
+    "name", "email", "phone", "address", "company_name", "industry", "owner", "tags", "attributes",
+)  # fmt: skip
+
+
 def validate_customer(
     customer: Customer, now: datetime, attributes_validator: Any
 ) -> tuple[IdentityKeys | None, list[ValidationError]]:
     """Core's checks on one customer; returns its identity keys and every problem found."""
     errors: list[ValidationError] = []
+    for name in _TEXT_FIELDS:
+        problem = text_problem(getattr(customer, name), name)
+        if problem:
+            errors.append(ValidationError(f"{problem[0]}: {problem[1]}", field=problem[0]))
+    if errors:
+        return None, errors
     if not isinstance(customer.name, str) or not customer.name.strip():
         errors.append(ValidationError("name: must not be empty", field="name", value=customer.name))
     _check_length(errors, "name", customer.name, 300)

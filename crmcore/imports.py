@@ -43,6 +43,7 @@ from crmcore.customers import RejectHandler
 from crmcore.entities import Consent, Customer, Interaction
 from crmcore.errors import ConflictError, CRMError, ValidationError, ValidationErrors
 from crmcore.identity import normalise_email
+from crmcore.storable import text_problem
 from crmcore.storage.tables import customers as customers_table
 from crmcore.unit_of_work import UnitOfWork
 
@@ -431,12 +432,18 @@ class _Rejects:
             self._csv.writerow([*padded, record.line, reason, *cells[width:]])
         else:
             entry = {"line": record.line, "error": reason, "row": record.raw}
-            self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            text = json.dumps(entry, ensure_ascii=False)
+            if text_problem(text, "row") is not None:
+                text = json.dumps(entry)  # \u escapes keep lone surrogates and NULs readable
+            self._handle.write(text + "\n")
         self.count += 1
 
     def _open(self) -> None:
         try:
-            self._handle = self.path.open("w", encoding="utf-8", newline="")
+            # surrogateescape writes undecodable input bytes back exactly as they came.
+            self._handle = self.path.open(
+                "w", encoding="utf-8", errors="surrogateescape", newline=""
+            )
         except OSError as exc:
             raise ValidationError(
                 f"{self.path}: cannot write the rejects file: {exc.strerror or exc}",

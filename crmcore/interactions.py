@@ -24,6 +24,7 @@ from crmcore.entities import (
 from crmcore.errors import CRMError, NotFoundError, ValidationError, ValidationErrors
 from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
+from crmcore.storable import text_problem
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customers, interactions
 from crmcore.storage.types import money_problem
@@ -49,6 +50,17 @@ def validate_interaction(interaction: Interaction) -> list[ValidationError]:
     def bad(name: str, message: str, value: Any = None) -> None:
         errors.append(ValidationError(f"{name}: {message}", field=name, value=value))
 
+    for name in ("text", "handled_by", "currency", "payload"):
+        unstorable = text_problem(getattr(interaction, name), name)
+        if unstorable:
+            bad(*unstorable)
+    for index, item in enumerate(interaction.items):
+        for name in ("sku", "name", "category"):
+            unstorable = text_problem(getattr(item, name), f"items.{index}.{name}")
+            if unstorable:
+                bad(*unstorable)
+    if errors:
+        return errors
     if isinstance(interaction.customer_id, bool) or not isinstance(interaction.customer_id, int):
         bad("customer_id", f"expected an integer, got {interaction.customer_id!r}")
     if not isinstance(interaction.occurred_at, datetime) or interaction.occurred_at.tzinfo is None:
