@@ -642,7 +642,7 @@ class CustomerService:
             )
         query = select(customers).where(customers.c.id == customer_id)
         if lock and connection.dialect.name == "postgresql":
-            query = query.with_for_update()
+            query = query.with_for_update(key_share=True)
         row = connection.execute(query).first()
         if row is None:
             raise NotFoundError(f"customer {customer_id} does not exist")

@@ -227,6 +227,7 @@ class InteractionService:
         if not kept:
             return []
         self._crm.access.check_ids(Action.WRITE, (i.customer_id for i in kept), ctx=uow)
+        self._lock_buyers(uow, kept, stages)
         rows = [_to_row(i) for i in kept]
         ids = allocate_ids(uow.connection, interactions, len(rows))
         for new_id, row in zip(ids, rows, strict=True):
@@ -260,22 +261,33 @@ class InteractionService:
             found.update((cid, Stage(stage)) for cid, stage in uow.connection.execute(query))
         return found
 
+    def _lock_buyers(
+        self, uow: UnitOfWork, kept: Sequence[Interaction], stages: dict[int, Stage]
+    ) -> None:
+        """On PostgreSQL, lock and re-read the buyers that a purchase may move.
+
+        Two writers recording a first purchase for the same customer at once
+        must not both move them from prospect to new. The lock is taken in id
+        order and before the interactions are inserted, and it is FOR NO KEY
+        UPDATE, which the inserts' foreign-key checks (FOR KEY SHARE) do not
+        conflict with: so concurrent batches queue instead of deadlocking.
+        """
+        if uow.connection.dialect.name != "postgresql":
+            return
+        buyers = {i.customer_id for i in kept if i.kind is InteractionKind.PURCHASE}
+        movable = sorted(cid for cid in buyers if stages[cid] in PURCHASE_MOVES)
+        for start in range(0, len(movable), _IN_CHUNK):
+            query = (
+                select(customers.c.id, customers.c.stage)
+                .where(customers.c.id.in_(movable[start : start + _IN_CHUNK]))
+                .order_by(customers.c.id)
+                .with_for_update(key_share=True)
+            )
+            stages.update((cid, Stage(st)) for cid, st in uow.connection.execute(query))
+
     def _automatic_moves(
         self, uow: UnitOfWork, recorded: Sequence[Interaction], stages: dict[int, Stage]
     ) -> None:
-        buyers = {i.customer_id for i in recorded if i.kind is InteractionKind.PURCHASE}
-        movable = sorted(cid for cid in buyers if stages[cid] in PURCHASE_MOVES)
-        if movable and uow.connection.dialect.name == "postgresql":
-            # Lock, then re-read: two writers recording a first purchase for the same
-            # customer at once must not both move them from prospect to new.
-            for start in range(0, len(movable), _IN_CHUNK):
-                query = (
-                    select(customers.c.id, customers.c.stage)
-                    .where(customers.c.id.in_(movable[start : start + _IN_CHUNK]))
-                    .order_by(customers.c.id)
-                    .with_for_update()
-                )
-                stages.update((cid, Stage(st)) for cid, st in uow.connection.execute(query))
         events: list[LifecycleEvent] = []
         for interaction in sorted(recorded, key=lambda i: i.occurred_at):
             if interaction.kind is not InteractionKind.PURCHASE:

@@ -140,7 +140,7 @@ class LifecycleService:
             customers.c.id.in_(sorted(set(ids)))
         )
         if uow.connection.dialect.name == "postgresql":
-            query = query.order_by(customers.c.id).with_for_update()
+            query = query.order_by(customers.c.id).with_for_update(key_share=True)
         return {cid: Stage(stage) for cid, stage in uow.connection.execute(query)}
 
     def apply(self, uow: UnitOfWork, events: Sequence[LifecycleEvent]) -> None:

@@ -15,6 +15,14 @@ EMAILS = 40  # every worker tries to register every email: only one may win each
 
 
 def _worker(url: str, worker: int, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    try:
+        _work(url, worker, results)
+    except BaseException as exc:  # report, so the test fails at once with the reason
+        results.put((worker, f"{type(exc).__name__}: {exc}", 0, 0))
+        raise
+
+
+def _work(url: str, worker: int, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     crm = CRM.open(url, discover=False)
     won: list[int] = []
     conflicts = 0
@@ -60,6 +68,8 @@ def test_concurrent_writers_lose_nothing_and_make_no_duplicates(postgres_url: st
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=120) for _ in procs]
+    failures = [won for _, won, _, _ in outcomes if isinstance(won, str)]
+    assert not failures, failures
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
