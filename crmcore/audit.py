@@ -14,11 +14,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
-from sqlalchemy import ColumnElement, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 
 from crmcore.access import Action
 from crmcore.errors import ValidationError
 from crmcore.pagination import Page, check_page
+from crmcore.storage.bulk import insert_rows
 from crmcore.storage.tables import audit_log
 from crmcore.unit_of_work import UnitOfWork
 
@@ -74,7 +75,7 @@ class AuditLog:
                     f"action: must be 1 to 60 characters, got {row['action']!r}", field="action"
                 )
         if rows:
-            ctx.connection.execute(insert(audit_log), rows)
+            insert_rows(ctx.connection, audit_log, rows)
         return len(rows)
 
     def redact_customer(self, ctx: UnitOfWork, customer_id: int) -> None:

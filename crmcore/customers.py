@@ -46,6 +46,7 @@ from crmcore.identity import normalise_email, normalise_name, normalise_org_name
 from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
 from crmcore.storable import text_problem
+from crmcore.storage.bulk import insert_rows
 from crmcore.storage.engine import compact
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customer_tags, customers
@@ -425,7 +426,7 @@ class CustomerService:
             {**_to_row(c, k, uow.now, cipher, new_id), "id": new_id}
             for new_id, (_, _, c, k) in zip(ids, kept, strict=True)
         ]
-        uow.connection.execute(insert(customers), rows)
+        insert_rows(uow.connection, customers, rows)
         created: list[Customer] = []
         tag_rows: list[dict[str, Any]] = []
         events: list[LifecycleEvent] = []
@@ -451,7 +452,7 @@ class CustomerService:
                 )
             )
         if tag_rows:
-            uow.connection.execute(insert(customer_tags), tag_rows)
+            insert_rows(uow.connection, customer_tags, tag_rows)
         self._crm.lifecycle._record_events(uow, events)
         self._crm.audit.record(
             uow,

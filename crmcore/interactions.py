@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from sqlalchemy import ColumnElement, Row, and_, func, insert, select
+from sqlalchemy import ColumnElement, Row, and_, func, select
 
 from crmcore.access import Action
 from crmcore.audit import AuditEntry
@@ -25,6 +25,7 @@ from crmcore.errors import CRMError, NotFoundError, ValidationError, ValidationE
 from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
 from crmcore.storable import text_problem
+from crmcore.storage.bulk import insert_rows
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customers, interactions
 from crmcore.storage.types import money_problem
@@ -232,7 +233,7 @@ class InteractionService:
         ids = allocate_ids(uow.connection, interactions, len(rows))
         for new_id, row in zip(ids, rows, strict=True):
             row["id"] = new_id
-        uow.connection.execute(insert(interactions), rows)
+        insert_rows(uow.connection, interactions, rows)
         recorded = [attrs.evolve(i, id=new_id) for i, new_id in zip(kept, ids, strict=True)]
         self._crm.audit.record(
             uow,

@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, select, update
 
 from crmcore.access import Action
 from crmcore.audit import AuditEntry
 from crmcore.entities import LifecycleEvent, Stage
 from crmcore.errors import TransitionError, ValidationError
 from crmcore.serialization import from_dict
+from crmcore.storage.bulk import insert_rows
 from crmcore.storage.tables import customers, lifecycle_events
 from crmcore.unit_of_work import UnitOfWork
 
@@ -183,8 +184,9 @@ class LifecycleService:
 
     def _record_events(self, uow: UnitOfWork, events: Sequence[LifecycleEvent]) -> None:
         if events:
-            uow.connection.execute(
-                insert(lifecycle_events),
+            insert_rows(
+                uow.connection,
+                lifecycle_events,
                 [
                     {
                         "customer_id": e.customer_id,
