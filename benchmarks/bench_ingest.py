@@ -121,8 +121,8 @@ def phase_floor(url: str, n: int, m: int) -> dict[str, float]:
     sqlite = engine.dialect.name == "sqlite"
     cols = (
         "id, kind, name, name_norm, email, email_norm, phone, phone_norm, owner, stage, "
-        "attributes, consent_marketing_email, consent_marketing_sms, consent_marketing_phone, consent_surveys, "
-        "consent_data_processing, created_at, updated_at"
+        "attributes, consent_marketing_email, consent_marketing_sms, consent_marketing_phone, "
+        "consent_surveys, consent_data_processing, created_at, updated_at"
     )
 
     def customer_tuples() -> Iterator[tuple[Any, ...]]:
