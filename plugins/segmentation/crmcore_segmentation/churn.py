@@ -1,0 +1,292 @@
+"""Churn early warning: a weighted risk score from purchase behaviour and every plugin's signals.
+
+For each customer with a counted purchase before ``as_of`` (settings in ``[churn]``):
+
+* **frequency drop**: ``recent`` = counted purchases in ``[as_of - recent_days, as_of)``,
+  ``baseline`` = those in the ``baseline_days`` before that. With ``baseline >=
+  min_baseline_purchases``, ``drop = 1 - (recent / recent_days) / (baseline /
+  baseline_days)``; the signal's strength is ``drop`` when ``drop >= drop_threshold``, else 0.
+* **inactivity**: ``recency_days`` (UTC calendar days since the last counted purchase);
+  strength ``min(1, recency_days / (2 * inactivity_days))`` when ``recency_days >=
+  inactivity_days``, else 0.
+* **plugins**: ``crm.churn_signals(ids)`` (complaints, low survey scores ...); strength
+  ``min(1, sum of the customer's signal weights)``.
+
+``score = w_frequency_drop * drop + w_inactivity * inactivity + w_plugins * plugins``.
+Customers with ``score >= threshold`` are flagged; :func:`apply_churn_warnings` moves the
+flagged customers in stage new, active or loyal to ``at_risk`` through core's lifecycle
+service, the reasons in the move's reason, and records an alert row for each move.
+
+The two behavioural strengths are computed set-based in SQL for every customer; only
+customers who could reach the threshold (SQL score + ``w_plugins >= threshold``) are
+read, asked about plugin signals and scored exactly in Python.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from attrs import frozen
+from sqlalchemy import Float, Integer, Select, case, cast, func, insert, literal, select
+
+from crmcore import CRM, Stage, UnitOfWork
+from crmcore.storage.types import UTCDateTime
+from crmcore_segmentation.calendar_sql import day_number
+from crmcore_segmentation.purchases import counted_purchases
+from crmcore_segmentation.rfm import resolve_as_of
+from crmcore_segmentation.settings import ChurnSettings, settings_of
+from crmcore_segmentation.tables import CHURN_ALERTS, table
+
+#: Stages from which the lifecycle graph allows a move to at_risk.
+MOVABLE = frozenset({Stage.NEW, Stage.ACTIVE, Stage.LOYAL})
+_CHUNK = 500
+_SLACK = 1e-9
+
+
+@frozen
+class ChurnAssessment:
+    """One customer's churn score, its parts and the reasons, strongest first."""
+
+    customer_id: int
+    stage: str
+    score: float
+    frequency_drop: float
+    inactivity: float
+    plugins: float
+    recency_days: int
+    reasons: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe dict."""
+        return {
+            "customer_id": self.customer_id,
+            "stage": self.stage,
+            "score": self.score,
+            "frequency_drop": self.frequency_drop,
+            "inactivity": self.inactivity,
+            "plugins": self.plugins,
+            "recency_days": self.recency_days,
+            "reasons": list(self.reasons),
+        }
+
+
+def churn_query(crm: CRM, *, as_of: datetime | None = None) -> Select[Any]:
+    """Per customer with a counted purchase: behaviour counts and the SQL part of the score.
+
+    Columns: ``customer_id``, ``stage``, ``recent``, ``baseline``, ``recency_days``,
+    ``drop_strength``, ``inactivity_strength``, ``partial_score`` (floats in SQL, used
+    to pick candidates; the exact score is recomputed in Python).
+    """
+    settings = settings_of(crm)
+    churn = settings.churn
+    moment = resolve_as_of(crm, as_of)
+    recent_start = moment - timedelta(days=churn.recent_days)
+    purchases = counted_purchases(crm, moment, currency=settings.currency).subquery("p")
+    is_recent = purchases.c.occurred_at >= literal(recent_start, UTCDateTime)
+    in_baseline = purchases.c.occurred_at >= literal(
+        recent_start - timedelta(days=churn.baseline_days), UTCDateTime
+    )
+    stats = (
+        select(
+            purchases.c.customer_id,
+            func.sum(case((is_recent, 1), else_=0)).label("recent"),
+            func.sum(case((in_baseline & ~is_recent, 1), else_=0)).label("baseline"),
+            (literal(day_number(moment), Integer) - func.max(purchases.c.day)).label("recency"),
+        )
+        .group_by(purchases.c.customer_id)
+        .subquery("behaviour")
+    )
+    recent = cast(stats.c.recent, Float) / churn.recent_days
+    baseline = cast(stats.c.baseline, Float) / churn.baseline_days
+    drop = literal(1.0, Float) - recent / case((baseline > 0, baseline), else_=literal(1.0))
+    drop_strength = case(
+        (
+            (stats.c.baseline >= churn.min_baseline_purchases) & (drop >= churn.drop_threshold),
+            drop,
+        ),
+        else_=literal(0.0, Float),
+    )
+    inactivity_strength = case(
+        (
+            stats.c.recency >= churn.inactivity_days,
+            case(
+                (stats.c.recency >= 2 * churn.inactivity_days, literal(1.0, Float)),
+                else_=cast(stats.c.recency, Float) / (2 * churn.inactivity_days),
+            ),
+        ),
+        else_=literal(0.0, Float),
+    )
+    scored = select(
+        stats.c.customer_id,
+        stats.c.recent,
+        stats.c.baseline,
+        stats.c.recency.label("recency_days"),
+        drop_strength.label("drop_strength"),
+        inactivity_strength.label("inactivity_strength"),
+    ).subquery("scored")
+    customers = crm.metadata.tables["crm_customers"]
+    partial = (
+        literal(churn.weight_frequency_drop, Float) * scored.c.drop_strength
+        + literal(churn.weight_inactivity, Float) * scored.c.inactivity_strength
+    )
+    return select(
+        scored.c.customer_id,
+        customers.c.stage,
+        scored.c.recent,
+        scored.c.baseline,
+        scored.c.recency_days,
+        scored.c.drop_strength,
+        scored.c.inactivity_strength,
+        partial.label("partial_score"),
+    ).join(customers, customers.c.id == scored.c.customer_id)
+
+
+def _drop(recent: int, baseline: int, churn: ChurnSettings) -> float:
+    if baseline < churn.min_baseline_purchases:
+        return 0.0
+    drop = 1.0 - (recent / churn.recent_days) / (baseline / churn.baseline_days)
+    return drop if drop >= churn.drop_threshold else 0.0
+
+
+def _inactivity(recency: int, churn: ChurnSettings) -> float:
+    if recency < churn.inactivity_days:
+        return 0.0
+    return min(1.0, recency / (2 * churn.inactivity_days))
+
+
+def assess_churn(
+    crm: CRM,
+    *,
+    as_of: datetime | None = None,
+    stages: Sequence[str] | None = None,
+) -> list[ChurnAssessment]:
+    """Customers whose churn score reaches the threshold, highest score first, then by id.
+
+    ``stages`` limits the customers assessed (default: every stage).
+    """
+    churn = settings_of(crm).churn
+    scored = churn_query(crm, as_of=as_of).subquery("churn")
+    query = select(scored).where(
+        scored.c.partial_score + literal(churn.weight_plugins + _SLACK, Float) >= churn.threshold
+    )
+    if stages is not None:
+        query = query.where(scored.c.stage.in_(list(stages)))
+    with crm.reading() as uow:
+        rows = uow.connection.execute(query.order_by(scored.c.customer_id)).all()
+    signals: dict[int, list[tuple[float, str]]] = defaultdict(list)
+    ids = [int(r.customer_id) for r in rows]
+    if churn.weight_plugins > 0:
+        for start in range(0, len(ids), _CHUNK):
+            for signal in crm.churn_signals(ids[start : start + _CHUNK]):
+                signals[signal.customer_id].append(
+                    (signal.weight, f"{signal.source}: {signal.reason}")
+                )
+    found = []
+    for row in rows:
+        cid = int(row.customer_id)
+        drop = _drop(int(row.recent), int(row.baseline), churn)
+        inactive = _inactivity(int(row.recency_days), churn)
+        plugin = min(1.0, sum(w for w, _ in signals.get(cid, [])))
+        score = (
+            churn.weight_frequency_drop * drop
+            + churn.weight_inactivity * inactive
+            + churn.weight_plugins * plugin
+        )
+        if score + _SLACK < churn.threshold:
+            continue
+        reasons: list[tuple[float, str]] = []
+        if inactive:
+            reasons.append(
+                (churn.weight_inactivity * inactive, f"no purchase for {row.recency_days} days")
+            )
+        if drop:
+            reasons.append(
+                (
+                    churn.weight_frequency_drop * drop,
+                    f"purchase rate down {drop * 100:.0f}% vs own baseline ({row.recent} in "
+                    f"{churn.recent_days} d, {row.baseline} in the {churn.baseline_days} d before)",
+                )
+            )
+        for weight, text in sorted(signals.get(cid, []), key=lambda s: (-s[0], s[1])):
+            reasons.append((churn.weight_plugins * weight, text))
+        reasons.sort(key=lambda r: -r[0])
+        found.append(
+            ChurnAssessment(
+                customer_id=cid,
+                stage=str(row.stage),
+                score=round(score, 4),
+                frequency_drop=round(drop, 4),
+                inactivity=round(inactive, 4),
+                plugins=round(plugin, 4),
+                recency_days=int(row.recency_days),
+                reasons=tuple(text for _, text in reasons),
+            )
+        )
+    found.sort(key=lambda a: (-a.score, a.customer_id))
+    return found
+
+
+def apply_churn_warnings(
+    crm: CRM,
+    *,
+    as_of: datetime | None = None,
+    actor: str | None = None,
+    ctx: UnitOfWork | None = None,
+) -> list[ChurnAssessment]:
+    """Move flagged customers in new/active/loyal to ``at_risk``, with the reasons.
+
+    One unit of work: core's lifecycle moves (``crm.lifecycle.move_many``,
+    reason ``churn score 0.72: ...``) and one alert row per move in
+    ``segmentation_churn_alerts``. Returns the customers moved.
+    """
+    movable = [s.value for s in MOVABLE]
+    flagged = assess_churn(crm, as_of=as_of, stages=movable)
+    alerts = table(crm.metadata, CHURN_ALERTS)
+    with crm.unit_of_work(actor, ctx) as uow:
+        if not flagged:
+            return []
+        moves: list[tuple[int, Stage | str, str | None]] = [
+            (a.customer_id, Stage.AT_RISK, f"churn score {a.score:.2f}: " + "; ".join(a.reasons))
+            for a in flagged
+        ]
+        crm.lifecycle.move_many(moves, actor=actor, ctx=uow)
+        uow.connection.execute(
+            insert(alerts),
+            [
+                {
+                    "customer_id": a.customer_id,
+                    "score": a.score,
+                    "reasons": list(a.reasons),
+                    "moved": True,
+                    "at": uow.now,
+                }
+                for a in flagged
+            ],
+        )
+    return flagged
+
+
+def recent_alerts(crm: CRM, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest churn alerts, newest first: customer, name, score, reasons, at."""
+    alerts = table(crm.metadata, CHURN_ALERTS)
+    customers = crm.metadata.tables["crm_customers"]
+    query = (
+        select(alerts, customers.c.name)
+        .join(customers, customers.c.id == alerts.c.customer_id)
+        .order_by(alerts.c.at.desc(), alerts.c.score.desc(), alerts.c.customer_id)
+        .limit(limit)
+    )
+    with crm.reading() as uow:
+        return [
+            {
+                "customer_id": int(r.customer_id),
+                "name": r.name,
+                "score": float(r.score),
+                "reasons": list(r.reasons),
+                "at": r.at,
+            }
+            for r in uow.connection.execute(query)
+        ]

@@ -1,0 +1,380 @@
+"""``crm segments ...``: parse, call a service function, print."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from crmcore import ValidationError
+from crmcore.cli.context import (
+    get_actor,
+    get_console,
+    get_crm,
+    json_option,
+    print_json,
+    print_record,
+    print_table,
+)
+from crmcore_segmentation import churn, retention, rfm, value
+from crmcore_segmentation import segments as saved
+
+
+def parse_as_of(text: str | None) -> datetime | None:
+    """``--as-of``: an ISO date (midnight UTC) or an aware ISO datetime; ValidationError else."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(
+            f"--as-of: {text!r} is not an ISO 8601 date or datetime", field="as_of"
+        ) from None
+    if moment.tzinfo is None:
+        if len(text) > 10:
+            raise ValidationError(
+                f"--as-of: {text!r} needs a time zone (e.g. +00:00)", field="as_of"
+            )
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _as_of_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--as-of",
+        "as_of",
+        metavar="DATE",
+        help="Analysis date (ISO; a date means midnight UTC). Default: now.",
+    )(func)
+
+
+def _window_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--window-days", type=int, help="RFM window in days before --as-of (default: config)."
+    )(func)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+@click.group("segments")
+def segments_group() -> None:
+    """RFM, value tiers, Pareto, CLV, saved segments, churn warning and cohorts."""
+
+
+def render_grid(grid: dict[str, Any], title: str = "RFM grid: customers") -> Table:
+    """A rich table of the R x F grid of customer counts (R5 on top)."""
+    table = Table(title=title)
+    table.add_column("R \\ F")
+    for f in grid["f"]:
+        table.add_column(f"F{f}", justify="right")
+    for r, row in zip(grid["r"], grid["counts"], strict=True):
+        table.add_row(f"R{r}", *(str(v) for v in row))
+    return table
+
+
+@segments_group.command("rfm")
+@_as_of_option
+@_window_option
+@click.option("--segment", help="Only customers of this RFM segment.")
+@click.option("--customer", "customer_ids", type=int, multiple=True, help="Only this customer.")
+@click.option("--limit", type=int, default=20, show_default=True, help="Rows to show.")
+@click.option("--grid", is_flag=True, help="Show the R x F grid and the segment summary.")
+@json_option
+def rfm_command(
+    as_of: str | None,
+    window_days: int | None,
+    segment: str | None,
+    customer_ids: Sequence[int],
+    limit: int,
+    grid: bool,
+    as_json: bool,
+) -> None:
+    """Show RFM scores and segments (or, with --grid, the grid and segment summary)."""
+    crm = get_crm()
+    moment = parse_as_of(as_of)
+    if grid:
+        data = rfm.rfm_grid(crm, as_of=moment, window_days=window_days)
+        summary = rfm.segment_summary(crm, as_of=moment, window_days=window_days)
+        if as_json:
+            print_json(_plain({"grid": data, "segments": summary}))
+            return
+        get_console().print(render_grid(data))
+        print_table(
+            summary, ["segment", "customers", "monetary", "mean_monetary"], title="Segments"
+        )
+        return
+    scores = rfm.rfm_scores(
+        crm,
+        as_of=moment,
+        window_days=window_days,
+        customer_ids=list(customer_ids) or None,
+        segment=segment,
+        limit=limit,
+    )
+    rows = [s.as_dict() for s in scores]
+    if as_json:
+        print_json(rows)
+    else:
+        columns = ["customer_id", "recency_days", "frequency", "monetary", "r", "f", "m", "segment"]
+        print_table(rows, columns, title="RFM scores")
+
+
+@segments_group.command("tiers")
+@click.option("--basis", type=click.Choice(value.BASES), help="Value basis (default: config).")
+@click.option("--members", "tier", type=click.Choice(value.TIERS), help="List this tier.")
+@click.option("--limit", type=int, default=20, show_default=True)
+@_as_of_option
+@_window_option
+@json_option
+def tiers_command(
+    basis: str | None,
+    tier: str | None,
+    limit: int,
+    as_of: str | None,
+    window_days: int | None,
+    as_json: bool,
+) -> None:
+    """Show customers and value per tier (high, medium, low), or one tier's members."""
+    crm = get_crm()
+    moment = parse_as_of(as_of)
+    if tier:
+        rows = value.tier_members(
+            crm, tier, basis, as_of=moment, window_days=window_days, limit=limit
+        )
+        if as_json:
+            print_json(_plain(rows))
+        else:
+            print_table(rows, ["customer_id", "value"], title=f"Tier {tier}")
+        return
+    summary = [
+        {
+            "tier": t.tier,
+            "customers": t.customers,
+            "value": t.value,
+            "share_percent": t.share_percent,
+        }
+        for t in value.tiers(crm, basis, as_of=moment, window_days=window_days)
+    ]
+    if as_json:
+        print_json(_plain(summary))
+    else:
+        print_table(summary, ["tier", "customers", "value", "share_percent"], title="Value tiers")
+
+
+@segments_group.command("pareto")
+@click.option("--basis", type=click.Choice(value.BASES), help="Value basis (default: config).")
+@click.option("--percent", help="Share of the total value (default: config, 80).")
+@click.option("--limit", type=int, default=20, show_default=True, help="Members to show.")
+@_as_of_option
+@_window_option
+@json_option
+def pareto_command(
+    basis: str | None,
+    percent: str | None,
+    limit: int,
+    as_of: str | None,
+    window_days: int | None,
+    as_json: bool,
+) -> None:
+    """Show the key customers: the smallest set producing the share of revenue or profit."""
+    result = value.pareto(
+        get_crm(), basis, percent=percent, as_of=parse_as_of(as_of), window_days=window_days
+    )
+    head = {
+        "basis": result.basis,
+        "percent": result.percent,
+        "total": result.total,
+        "members": len(result.members),
+        "customers_valued": result.customers_valued,
+        "customer_share_percent": result.customer_share_percent,
+        "members_value": result.value,
+    }
+    if as_json:
+        print_json(_plain({**head, "customers": list(result.members)}))
+        return
+    print_record(_plain(head), title="Pareto set")
+    print_table(list(result.members)[:limit], ["customer_id", "value"], title="Key customers")
+
+
+@segments_group.command("clv")
+@click.option("--customer", "customer_ids", type=int, multiple=True, help="Only this customer.")
+@click.option("--limit", type=int, default=20, show_default=True)
+@_as_of_option
+@json_option
+def clv_command(customer_ids: Sequence[int], limit: int, as_of: str | None, as_json: bool) -> None:
+    """Show historic and predictive lifetime value and profit, highest predictive first."""
+    rows = [
+        v.as_dict()
+        for v in value.customer_values(
+            get_crm(),
+            as_of=parse_as_of(as_of),
+            customer_ids=list(customer_ids) or None,
+            limit=None if customer_ids else limit,
+        )
+    ]
+    if as_json:
+        print_json(rows)
+    else:
+        columns = [
+            "customer_id",
+            "purchases",
+            "historic_clv",
+            "predictive_clv",
+            "profit",
+            "segment",
+        ]
+        print_table(rows, columns, title="Customer lifetime value")
+
+
+@segments_group.command("costs")
+@click.argument("customer_id", metavar="ID", type=int)
+@click.option("--acquisition", help="Acquisition cost of the customer.")
+@click.option("--service", help="Lifetime service cost of the customer.")
+@json_option
+def costs_command(
+    customer_id: int, acquisition: str | None, service: str | None, as_json: bool
+) -> None:
+    """Set a customer's acquisition and/or service cost (used by profit)."""
+    data = value.set_costs(
+        get_crm(), customer_id, acquisition=acquisition, service=service, actor=get_actor()
+    )
+    if as_json:
+        print_json(data)
+    else:
+        print_record(data, title=f"customer {customer_id}: costs")
+
+
+@segments_group.command("define")
+@click.argument("key")
+@click.argument("rule", required=False)
+@click.option(
+    "--file",
+    "rule_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the rule (JSON) from this file.",
+)
+@click.option("--name", help="Display name (default: the key).")
+@click.option("--description")
+@json_option
+def define_command(
+    key: str,
+    rule: str | None,
+    rule_file: Path | None,
+    name: str | None,
+    description: str | None,
+    as_json: bool,
+) -> None:
+    """Save segment KEY with a JSON RULE (or --file) and compute its members."""
+    if (rule is None) == (rule_file is None):
+        raise ValidationError("rule: give RULE or --file, not both or neither", field="rule")
+    text = rule if rule is not None else rule_file.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"rule: not valid JSON: {exc.msg}", field="rule") from None
+    segment = saved.define_segment(
+        get_crm(), key, parsed, name=name, description=description, actor=get_actor()
+    )
+    if as_json:
+        print_json(segment.as_dict())
+    else:
+        print_record(segment.as_dict(), title=f"segment {key}")
+
+
+@segments_group.command("list")
+@json_option
+def list_command(as_json: bool) -> None:
+    """List the saved segments with their member counts."""
+    rows = [s.as_dict() for s in saved.list_segments(get_crm())]
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, ["key", "name", "member_count", "refreshed_at"], title="Segments")
+
+
+@segments_group.command("members")
+@click.argument("key")
+@click.option("--limit", type=int, default=50, show_default=True)
+@json_option
+def members_command(key: str, limit: int, as_json: bool) -> None:
+    """List the current members of segment KEY."""
+    rows = saved.segment_members(get_crm(), key, limit=limit)
+    if as_json:
+        print_json(_plain(rows))
+    else:
+        print_table(_plain(rows), ["customer_id", "name", "joined_at"], title=f"Segment {key}")
+
+
+@segments_group.command("refresh")
+@click.argument("keys", nargs=-1)
+@json_option
+def refresh_command(keys: Sequence[str], as_json: bool) -> None:
+    """Recompute the members of KEYS (default: every segment)."""
+    result = saved.refresh_segments(get_crm(), list(keys) or None, actor=get_actor())
+    rows = [{"segment": k, **v} for k, v in result.items()]
+    if as_json:
+        print_json(result)
+    else:
+        print_table(rows, ["segment", "joined", "left", "members"], title="Refreshed")
+
+
+@segments_group.command("churn")
+@click.option("--apply", "apply_moves", is_flag=True, help="Move flagged customers to at_risk.")
+@click.option("--limit", type=int, default=20, show_default=True)
+@_as_of_option
+@json_option
+def churn_command(apply_moves: bool, limit: int, as_of: str | None, as_json: bool) -> None:
+    """Score churn risk; with --apply, move customers over the threshold to at_risk."""
+    crm = get_crm()
+    moment = parse_as_of(as_of)
+    if apply_moves:
+        found = churn.apply_churn_warnings(crm, as_of=moment, actor=get_actor())
+    else:
+        found = churn.assess_churn(crm, as_of=moment)
+    rows = [a.as_dict() for a in found]
+    if as_json:
+        print_json(rows)
+        return
+    shown = [{**r, "reasons": "; ".join(r["reasons"])} for r in rows[:limit]]
+    title = "Moved to at_risk" if apply_moves else "Churn risk over the threshold"
+    print_table(
+        shown,
+        ["customer_id", "stage", "score", "reasons"],
+        title=title,
+        caption=f"{len(rows)} customers",
+    )
+
+
+@segments_group.command("cohorts")
+@click.option("--months", type=int, default=12, show_default=True)
+@_as_of_option
+@json_option
+def cohorts_command(months: int, as_of: str | None, as_json: bool) -> None:
+    """Show the cohort retention matrix (% by first-purchase month and months since)."""
+    cohorts = retention.cohort_matrix(get_crm(), as_of=parse_as_of(as_of), months=months)
+    if as_json:
+        print_json([c.as_dict() for c in cohorts])
+        return
+    table = Table(title="Cohort retention (%)")
+    table.add_column("cohort")
+    table.add_column("size", justify="right")
+    for k in range(months):
+        table.add_column(f"+{k}", justify="right")
+    for c in cohorts:
+        table.add_row(c.month, str(c.size), *("" if r is None else f"{r:.0f}" for r in c.retention))
+    get_console().print(table)

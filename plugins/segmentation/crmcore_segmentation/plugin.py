@@ -1,0 +1,129 @@
+"""The segmentation plugin's hook implementations: thin, each forwards to a service function.
+
+Registered through the ``crmcore.plugins`` entry point (``segmentation =
+"crmcore_segmentation.plugin"``), or in code with ``CRM.open(...,
+plugins=[crmcore_segmentation.plugin])``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crmcore.hooks import hookimpl
+from crmcore_segmentation import __version__, hookspecs, report, settings
+from crmcore_segmentation.tables import define_tables
+
+if TYPE_CHECKING:
+    import click
+    import pluggy
+    from rich.console import Console
+    from sqlalchemy import MetaData
+
+    from crmcore import CRM, Customer, Period, UnitOfWork
+    from crmcore.reporting import ReportChart
+
+#: The name this module registers under when passed to ``CRM.open(plugins=...)``.
+crm_plugin_name = settings.PLUGIN_NAME
+
+__all__ = ["__version__", "crm_plugin_name"]
+
+MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
+
+
+# --- setup -----------------------------------------------------------------------
+
+
+@hookimpl
+def crm_add_hookspecs(pm: pluggy.PluginManager) -> None:
+    """Publish ``segmentation_membership_changed`` and ``segmentation_fact_queries``."""
+    pm.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def crm_register_tables(metadata: MetaData) -> None:
+    """Define the plugin's tables on core's shared metadata."""
+    define_tables(metadata)
+
+
+@hookimpl
+def crm_migration_locations() -> str:
+    """Return the directory of the plugin's alembic branch ``segmentation``."""
+    return str(MIGRATIONS)
+
+
+@hookimpl
+def crm_config_schema() -> Mapping[str, Any]:
+    """Return the schema of ``[plugins.segmentation]``."""
+    return settings.CONFIG_SCHEMA
+
+
+@hookimpl
+def crm_startup(crm: CRM) -> None:
+    """Read and check the validated config once."""
+    settings.remember_settings(crm)
+
+
+@hookimpl
+def crm_register_commands(cli: click.Group) -> None:
+    """Add ``crm segments ...``."""
+    from crmcore_segmentation.cli import segments_group
+
+    cli.add_command(segments_group)
+
+
+# --- events ----------------------------------------------------------------------
+
+
+@hookimpl
+def crm_customers_deleted(ctx: UnitOfWork, customers: Sequence[Customer]) -> None:
+    """Drop the plugin's rows about customers about to be deleted."""
+    report.forget(ctx, [c.id for c in customers if c.id is not None])
+
+
+# --- views -----------------------------------------------------------------------
+
+
+@hookimpl
+def crm_customer_profile(crm: CRM, customer: Customer) -> Mapping[str, Any] | None:
+    """Add RFM, value, saved segments and the latest churn alert to the 360° view."""
+    return report.profile_section(crm, customer)
+
+
+@hookimpl
+def crm_metrics(crm: CRM, period: Period) -> Mapping[str, Any]:
+    """Report retention, churn, repeat-purchase rate, key-customer share, at-risk counts."""
+    return report.metrics(crm, period)
+
+
+@hookimpl
+def crm_report_charts(crm: CRM, period: Period) -> Sequence[ReportChart]:
+    """Contribute the RFM grid, the cohort heatmap and the retention trend."""
+    return report.charts(crm, period)
+
+
+# --- privacy ---------------------------------------------------------------------
+
+
+@hookimpl
+def crm_export_customer(ctx: UnitOfWork, customer_id: int) -> Mapping[str, Any] | None:
+    """Export segment memberships and history, churn alerts and costs."""
+    return report.export(ctx, customer_id)
+
+
+@hookimpl
+def crm_erase_customer(ctx: UnitOfWork, customer_id: int) -> None:
+    """Delete every row about the customer."""
+    report.forget(ctx, [customer_id])
+
+
+# --- demo ------------------------------------------------------------------------
+
+
+@hookimpl
+def crm_demo(crm: CRM, seed: int, console: Console) -> None:
+    """Score the demo data: RFM grid, key customers, churn warnings, a saved segment."""
+    from crmcore_segmentation.demo import run_demo
+
+    run_demo(crm, seed, console)

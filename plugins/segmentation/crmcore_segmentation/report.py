@@ -1,0 +1,210 @@
+"""The plugin's parts of core views: KPIs, report charts, the 360° profile section, privacy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from crmcore import CRM, Customer, Period, UnitOfWork
+from crmcore.reporting import ReportChart
+from crmcore_segmentation.retention import (
+    cohort_matrix,
+    monthly_retention,
+    repeat_purchase_rate,
+    retention,
+)
+from crmcore_segmentation.rfm import rfm_grid, rfm_scores
+from crmcore_segmentation.segments import segments_of
+from crmcore_segmentation.tables import CHURN_ALERTS, CUSTOMER_COSTS, HISTORY, MEMBERS, table
+from crmcore_segmentation.value import customer_values, pareto, tiers
+
+#: Months the cohort heatmap and the retention trend cover.
+CHART_MONTHS = 12
+
+
+def _window(period: Period) -> int:
+    return max(1, (period.end - period.start).days)
+
+
+def metrics(crm: CRM, period: Period) -> dict[str, Any]:
+    """KPIs of ``period`` (RFM and value over the period itself, as of its end).
+
+    ``buyers``, ``repeat_purchase_rate`` (lifetime, as of the end),
+    ``retention_rate``/``churn_rate`` (against the previous period),
+    ``key_customer_revenue_share`` (revenue share of the high tier),
+    ``pareto_customer_share`` (% of buyers making the configured share of revenue),
+    ``at_risk_customers`` (flagged by RFM segments at_risk/cant_lose) and
+    ``moved_to_at_risk`` (lifecycle moves to at_risk in the period).
+    """
+    days = _window(period)
+    as_of = period.end
+    scores = rfm_segments_count(crm, period)
+    kept = retention(crm, period)
+    repeat = repeat_purchase_rate(crm, as_of=as_of)
+    key = pareto(crm, "monetary", as_of=as_of, window_days=days)
+    high = next(
+        t for t in tiers(crm, "monetary", as_of=as_of, window_days=days) if t.tier == "high"
+    )
+    events = crm.metadata.tables["crm_lifecycle_events"]
+    with crm.reading() as uow:
+        moved = uow.connection.execute(
+            select(func.count()).where(
+                events.c.to_stage == "at_risk",
+                events.c.at >= period.start,
+                events.c.at < period.end,
+            )
+        ).scalar_one()
+    return {
+        "buyers": scores["buyers"],
+        "repeat_purchase_rate": repeat["rate"],
+        "retention_rate": kept.retention_rate,
+        "churn_rate": kept.churn_rate,
+        "key_customer_revenue_share": high.share_percent if scores["buyers"] else None,
+        "pareto_customer_share": key.customer_share_percent if key.members else None,
+        "champions": scores["champions"],
+        "at_risk_customers": scores["at_risk"],
+        "moved_to_at_risk": int(moved),
+    }
+
+
+def rfm_segments_count(crm: CRM, period: Period) -> dict[str, int]:
+    """Buyers, champions and at-risk (at_risk + cant_lose) customers in the period's RFM."""
+    from crmcore_segmentation.rfm import segment_summary
+
+    summary = {
+        s["segment"]: s["customers"]
+        for s in segment_summary(crm, as_of=period.end, window_days=_window(period))
+    }
+    return {
+        "buyers": sum(summary.values()),
+        "champions": summary.get("champions", 0),
+        "at_risk": summary.get("at_risk", 0) + summary.get("cant_lose", 0),
+    }
+
+
+def charts(crm: CRM, period: Period) -> list[ReportChart]:
+    """The RFM grid (R x F, customers), the cohort retention heatmap, the retention trend."""
+    grid = rfm_grid(crm, as_of=period.end, window_days=_window(period))
+    cohorts = cohort_matrix(crm, as_of=period.end, months=CHART_MONTHS)
+    trend = monthly_retention(crm, as_of=period.end, months=CHART_MONTHS)
+    return [
+        ReportChart(
+            title="RFM grid: customers by recency (rows) and frequency (columns) score",
+            kind="heatmap",
+            x_labels=[f"F{f}" for f in grid["f"]],
+            y_labels=[f"R{r}" for r in grid["r"]],
+            values=[[float(v) for v in row] for row in grid["counts"]],
+            unit="customers",
+            note="scores as of the period's end over the period; 5 = best",
+        ),
+        ReportChart(
+            title="Cohort retention by first-purchase month",
+            kind="heatmap",
+            x_labels=[f"+{k}" for k in range(CHART_MONTHS)],
+            y_labels=[c.month for c in cohorts],
+            values=[[None if r is None else float(r) for r in c.retention] for c in cohorts],
+            unit="%",
+            note="customers of the cohort buying again k months after their first purchase",
+        ),
+        ReportChart(
+            title="Month-on-month customer retention",
+            kind="line",
+            x_labels=[row["month"] for row in trend],
+            series={
+                "retention %": [
+                    None if row["retention_rate"] is None else float(row["retention_rate"])
+                    for row in trend
+                ]
+            },
+            unit="%",
+        ),
+    ]
+
+
+def profile_section(crm: CRM, customer: Customer) -> dict[str, Any] | None:
+    """RFM scores and segment, lifetime value, saved segments and the latest churn alert."""
+    if customer.id is None:
+        return None
+    scores = rfm_scores(crm, customer_ids=[customer.id])
+    values = customer_values(crm, customer_ids=[customer.id])
+    alerts = table(crm.metadata, CHURN_ALERTS)
+    with crm.reading() as uow:
+        segments = segments_of(uow, customer.id)
+        alert = uow.connection.execute(
+            select(alerts)
+            .where(alerts.c.customer_id == customer.id)
+            .order_by(alerts.c.at.desc(), alerts.c.id.desc())
+            .limit(1)
+        ).first()
+    return {
+        "rfm": scores[0].as_dict() if scores else None,
+        "value": values[0].as_dict() if values else None,
+        "segments": segments,
+        "churn_alert": None
+        if alert is None
+        else {
+            "score": float(alert.score),
+            "reasons": list(alert.reasons),
+            "at": alert.at.isoformat(),
+        },
+    }
+
+
+def export(ctx: UnitOfWork, customer_id: int) -> dict[str, Any] | None:
+    """Everything the plugin stores about the customer, JSON-safe."""
+    metadata = ctx.crm.metadata
+    history, alerts, costs = (table(metadata, n) for n in (HISTORY, CHURN_ALERTS, CUSTOMER_COSTS))
+    segments = table(metadata, "segmentation_segments")
+    conn = ctx.connection
+    moves = conn.execute(
+        select(segments.c.key, history.c.joined, history.c.at)
+        .join(segments, segments.c.id == history.c.segment_id)
+        .where(history.c.customer_id == customer_id)
+        .order_by(history.c.at, history.c.id)
+    ).all()
+    alert_rows = conn.execute(
+        select(alerts).where(alerts.c.customer_id == customer_id).order_by(alerts.c.at)
+    ).all()
+    cost = conn.execute(select(costs).where(costs.c.customer_id == customer_id)).first()
+    data = {
+        "segments": segments_of(ctx, customer_id),
+        "segment_history": [
+            {"segment": m.key, "joined": bool(m.joined), "at": m.at.isoformat()} for m in moves
+        ],
+        "churn_alerts": [
+            {
+                "score": float(a.score),
+                "reasons": list(a.reasons),
+                "moved": bool(a.moved),
+                "at": a.at.isoformat(),
+            }
+            for a in alert_rows
+        ],
+        "costs": None
+        if cost is None
+        else {
+            "acquisition": None if cost.acquisition is None else str(cost.acquisition),
+            "service": None if cost.service is None else str(cost.service),
+        },
+    }
+    if not any(data.values()):
+        return None
+    return data
+
+
+def forget(ctx: UnitOfWork, customer_ids: Sequence[int]) -> None:
+    """Delete every row of the plugin about these customers (erasure and deletion).
+
+    Segment member counts stay as anonymous aggregates until the next refresh.
+    """
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    for name in (MEMBERS, HISTORY, CHURN_ALERTS, CUSTOMER_COSTS):
+        target = table(ctx.crm.metadata, name)
+        for start in range(0, len(ids), 500):
+            ctx.connection.execute(
+                delete(target).where(target.c.customer_id.in_(ids[start : start + 500]))
+            )

@@ -1,0 +1,318 @@
+"""Saved rule-based segments: define, list, refresh membership in SQL, history, members.
+
+Refreshing a segment compiles its rule (:mod:`.rules`) to one query, compares the
+result with the stored members in SQL (two anti-joins), writes the difference
+(joins and leaves, each recorded in ``segmentation_history``) and fires
+``segmentation_membership_changed`` with the changes, all in one unit of work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from attrs import frozen
+from sqlalchemy import delete, exists, func, insert, select, update
+
+from crmcore import CRM, NotFoundError, UnitOfWork, ValidationError
+from crmcore_segmentation.rules import compile_rule
+from crmcore_segmentation.tables import HISTORY, MEMBERS, SEGMENTS, table
+
+_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,99}$")
+_CHUNK = 500
+
+
+@frozen
+class Segment:
+    """A saved segment definition and its last refresh."""
+
+    id: int
+    key: str
+    name: str
+    description: str | None
+    rule: Mapping[str, Any]
+    member_count: int
+    refreshed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe dict."""
+        return {
+            "key": self.key,
+            "name": self.name,
+            "description": self.description,
+            "rule": dict(self.rule),
+            "member_count": self.member_count,
+            "refreshed_at": self.refreshed_at.isoformat() if self.refreshed_at else None,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+def _segment(row: Any) -> Segment:
+    return Segment(
+        id=int(row.id),
+        key=row.key,
+        name=row.name,
+        description=row.description,
+        rule=row.rule,
+        member_count=int(row.member_count),
+        refreshed_at=row.refreshed_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _get(uow: UnitOfWork, key: str, *, lock: bool = False) -> Segment:
+    segments = table(uow.crm.metadata, SEGMENTS)
+    query = select(segments).where(segments.c.key == key)
+    if lock and uow.connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = uow.connection.execute(query).first()
+    if row is None:
+        raise NotFoundError(f"segment {key!r} does not exist")
+    return _segment(row)
+
+
+def define_segment(
+    crm: CRM,
+    key: str,
+    rule: Mapping[str, Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    refresh: bool = True,
+    actor: str | None = None,
+    ctx: UnitOfWork | None = None,
+) -> Segment:
+    """Create segment ``key`` or replace its rule, then (by default) refresh its members.
+
+    Raises ValidationError for a bad key, name or rule (the message names
+    the rule path at fault); nothing is stored then.
+    """
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise ValidationError(
+            f"key: {key!r} must be lower-case letters, digits, '_' or '-', starting with a "
+            "letter (at most 100)",
+            field="key",
+            value=key,
+        )
+    if name is not None and not 0 < len(name) <= 200:
+        raise ValidationError("name: must be 1 to 200 characters", field="name", value=name)
+    compile_rule(crm, rule)  # validates before anything is written
+    segments = table(crm.metadata, SEGMENTS)
+    with crm.unit_of_work(actor, ctx) as uow:
+        existing = uow.connection.execute(
+            select(segments.c.id).where(segments.c.key == key)
+        ).scalar()
+        if existing is None:
+            uow.connection.execute(
+                insert(segments).values(
+                    key=key,
+                    name=name or key,
+                    description=description,
+                    rule=dict(rule),
+                    created_at=uow.now,
+                    updated_at=uow.now,
+                    member_count=0,
+                )
+            )
+        else:
+            values: dict[str, Any] = {"rule": dict(rule), "updated_at": uow.now}
+            if name is not None:
+                values["name"] = name
+            if description is not None:
+                values["description"] = description
+            uow.connection.execute(update(segments).where(segments.c.id == existing).values(values))
+        if refresh:
+            refresh_segments(crm, [key], ctx=uow)
+        return _get(uow, key)
+
+
+def list_segments(crm: CRM) -> list[Segment]:
+    """Every saved segment, by key."""
+    segments = table(crm.metadata, SEGMENTS)
+    with crm.reading() as uow:
+        rows = uow.connection.execute(select(segments).order_by(segments.c.key)).all()
+    return [_segment(r) for r in rows]
+
+
+def get_segment(crm: CRM, key: str) -> Segment:
+    """One saved segment; NotFoundError when unknown."""
+    with crm.reading() as uow:
+        return _get(uow, key)
+
+
+def delete_segment(
+    crm: CRM, key: str, *, actor: str | None = None, ctx: UnitOfWork | None = None
+) -> None:
+    """Delete segment ``key`` with its members and history; NotFoundError when unknown."""
+    segments = table(crm.metadata, SEGMENTS)
+    with crm.unit_of_work(actor, ctx) as uow:
+        segment = _get(uow, key, lock=True)
+        for name in (MEMBERS, HISTORY):
+            target = table(crm.metadata, name)
+            uow.connection.execute(delete(target).where(target.c.segment_id == segment.id))
+        uow.connection.execute(delete(segments).where(segments.c.id == segment.id))
+
+
+def refresh_segments(
+    crm: CRM,
+    keys: Sequence[str] | None = None,
+    *,
+    as_of: datetime | None = None,
+    actor: str | None = None,
+    ctx: UnitOfWork | None = None,
+) -> dict[str, dict[str, int]]:
+    """Recompute the members of ``keys`` (default: every segment) in one unit of work.
+
+    Returns ``{key: {"joined": n, "left": n, "members": n}}``. RFM and tier
+    conditions are evaluated as of ``as_of`` (default: the unit of work's
+    ``now``). Raises NotFoundError for an unknown key.
+    """
+    segments = table(crm.metadata, SEGMENTS)
+    members = table(crm.metadata, MEMBERS)
+    history = table(crm.metadata, HISTORY)
+    results: dict[str, dict[str, int]] = {}
+    with crm.unit_of_work(actor, ctx) as uow:
+        if keys is None:
+            keys = list(
+                uow.connection.execute(select(segments.c.key).order_by(segments.c.key)).scalars()
+            )
+        moment = as_of or uow.now
+        for key in keys:
+            segment = _get(uow, key, lock=True)
+            wanted = compile_rule(crm, segment.rule, as_of=moment).subquery("wanted")
+            mine = members.c.segment_id == segment.id
+            joined = [
+                int(cid)
+                for cid in uow.connection.execute(
+                    select(wanted.c.customer_id)
+                    .where(
+                        ~exists(
+                            select(members.c.customer_id).where(
+                                mine, members.c.customer_id == wanted.c.customer_id
+                            )
+                        )
+                    )
+                    .order_by(wanted.c.customer_id)
+                ).scalars()
+            ]
+            left = [
+                int(cid)
+                for cid in uow.connection.execute(
+                    select(members.c.customer_id)
+                    .where(
+                        mine,
+                        ~exists(
+                            select(wanted.c.customer_id).where(
+                                wanted.c.customer_id == members.c.customer_id
+                            )
+                        ),
+                    )
+                    .order_by(members.c.customer_id)
+                ).scalars()
+            ]
+            if joined:
+                uow.connection.execute(
+                    insert(members),
+                    [
+                        {"segment_id": segment.id, "customer_id": cid, "joined_at": uow.now}
+                        for cid in joined
+                    ],
+                )
+            for start in range(0, len(left), _CHUNK):
+                chunk = left[start : start + _CHUNK]
+                uow.connection.execute(
+                    delete(members).where(mine, members.c.customer_id.in_(chunk))
+                )
+            changes = [(cid, True) for cid in joined] + [(cid, False) for cid in left]
+            if changes:
+                uow.connection.execute(
+                    insert(history),
+                    [
+                        {"segment_id": segment.id, "customer_id": cid, "joined": j, "at": uow.now}
+                        for cid, j in changes
+                    ],
+                )
+            count = uow.connection.execute(
+                select(func.count()).select_from(members).where(mine)
+            ).scalar_one()
+            uow.connection.execute(
+                update(segments)
+                .where(segments.c.id == segment.id)
+                .values(member_count=count, refreshed_at=uow.now)
+            )
+            if changes:
+                uow.crm.call_hook(
+                    "segmentation_membership_changed",
+                    ctx=uow,
+                    changes=[
+                        {"segment": key, "customer_id": cid, "joined": j, "at": uow.now}
+                        for cid, j in changes
+                    ],
+                )
+            results[key] = {"joined": len(joined), "left": len(left), "members": int(count)}
+    return results
+
+
+def segment_members(crm: CRM, key: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Current members of segment ``key`` by id: ``customer_id``, ``name``, ``joined_at``."""
+    members = table(crm.metadata, MEMBERS)
+    customers = crm.metadata.tables["crm_customers"]
+    with crm.reading() as uow:
+        segment = _get(uow, key)
+        rows = uow.connection.execute(
+            select(members.c.customer_id, customers.c.name, members.c.joined_at)
+            .join(customers, customers.c.id == members.c.customer_id)
+            .where(members.c.segment_id == segment.id)
+            .order_by(members.c.customer_id)
+            .limit(limit)
+        ).all()
+    return [
+        {"customer_id": int(r.customer_id), "name": r.name, "joined_at": r.joined_at} for r in rows
+    ]
+
+
+def membership_history(
+    crm: CRM, key: str | None = None, *, customer_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Joins and leaves, oldest first, of one segment and/or one customer."""
+    history = table(crm.metadata, HISTORY)
+    segments = table(crm.metadata, SEGMENTS)
+    query = (
+        select(segments.c.key, history.c.customer_id, history.c.joined, history.c.at)
+        .join(segments, segments.c.id == history.c.segment_id)
+        .order_by(history.c.at, history.c.id)
+    )
+    if key is not None:
+        query = query.where(segments.c.key == key)
+    if customer_id is not None:
+        query = query.where(history.c.customer_id == customer_id)
+    with crm.reading() as uow:
+        return [
+            {
+                "segment": r.key,
+                "customer_id": int(r.customer_id),
+                "joined": bool(r.joined),
+                "at": r.at,
+            }
+            for r in uow.connection.execute(query)
+        ]
+
+
+def segments_of(uow: UnitOfWork, customer_id: int) -> list[str]:
+    """Keys of the saved segments the customer is currently a member of."""
+    members = table(uow.crm.metadata, MEMBERS)
+    segments = table(uow.crm.metadata, SEGMENTS)
+    return list(
+        uow.connection.execute(
+            select(segments.c.key)
+            .join(members, members.c.segment_id == segments.c.id)
+            .where(members.c.customer_id == customer_id)
+            .order_by(segments.c.key)
+        ).scalars()
+    )
