@@ -121,9 +121,13 @@ def crm_erase_customer(ctx: UnitOfWork, customer_id: int) -> None:
 # --- demo ------------------------------------------------------------------------
 
 
-@hookimpl
+@hookimpl(trylast=True)
 def crm_demo(crm: CRM, seed: int, console: Console) -> None:
-    """Score the demo data: RFM grid, key customers, churn warnings, a saved segment."""
+    """Score the demo data: RFM grid, key customers, churn warnings, a saved segment.
+
+    Runs last, so that churn scoring sees the other plugins' demo data (complaints,
+    low survey scores) through their churn signals.
+    """
     from crmcore_segmentation.demo import run_demo
 
     run_demo(crm, seed, console)

@@ -107,9 +107,12 @@ def crm_erase_customer(ctx: UnitOfWork, customer_id: int) -> None:
     service.erase(ctx, customer_id)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def crm_demo(crm: CRM, seed: int, console: Console) -> None:
-    """Run an NPS and a multi-dimension survey over the demo customers; print the report."""
+    """Run an NPS and a multi-dimension survey over the demo customers; print the report.
+
+    Runs first, so that the complaints plugin can follow up the low scores it fires.
+    """
     from crmcore_surveys.demo import run_demo
 
     run_demo(crm, seed, console)
