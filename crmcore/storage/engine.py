@@ -64,6 +64,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         raise ConfigError(f"database url {url!r}: backend {backend!r} is not supported")
     if backend == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
+        # psycopg prepares a statement after 5 runs and PostgreSQL may then reuse a
+        # generic plan made while a table was small (a seq scan for IN (...) lookups),
+        # which turns bulk loads quadratic. Plan every statement with its values.
+        kwargs.setdefault("connect_args", {}).setdefault("prepare_threshold", None)
     engine = create_engine(parsed, **kwargs)
     if backend == "sqlite":
         _configure_sqlite(engine)
