@@ -19,7 +19,7 @@ from crmcore.cli.context import (
     print_table,
 )
 from crmcore.cli.parsing import parse_json_object, parse_pairs
-from crmcore.cli.transfer import progress_bar, report_import
+from crmcore.cli.transfer import import_command
 from crmcore.entities import Channel, CustomerKind, Stage
 from crmcore.serialization import to_dict
 
@@ -174,45 +174,7 @@ def erase(customer_id: int, yes: bool) -> None:
     get_console().print(f"Erased customer {customer_id}.")
 
 
-@customers.command("import")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from extension."
-)
-@click.option(
-    "--skip-invalid",
-    is_flag=True,
-    help="Import the good rows; write the bad ones to a rejects file.",
-)
-@click.option(
-    "--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Rejects file path."
-)
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True)
-@json_option
-def import_(
-    path: Path,
-    fmt: str | None,
-    skip_invalid: bool,
-    rejects: Path | None,
-    batch_size: int,
-    as_json: bool,
-) -> None:
-    """Import customers from CSV or JSON Lines (all-or-nothing unless --skip-invalid)."""
-    from crmcore.imports import import_customers
-
-    crm = get_crm()
-    with progress_bar(path, "customers") as progress:
-        result = import_customers(
-            crm,
-            path,
-            format=fmt,
-            skip_invalid=skip_invalid,
-            rejects_path=rejects,
-            batch_size=batch_size,
-            actor=get_actor(),
-            progress=progress,
-        )
-    report_import(result, "customers", as_json)
+customers.add_command(import_command("customers", default_batch=500))
 
 
 @customers.command()

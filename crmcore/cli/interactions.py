@@ -18,7 +18,7 @@ from crmcore.cli.context import (
     print_table,
 )
 from crmcore.cli.parsing import parse_json_object, parse_timestamp
-from crmcore.cli.transfer import progress_bar, report_import
+from crmcore.cli.transfer import import_command
 from crmcore.entities import Channel, Direction, InteractionKind
 from crmcore.serialization import to_dict
 
@@ -126,45 +126,7 @@ def list_interactions(
     )
 
 
-@interactions.command("import")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from extension."
-)
-@click.option(
-    "--skip-invalid",
-    is_flag=True,
-    help="Import the good rows; write the bad ones to a rejects file.",
-)
-@click.option(
-    "--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Rejects file path."
-)
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
-@json_option
-def import_(
-    path: Path,
-    fmt: str | None,
-    skip_invalid: bool,
-    rejects: Path | None,
-    batch_size: int,
-    as_json: bool,
-) -> None:
-    """Import interactions from CSV or JSON Lines (all-or-nothing unless --skip-invalid)."""
-    from crmcore.imports import import_interactions
-
-    crm = get_crm()
-    with progress_bar(path, "interactions") as progress:
-        result = import_interactions(
-            crm,
-            path,
-            format=fmt,
-            skip_invalid=skip_invalid,
-            rejects_path=rejects,
-            batch_size=batch_size,
-            actor=get_actor(),
-            progress=progress,
-        )
-    report_import(result, "interactions", as_json)
+interactions.add_command(import_command("interactions", default_batch=1000))
 
 
 @interactions.command()

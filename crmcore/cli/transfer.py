@@ -7,9 +7,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from crmcore.cli.context import get_console, print_json
+from crmcore.cli.context import get_actor, get_console, get_crm, json_option, print_json
 
 
 @contextmanager
@@ -52,3 +53,51 @@ def report_import(result: Any, what: str, as_json: bool) -> None:
             f" Rejected {result.rejected}; every rejected row and its reason: {result.rejects_path}"
         )
     get_console().print(line)
+
+
+def import_command(what: str, default_batch: int) -> click.Command:
+    """The ``import`` command of ``crm customers`` or ``crm interactions`` (``what``)."""
+
+    @click.command("import")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option(
+        "--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from extension."
+    )
+    @click.option(
+        "--skip-invalid",
+        is_flag=True,
+        help="Import the good rows; write the bad ones to a rejects file.",
+    )
+    @click.option(
+        "--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Rejects file path."
+    )
+    @click.option(
+        "--batch-size", type=click.IntRange(1, 100_000), default=default_batch, show_default=True
+    )
+    @json_option
+    def command(
+        path: Path,
+        fmt: str | None,
+        skip_invalid: bool,
+        rejects: Path | None,
+        batch_size: int,
+        as_json: bool,
+    ) -> None:
+        from crmcore import imports
+
+        importer = imports.import_customers if what == "customers" else imports.import_interactions
+        with progress_bar(path, what) as progress:
+            result = importer(
+                get_crm(),
+                path,
+                format=fmt,
+                skip_invalid=skip_invalid,
+                rejects_path=rejects,
+                batch_size=batch_size,
+                actor=get_actor(),
+                progress=progress,
+            )
+        report_import(result, what, as_json)
+
+    command.help = f"Import {what} from CSV or JSON Lines (all-or-nothing unless --skip-invalid)."
+    return command
