@@ -97,7 +97,6 @@ def validate_interaction(interaction: Interaction) -> list[ValidationError]:
 
 
 def _to_row(interaction: Interaction) -> dict[str, Any]:
-    data = to_dict(interaction)
     return {
         "customer_id": interaction.customer_id,
         "kind": interaction.kind.value,
@@ -106,7 +105,7 @@ def _to_row(interaction: Interaction) -> dict[str, Any]:
         "occurred_at": interaction.occurred_at,
         "amount": interaction.amount,
         "currency": interaction.currency,
-        "items": data["items"],
+        "items": [to_dict(item) for item in interaction.items],
         "text": interaction.text,
         "payload": interaction.payload,
         "handled_by": interaction.handled_by,
