@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 EDITABLES := -e '.[dev]' -e examples/crmcore-example $(foreach p,$(PLUGINS),-e $(dir $(p)))
 
-.PHONY: install demo test pytest lint typecheck docs bench bench-segmentation clean
+.PHONY: install demo test pytest lint typecheck docs bench bench-ingest bench-segmentation clean
 
 $(STAMP): pyproject.toml examples/crmcore-example/pyproject.toml $(PLUGINS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crmcore needs Python 3.11 or newer")'
@@ -34,6 +34,9 @@ test: lint typecheck pytest ## Everything CI checks
 
 bench: $(STAMP) ## Core write throughput against raw executemany (SQLite and PostgreSQL)
 	$(BIN)/python benchmarks/bench_core.py
+
+bench-ingest: $(STAMP) ## 1M customers + 5M interactions, API and CSV, all plugins, vs raw executemany/COPY
+	$(BIN)/python benchmarks/bench_ingest.py
 
 bench-segmentation: $(STAMP) ## RFM + tiers + churn in SQL vs pandas, 1M customers / 10M purchases
 	$(BIN)/python -m pip install --quiet -e 'plugins/segmentation[bench]'
