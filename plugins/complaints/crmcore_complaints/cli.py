@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from crmcore.cli.context import (
     print_record,
     print_table,
 )
+from crmcore.cli.parsing import parse_timestamp
 from crmcore.errors import ValidationError
 from crmcore_complaints import analytics
 from crmcore_complaints.entities import Complaint
@@ -369,17 +370,6 @@ def report(start: str | None, end: str | None, last: str, as_json: bool) -> None
         print_json(data)
     else:
         render_report(data, get_console())
-
-
-def parse_timestamp(value: str, option: str) -> datetime:
-    """An ISO 8601 date or datetime (UTC when it has no offset); ValidationError otherwise."""
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValidationError(
-            f"{option}: not an ISO 8601 date or datetime: {value!r}", field=option
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def render_report(data: Mapping[str, Any], console: Console) -> None:

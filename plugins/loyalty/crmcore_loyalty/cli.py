@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import click
 from rich.table import Table
 
-from crmcore import ValidationError
 from crmcore.cli.context import (
     get_actor,
     get_console,
@@ -19,20 +18,13 @@ from crmcore.cli.context import (
     print_record,
     print_table,
 )
+from crmcore.cli.parsing import parse_timestamp
 from crmcore_loyalty import kpis, service
 
 
 def parse_moment(value: str | None, option: str) -> datetime | None:
     """An ISO 8601 datetime (no offset: UTC) or date (its start, 00:00 UTC)."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValidationError(
-            f"{option}: not an ISO 8601 date or datetime: {value!r}", field=option
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return None if value is None else parse_timestamp(value, option)
 
 
 def parse_as_of(value: str | None) -> date | datetime | None:
