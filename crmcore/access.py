@@ -118,9 +118,7 @@ class AccessControl:
         query = select(customer_grants.c.customer_id).where(
             customer_grants.c.customer_id == customer_id, customer_grants.c.user == principal.user
         )
-        if ctx is not None:
-            return ctx.connection.execute(query).first() is not None
-        with self._crm.reading() as uow:
+        with self._crm.reading(ctx) as uow:
             return uow.connection.execute(query).first() is not None
 
     def allowed(

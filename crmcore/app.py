@@ -338,8 +338,14 @@ class CRM:
             raise self._storage_error(exc) from exc
 
     @contextmanager
-    def reading(self) -> Iterator[UnitOfWork]:
-        """A read-only snapshot connection, with the same error translation."""
+    def reading(self, ctx: UnitOfWork | None = None) -> Iterator[UnitOfWork]:
+        """A read-only snapshot connection, with the same error translation.
+
+        Joins ``ctx`` when given, so a read inside a unit of work sees its writes.
+        """
+        if ctx is not None:
+            yield ctx
+            return
         try:
             with self.engine.connect() as connection:
                 yield UnitOfWork(connection=connection, crm=self, now=self.clock())

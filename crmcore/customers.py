@@ -663,7 +663,7 @@ class CustomerService:
 
         AccessDeniedError when the acting user may not read it.
         """
-        with self._crm.reading() if ctx is None else self._crm.unit_of_work(ctx=ctx) as uow:
+        with self._crm.reading(ctx) as uow:
             customer = self._get(uow.connection, customer_id)
             self._crm.access.check(Action.READ, customer, ctx=uow)
         return customer
@@ -679,7 +679,7 @@ class CustomerService:
         """Which of these ids belong to stored customers."""
         wanted = sorted(set(customer_ids))
         found: set[int] = set()
-        with self._crm.reading() if ctx is None else self._crm.unit_of_work(ctx=ctx) as uow:
+        with self._crm.reading(ctx) as uow:
             for start in range(0, len(wanted), _IN_CHUNK):
                 chunk = wanted[start : start + _IN_CHUNK]
                 found.update(

@@ -202,7 +202,7 @@ class LifecycleService:
 
     def history(self, customer_id: int, *, ctx: UnitOfWork | None = None) -> list[LifecycleEvent]:
         """Every stage the customer has been in, oldest first."""
-        with self._crm.reading() if ctx is None else self._crm.unit_of_work(ctx=ctx) as uow:
+        with self._crm.reading(ctx) as uow:
             self._crm.customers.get(customer_id, ctx=uow)
             rows = uow.connection.execute(
                 select(lifecycle_events)

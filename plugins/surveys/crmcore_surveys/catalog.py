@@ -8,7 +8,6 @@ latest version in place.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -186,7 +185,7 @@ def get_survey(
 ) -> SurveyVersion:
     """Survey ``key`` at ``version`` (default the latest); NotFoundError when missing."""
     surveys = surveys_table(crm.metadata)
-    with crm.reading() if ctx is None else nullcontext(ctx) as uow:
+    with crm.reading(ctx) as uow:
         if version is None:
             row = latest_row(uow.connection, crm, key)
         else:
