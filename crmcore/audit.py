@@ -9,12 +9,13 @@ never written to the log, and erasing a customer redacts their entries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
 
 from crmcore.access import Action
 from crmcore.errors import ValidationError
@@ -49,6 +50,30 @@ def redact(field_name: str, value: Any) -> Any:
     return "[redacted]" if field_name in REDACTED_FIELDS and value is not None else value
 
 
+def _runs(ids: Sequence[int]) -> list[list[int]]:
+    """Sorted ids as ``[first, last]`` runs of consecutive values."""
+    runs: list[list[int]] = []
+    for value in sorted(ids):
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return runs
+
+
+def _in_batch(crm: CRM, customer_id: int) -> ColumnElement[bool]:
+    """A batch entry (see :meth:`AuditLog.record_batch`) lists ``customer_id``."""
+    batch = and_(audit_log.c.customer_id.is_(None), audit_log.c.entity_id.is_(None))
+    if crm.engine.dialect.name == "postgresql":
+        listed = text("(crm_audit_log.details -> 'customer_ids') @> to_jsonb(:audit_cid)")
+    else:
+        listed = text(
+            "EXISTS (SELECT 1 FROM json_each(crm_audit_log.details, '$.customer_ids') "
+            "WHERE value = :audit_cid)"
+        )
+    return and_(batch, listed.bindparams(audit_cid=customer_id))
+
+
 class AuditLog:
     """Recording and querying audit entries. Get it as ``crm.audit``."""
 
@@ -77,6 +102,57 @@ class AuditLog:
         if rows:
             insert_rows(ctx.connection, audit_log, rows)
         return len(rows)
+
+    def record_batch(
+        self,
+        ctx: UnitOfWork,
+        action: str,
+        entity: str,
+        subjects: Sequence[tuple[int | None, int | None, Mapping[str, Any]]],
+    ) -> int:
+        """Audit one action applied to many entities in one operation.
+
+        ``subjects`` holds (entity id, customer id, details) per entity. One
+        entity gets an ordinary entry. Several get one *batch entry* per group
+        of identical details, with ``entity_id`` and ``customer_id`` empty and
+        the details extended by ``count``, ``ids`` (runs of entity ids as
+        ``[first, last]`` pairs) and ``customer_ids`` (sorted, distinct).
+        :meth:`query` finds a batch entry by any of its customers. Returns
+        the number of entries written.
+        """
+        if len(subjects) == 1:
+            entity_id, customer_id, details = subjects[0]
+            return self.record(ctx, [AuditEntry(action, entity, entity_id, customer_id, details)])
+        groups: dict[Any, tuple[Mapping[str, Any], list[int], set[int]]] = {}
+        for entity_id, customer_id, details in subjects:
+            try:
+                key: Any = tuple(sorted(details.items()))
+                hash(key)
+            except TypeError:
+                key = json.dumps(details, sort_keys=True, default=str)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = (details, [], set())
+            if entity_id is not None:
+                group[1].append(entity_id)
+            if customer_id is not None:
+                group[2].add(customer_id)
+        return self.record(
+            ctx,
+            [
+                AuditEntry(
+                    action,
+                    entity,
+                    details={
+                        **details,
+                        "count": max(len(ids), len(customer_ids)),
+                        "ids": _runs(ids),
+                        "customer_ids": sorted(customer_ids),
+                    },
+                )
+                for details, ids, customer_ids in groups.values()
+            ],
+        )
 
     def redact_customer(self, ctx: UnitOfWork, customer_id: int) -> None:
         """Blank the details of every entry about a customer (part of erasure)."""
@@ -113,7 +189,9 @@ class AuditLog:
         if entity:
             conditions.append(audit_log.c.entity == entity)
         if customer_id is not None:
-            conditions.append(audit_log.c.customer_id == customer_id)
+            conditions.append(
+                or_(audit_log.c.customer_id == customer_id, _in_batch(self._crm, customer_id))
+            )
         for name, value in (("since", since), ("until", until)):
             if value is not None and value.tzinfo is None:
                 raise ValidationError(f"{name}: must be timezone-aware", field=name)

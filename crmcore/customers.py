@@ -48,6 +48,7 @@ from crmcore.serialization import from_dict, to_dict
 from crmcore.storable import text_problem
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.engine import compact
+from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customer_tags, customers
 from crmcore.storage.types import money_problem
@@ -454,12 +455,11 @@ class CustomerService:
         if tag_rows:
             insert_rows(uow.connection, customer_tags, tag_rows)
         self._crm.lifecycle._record_events(uow, events)
-        self._crm.audit.record(
+        self._crm.audit.record_batch(
             uow,
-            (
-                AuditEntry("customer.create", "customer", c.id, c.id, {"stage": c.stage.value})
-                for c in created
-            ),
+            "customer.create",
+            "customer",
+            [(c.id, c.id, {"stage": c.stage.value}) for c in created],
         )
         self._crm.call_hook("crm_customers_created", ctx=uow, customers=created)
         self._crm.call_hook("crm_lifecycle_changed", ctx=uow, events=events)
@@ -498,15 +498,14 @@ class CustomerService:
         found: dict[tuple[str, str], int] = {}
         for column in ("email_norm", "phone_norm", "org_norm"):
             values = sorted({v for k in keys for c, v in k.pairs() if c == column})
+            if not values:
+                continue
             col = customers.c[column]
-            for start in range(0, len(values), _IN_CHUNK):
-                query = select(customers.c.id, col).where(
-                    col.in_(values[start : start + _IN_CHUNK])
-                )
-                if exclude_id is not None:
-                    query = query.where(customers.c.id != exclude_id)
-                for cid, value in connection.execute(query):
-                    found[(column, value)] = cid
+            query = select(customers.c.id, col).where(among(connection, col, values))
+            if exclude_id is not None:
+                query = query.where(customers.c.id != exclude_id)
+            for cid, value in connection.execute(query):
+                found[(column, value)] = cid
         return found
 
     def update(

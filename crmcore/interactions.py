@@ -11,7 +11,6 @@ import attrs
 from sqlalchemy import ColumnElement, Row, and_, func, select
 
 from crmcore.access import Action
-from crmcore.audit import AuditEntry
 from crmcore.customers import RejectHandler
 from crmcore.entities import (
     MONETARY_KINDS,
@@ -26,6 +25,7 @@ from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
 from crmcore.storable import text_problem
 from crmcore.storage.bulk import insert_rows
+from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customers, interactions
 from crmcore.storage.types import money_problem
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from crmcore.app import CRM
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-_IN_CHUNK = 400
 
 #: Automatic moves a purchase causes: stage before -> (stage after, reason).
 PURCHASE_MOVES: Mapping[Stage, tuple[Stage, str]] = {
@@ -234,32 +233,27 @@ class InteractionService:
             row["id"] = new_id
         insert_rows(uow.connection, interactions, rows)
         recorded = [attrs.evolve(i, id=new_id) for i, new_id in zip(kept, ids, strict=True)]
-        self._crm.audit.record(
+        self._crm.audit.record_batch(
             uow,
-            (
-                AuditEntry(
-                    "interaction.record",
-                    "interaction",
-                    i.id,
-                    i.customer_id,
-                    {"kind": i.kind.value, "channel": i.channel.value},
-                )
+            "interaction.record",
+            "interaction",
+            [
+                (i.id, i.customer_id, {"kind": i.kind.value, "channel": i.channel.value})
                 for i in recorded
-            ),
+            ],
         )
         self._automatic_moves(uow, recorded, stages)
         self._crm.call_hook("crm_interactions_recorded", ctx=uow, interactions=recorded)
         return recorded
 
     def _stages(self, uow: UnitOfWork, ids: set[int]) -> dict[int, Stage]:
-        found: dict[int, Stage] = {}
-        wanted = sorted(ids)
-        for start in range(0, len(wanted), _IN_CHUNK):
-            query = select(customers.c.id, customers.c.stage).where(
-                customers.c.id.in_(wanted[start : start + _IN_CHUNK])
-            )
-            found.update((cid, Stage(stage)) for cid, stage in uow.connection.execute(query))
-        return found
+        if not ids:
+            return {}
+        query = select(customers.c.id, customers.c.stage).where(
+            among(uow.connection, customers.c.id, sorted(ids))
+        )
+        stage = Stage
+        return {cid: stage(value) for cid, value in uow.connection.execute(query)}
 
     def _lock_buyers(
         self, uow: UnitOfWork, kept: Sequence[Interaction], stages: dict[int, Stage]
@@ -276,10 +270,10 @@ class InteractionService:
             return
         buyers = {i.customer_id for i in kept if i.kind is InteractionKind.PURCHASE}
         movable = sorted(cid for cid in buyers if stages[cid] in PURCHASE_MOVES)
-        for start in range(0, len(movable), _IN_CHUNK):
+        if movable:
             query = (
                 select(customers.c.id, customers.c.stage)
-                .where(customers.c.id.in_(movable[start : start + _IN_CHUNK]))
+                .where(among(uow.connection, customers.c.id, movable))
                 .order_by(customers.c.id)
                 .with_for_update(key_share=True)
             )

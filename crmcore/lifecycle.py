@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row, select, update
 
 from crmcore.access import Action
-from crmcore.audit import AuditEntry
 from crmcore.entities import LifecycleEvent, Stage
 from crmcore.errors import TransitionError, ValidationError
 from crmcore.serialization import from_dict
 from crmcore.storage.bulk import insert_rows
+from crmcore.storage.filters import among
 from crmcore.storage.tables import customers, lifecycle_events
 from crmcore.unit_of_work import UnitOfWork
 
@@ -138,7 +138,7 @@ class LifecycleService:
                     f"customer id: expected an integer, got {cid!r}", field="customer_id"
                 )
         query = select(customers.c.id, customers.c.stage).where(
-            customers.c.id.in_(sorted(set(ids)))
+            among(uow.connection, customers.c.id, sorted(set(ids)))
         )
         if uow.connection.dialect.name == "postgresql":
             query = query.order_by(customers.c.id).with_for_update(key_share=True)
@@ -159,16 +159,16 @@ class LifecycleService:
         for stage, ids in by_stage.items():
             uow.connection.execute(
                 update(customers)
-                .where(customers.c.id.in_(ids))
+                .where(among(uow.connection, customers.c.id, ids))
                 .values(stage=stage.value, updated_at=uow.now)
             )
         self._record_events(uow, events)
-        self._crm.audit.record(
+        self._crm.audit.record_batch(
             uow,
-            (
-                AuditEntry(
-                    "lifecycle.move",
-                    "customer",
+            "lifecycle.move",
+            "customer",
+            [
+                (
                     e.customer_id,
                     e.customer_id,
                     {
@@ -178,7 +178,7 @@ class LifecycleService:
                     },
                 )
                 for e in events
-            ),
+            ],
         )
         self._crm.call_hook("crm_lifecycle_changed", ctx=uow, events=list(events))
 

@@ -88,3 +88,51 @@ def test_audit_cli(db_url: str) -> None:
     bad = runner.invoke(build_cli(), ["--db", db_url, "audit", "--since", "soon"])
     assert bad.exit_code == 1 and "--since" in bad.output
     assert datetime.fromisoformat(data["items"][0]["at"]).tzinfo == UTC
+
+
+def test_batch_writes_get_one_entry_per_batch_listing_every_id(crm: CRM) -> None:
+    people = crm.customers.create_many(
+        [{"name": f"P{i}"} for i in range(5)] + [{"name": "Lead", "stage": "active"}],
+        actor="importer",
+    )
+    ids = [c.id for c in people]
+    assert all(isinstance(i, int) for i in ids)
+    first, last = ids[0], ids[-1]
+    creates = crm.audit.query(action="customer.create").items
+    # One entry per distinct detail set: five prospects, one active customer.
+    assert sorted(e.details["count"] for e in creates) == [1, 5]
+    prospects = next(e for e in creates if e.details["stage"] == "prospect")
+    assert prospects.entity_id is None and prospects.customer_id is None
+    assert prospects.actor == "importer"
+    assert prospects.details["ids"] == [[first, ids[4]]]
+    assert prospects.details["customer_ids"] == ids[:5]
+    crm.interactions.record_many(
+        [
+            {"customer_id": cid, "kind": "call", "occurred_at": "2025-01-01T00:00:00+00:00"}
+            for cid in (first, first, last)
+        ]
+    )
+    recorded = crm.audit.query(action="interaction.record").items
+    assert len(recorded) == 1
+    assert recorded[0].details["count"] == 3
+    assert recorded[0].details["customer_ids"] == [first, last]
+    # Querying by customer finds the batch entries that list them, and only those.
+    assert [e.action for e in crm.audit.query(customer_id=last).items] == [
+        "interaction.record",
+        "customer.create",
+    ]
+    assert [e.action for e in crm.audit.query(customer_id=ids[2]).items] == ["customer.create"]
+    assert crm.audit.query(customer_id=last + 100).total == 0
+    # A batch entry holds ids only, so erasing a customer leaves it whole.
+    crm.customers.erase(first)
+    assert crm.audit.query(action="interaction.record").items[0].details["customer_ids"] == [
+        first,
+        last,
+    ]
+
+
+def test_batch_entry_runs_compress_consecutive_ids(crm: CRM) -> None:
+    from crmcore.audit import _runs
+
+    assert _runs([7, 3, 4, 5, 9, 10]) == [[3, 5], [7, 7], [9, 10]]
+    assert _runs([]) == []

@@ -60,10 +60,16 @@ def audit(
             {"total": page.total, "limit": page.limit, "offset": page.offset, "items": items}
         )
         return
-    rows = [{**i, "details": json.dumps(i["details"], default=str)} for i in items]
+    rows = [{**i, "details": _shown(i["details"])} for i in items]
     print_table(
         rows,
         ["at", "actor", "action", "entity_id", "customer_id", "details"],
         title="Audit log",
         caption=f"{len(items)} of {page.total}",
     )
+
+
+def _shown(details: dict[str, object], width: int = 160) -> str:
+    """Details for the table: batch entries' id lists are cut short (``--json`` has them all)."""
+    text = json.dumps(details, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"

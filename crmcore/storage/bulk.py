@@ -1,11 +1,12 @@
 """Fast multi-row inserts for the bulk paths.
 
 SQLAlchemy's executemany builds and processes a parameter dict per row,
-which dominates the cost of large batches. ``insert_rows`` applies each
-column's bind processor once per value into tuples and hands them to the
-driver directly: ``executemany`` on SQLite, ``COPY ... FROM STDIN`` on
-PostgreSQL. Rows must carry a value (or ``None``) for every column they set;
-columns absent from the first row are left to their defaults.
+which dominates the cost of large batches. ``insert_rows`` converts the batch
+column by column, applying each column's bind processor once per *distinct*
+value (a batch shares its timestamps, stages, kinds and currencies), and
+hands the rows to the driver directly: ``executemany`` on SQLite, ``COPY ...
+FROM STDIN`` on PostgreSQL. Rows must carry a value (or ``None``) for every
+column they set; columns absent from the first row are left to their defaults.
 """
 
 from __future__ import annotations
@@ -22,20 +23,43 @@ def _processors(connection: Connection, table: Table, names: Sequence[str]) -> l
     return [table.c[name].type._cached_bind_processor(dialect) for name in names]
 
 
+def _column(
+    rows: Sequence[Mapping[str, Any]], name: str, processor: Callable[[Any], Any] | None
+) -> list[Any]:
+    """The bound values of one column, each distinct value processed once."""
+    values = [row[name] for row in rows]
+    if processor is None:
+        return values
+    try:
+        distinct = set(values)
+    except TypeError:  # unhashable (JSON documents): process each, sharing empty ones
+        empty: dict[type, Any] = {}
+        result: list[Any] = []
+        for value in values:
+            if value is None:
+                result.append(None)
+            elif not value and type(value) in (dict, list):
+                if type(value) not in empty:
+                    empty[type(value)] = processor(value)
+                result.append(empty[type(value)])
+            else:
+                result.append(processor(value))
+        return result
+    converted = {v: None if v is None else processor(v) for v in distinct}
+    return [converted[v] for v in values]
+
+
 def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` (dicts keyed by column name) into ``table`` inside the open transaction."""
     if not rows:
         return
     names = list(rows[0].keys())
-    processors = _processors(connection, table, names)
     if connection.dialect.name not in ("sqlite", "postgresql"):
         connection.execute(insert(table), list(rows))
         return
-    pairs: list[tuple[str, Callable[[Any], Any] | None]] = list(zip(names, processors, strict=True))
-    values = [
-        tuple(row[n] if p is None or row[n] is None else p(row[n]) for n, p in pairs)
-        for row in rows
-    ]
+    processors = _processors(connection, table, names)
+    columns = [_column(rows, n, p) for n, p in zip(names, processors, strict=True)]
+    values = list(zip(*columns, strict=True))
     driver = connection.connection.driver_connection
     assert driver is not None
     quoted = ", ".join(f'"{n}"' for n in names)
