@@ -33,6 +33,7 @@ from crmcore.entities import (
     CustomerChange,
     CustomerKind,
     LifecycleEvent,
+    stamped,
 )
 from crmcore.errors import (
     ConflictError,
@@ -431,9 +432,10 @@ class CustomerService:
         created: list[Customer] = []
         tag_rows: list[dict[str, Any]] = []
         events: list[LifecycleEvent] = []
-        for new_id, row, (_, _, customer, _) in zip(ids, rows, kept, strict=True):
-            stored = attrs.evolve(
+        for new_id, row, (_, item, customer, _) in zip(ids, rows, kept, strict=True):
+            stored = stamped(
                 customer,
+                customer is not item,
                 id=new_id,
                 name=row["name"],
                 email=customer.email.strip() if customer.email else None,

@@ -133,6 +133,24 @@ def _direction(value: Any) -> Direction:
     return _member(Direction, value)
 
 
+S = TypeVar("S")
+
+
+def stamped(entity: S, fresh: bool, **changes: Any) -> S:
+    """``entity`` with ``changes`` (already converted values) applied, as stored.
+
+    Entities are immutable to their users, so a caller's instance is copied
+    (``attrs.evolve``). ``fresh=True`` says crmcore built the instance itself
+    (from a mapping) and has not handed it out yet: it is completed in place,
+    which saves a second construction per row on the bulk paths.
+    """
+    if not fresh:
+        return attrs.evolve(entity, **changes)  # type: ignore[misc]
+    for name, value in changes.items():
+        object.__setattr__(entity, name, value)
+    return entity
+
+
 #: Interaction kinds that carry money and therefore require an amount and a currency.
 MONETARY_KINDS = frozenset({InteractionKind.PURCHASE, InteractionKind.REFUND})
 

@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import attrs
 from sqlalchemy import ColumnElement, Row, and_, func, select
 
 from crmcore.access import Action
@@ -19,6 +18,7 @@ from crmcore.entities import (
     InteractionKind,
     LifecycleEvent,
     Stage,
+    stamped,
 )
 from crmcore.errors import CRMError, NotFoundError, ValidationError, ValidationErrors
 from crmcore.pagination import Page, check_page
@@ -222,17 +222,19 @@ class InteractionService:
                     ),
                 )
                 continue
-            kept.append(interaction)
+            kept.append((interaction, interaction is not item))
         if not kept:
             return []
-        self._crm.access.check_ids(Action.WRITE, (i.customer_id for i in kept), ctx=uow)
-        self._lock_buyers(uow, kept, stages)
-        rows = [_to_row(i) for i in kept]
+        self._crm.access.check_ids(Action.WRITE, (i.customer_id for i, _ in kept), ctx=uow)
+        self._lock_buyers(uow, [i for i, _ in kept], stages)
+        rows = [_to_row(i) for i, _ in kept]
         ids = allocate_ids(uow.connection, interactions, len(rows))
         for new_id, row in zip(ids, rows, strict=True):
             row["id"] = new_id
         insert_rows(uow.connection, interactions, rows)
-        recorded = [attrs.evolve(i, id=new_id) for i, new_id in zip(kept, ids, strict=True)]
+        recorded = [
+            stamped(i, fresh, id=new_id) for (i, fresh), new_id in zip(kept, ids, strict=True)
+        ]
         self._crm.audit.record_batch(
             uow,
             "interaction.record",
@@ -253,7 +255,7 @@ class InteractionService:
             among(uow.connection, customers.c.id, sorted(ids))
         )
         stage = Stage
-        return {cid: stage(value) for cid, value in uow.connection.execute(query)}
+        return {cid: stage(value) for cid, value in uow.connection.execute(query).all()}
 
     def _lock_buyers(
         self, uow: UnitOfWork, kept: Sequence[Interaction], stages: dict[int, Stage]

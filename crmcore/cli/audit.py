@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -69,7 +70,7 @@ def audit(
     )
 
 
-def _shown(details: dict[str, object], width: int = 160) -> str:
+def _shown(details: Any, width: int = 160) -> str:
     """Details for the table: batch entries' id lists are cut short (``--json`` has them all)."""
     text = json.dumps(details, default=str)
     return text if len(text) <= width else text[: width - 1] + "…"

@@ -20,12 +20,13 @@ def allocate_ids(connection: Connection, table: Table, count: int) -> list[int]:
     if count <= 0:
         return []
     if connection.dialect.name == "postgresql":
-        rows = connection.execute(
+        drawn = connection.execute(
             text(
-                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+                "SELECT array_agg(nextval(pg_get_serial_sequence(:table, 'id'))) "
+                "FROM generate_series(1, :n)"
             ),
             {"table": table.name, "n": count},
-        )
-        return [int(r[0]) for r in rows]
+        ).scalar_one()
+        return [int(v) for v in drawn]
     highest = connection.execute(select(func.max(table.c.id))).scalar_one() or 0
     return list(range(highest + 1, highest + 1 + count))

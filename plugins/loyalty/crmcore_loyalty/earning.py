@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from crmcore import Interaction, InteractionKind, UnitOfWork
+from crmcore.storage.filters import among
 from crmcore_loyalty import ledger
 from crmcore_loyalty.programme import settings_of
 from crmcore_loyalty.tables import ledger_table
@@ -113,19 +114,17 @@ def _earn(ctx: UnitOfWork, purchases: Sequence[Interaction], members: dict[int, 
     programme = settings_of(ctx.crm)
     table = ledger_table(ctx.crm.metadata)
     buyers = sorted({p.customer_id for p in purchases})
-    earned_before: set[int] = set()
-    for chunk in ledger.chunks(buyers):
-        earned_before.update(
-            ctx.connection.execute(
-                select(table.c.customer_id)
-                .where(
-                    table.c.customer_id.in_(chunk),
-                    table.c.kind == "earn",
-                    table.c.purchase_id.is_not(None),
-                )
-                .distinct()
-            ).scalars()
-        )
+    earned_before = set(
+        ctx.connection.execute(
+            select(table.c.customer_id)
+            .where(
+                among(ctx.connection, table.c.customer_id, buyers),
+                table.c.kind == "earn",
+                table.c.purchase_id.is_not(None),
+            )
+            .distinct()
+        ).scalars()
+    )
     rows: list[dict[str, Any]] = []
     firsts: set[int] = set()
     for purchase in sorted(purchases, key=lambda p: (p.occurred_at, p.id or 0)):

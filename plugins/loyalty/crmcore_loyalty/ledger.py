@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crmcore import CRM, ConflictError, UnitOfWork
+from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
 from crmcore_loyalty.records import ExpiryRun, LedgerEntry
 from crmcore_loyalty.tables import (
@@ -85,18 +86,18 @@ def lock_members(
     """
     members = members_table(ctx.crm.metadata)
     customers = ctx.crm.metadata.tables["crm_customers"]
-    found: dict[int, Any] = {}
-    for chunk in chunks(customer_ids):
-        query = (
-            select(members, customers.c.birth_date)
-            .join(customers, customers.c.id == members.c.customer_id)
-            .where(members.c.customer_id.in_(chunk))
-            .order_by(members.c.customer_id)
-        )
-        if lock and is_postgresql(ctx.connection):
-            query = query.with_for_update(of=members)
-        found.update((row.customer_id, row) for row in ctx.connection.execute(query))
-    return found
+    wanted = sorted(set(customer_ids))
+    if not wanted:
+        return {}
+    query = (
+        select(members, customers.c.birth_date)
+        .join(customers, customers.c.id == members.c.customer_id)
+        .where(among(ctx.connection, members.c.customer_id, wanted))
+        .order_by(members.c.customer_id)
+    )
+    if lock and is_postgresql(ctx.connection):
+        query = query.with_for_update(of=members)
+    return {row.customer_id: row for row in ctx.connection.execute(query).all()}
 
 
 def entry_by_key(ctx: UnitOfWork, key: str) -> LedgerEntry | None:
@@ -107,19 +108,15 @@ def entry_by_key(ctx: UnitOfWork, key: str) -> LedgerEntry | None:
 
 
 def existing_keys(ctx: UnitOfWork, keys: Iterable[str]) -> set[str]:
-    """Which of these idempotency keys are already in the ledger (one query per 500 keys)."""
+    """Which of these idempotency keys are already in the ledger (one query)."""
     ledger = ledger_table(ctx.crm.metadata)
     wanted = sorted(set(keys))
-    found: set[str] = set()
-    for start in range(0, len(wanted), CHUNK):
-        found.update(
-            ctx.connection.execute(
-                select(ledger.c.idempotency_key).where(
-                    ledger.c.idempotency_key.in_(wanted[start : start + CHUNK])
-                )
-            ).scalars()
-        )
-    return found
+    if not wanted:
+        return set()
+    query = select(ledger.c.idempotency_key).where(
+        among(ctx.connection, ledger.c.idempotency_key, wanted)
+    )
+    return set(ctx.connection.execute(query).scalars().all())
 
 
 def entry_row(
@@ -169,7 +166,11 @@ def append(ctx: UnitOfWork, rows: Sequence[dict[str, Any]]) -> list[int]:
     ids = allocate_ids(ctx.connection, ledger, len(rows))
     stamped = [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)]
     ctx.connection.execute(insert_ignoring_duplicate_keys(ctx.connection, ledger), stamped)
-    written = set(ctx.connection.execute(select(ledger.c.id).where(ledger.c.id.in_(ids))).scalars())
+    written = set(
+        ctx.connection.execute(
+            select(ledger.c.id).where(among(ctx.connection, ledger.c.id, ids))
+        ).scalars()
+    )
     credited = [new_id for new_id, row in zip(ids, rows, strict=True) if row["points"] > 0]
     if credited and written:
         ctx.connection.execute(
@@ -182,7 +183,7 @@ def append(ctx: UnitOfWork, rows: Sequence[dict[str, Any]]) -> list[int]:
                     ledger.c.points,
                     ledger.c.occurred_at,
                     ledger.c.expires_at,
-                ).where(ledger.c.id.in_(sorted(written.intersection(credited)))),
+                ).where(among(ctx.connection, ledger.c.id, sorted(written.intersection(credited)))),
             )
         )
     return [new_id for new_id in ids if new_id in written]
