@@ -91,7 +91,7 @@ E = TypeVar("E", bound=enum.StrEnum)
 
 def _member(cls: type[E], value: Any) -> E:
     """``value`` as a member of ``cls``; ValueError listing the allowed values otherwise."""
-    if isinstance(value, cls):
+    if type(value) is cls:
         return value
     try:
         return cls(value)

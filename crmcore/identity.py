@@ -43,6 +43,8 @@ _LEGAL_SUFFIXES = frozenset(
     }
 )
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+_NON_DIGIT = re.compile(r"\D")
+_NOT_PHONE = re.compile(r"[^\d\s+().\-/]")
 
 
 def normalise_email(email: str) -> str:
@@ -60,10 +62,10 @@ def normalise_phone(phone: str) -> str:
     """
     value = phone.strip()
     international = value.startswith("+") or value.startswith("00")
-    digits = re.sub(r"\D", "", value)
+    digits = _NON_DIGIT.sub("", value)
     if value.startswith("00"):
         digits = digits[2:]
-    if re.search(r"[^\d\s+().\-/]", value):
+    if _NOT_PHONE.search(value):
         raise ValueError(f"not a valid phone number: {phone!r}")
     if not 6 <= len(digits) <= 15:
         raise ValueError(f"not a valid phone number (6 to 15 digits): {phone!r}")
@@ -72,6 +74,8 @@ def normalise_phone(phone: str) -> str:
 
 def normalise_name(name: str) -> str:
     """Case-folded, accent-free, whitespace-collapsed form of a name, for search."""
+    if name.isascii():  # NFKD leaves ASCII unchanged and it has no combining marks
+        return " ".join(name.casefold().split())
     decomposed = unicodedata.normalize("NFKD", name)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(stripped.casefold().split())

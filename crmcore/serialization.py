@@ -78,6 +78,11 @@ def _structure_float(value: Any, _: type) -> float:
 
 def _structure_enum(value: Any, cls: type[enum.StrEnum]) -> enum.StrEnum:
     try:
+        # The value-to-member map is what cls(value) consults first, minus the call overhead.
+        return cls._value2member_map_[value]  # type: ignore[return-value]
+    except (KeyError, TypeError):
+        pass
+    try:
         return cls(value)
     except ValueError:
         allowed = ", ".join(m.value for m in cls)

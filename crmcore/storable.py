@@ -15,9 +15,13 @@ def text_problem(value: Any, path: str) -> tuple[str, str] | None:
 
     Walks strings, mapping keys and values, and sequence items.
     """
+    if value is None:
+        return None
     if isinstance(value, str):
         if "\x00" in value:
             return path, "contains a NUL character"
+        if value.isascii():
+            return None
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:

@@ -6,6 +6,7 @@ way core stores them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -71,6 +72,21 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError(f"timestamp must be timezone-aware: {value!r}")
         utc: datetime = value.astimezone(UTC)
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, one step to SQLAlchemy's text format (``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: Any) -> str | None:
+            if value is None:
+                return None
+            if not isinstance(value, datetime) or value.tzinfo is None:
+                raise ValueError(f"timestamp must be timezone-aware: {value!r}")
+            utc: datetime = value.astimezone(UTC)
+            return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         """Return the stored timestamp as an aware datetime in UTC."""
