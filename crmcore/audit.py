@@ -126,7 +126,8 @@ class AuditLog:
         groups: dict[Any, tuple[Mapping[str, Any], list[int], set[int]]] = {}
         for entity_id, customer_id, details in subjects:
             try:
-                key: Any = tuple(sorted(details.items()))
+                # Insertion order: equal details built by one code path share a key.
+                key: Any = tuple(details.items())
                 hash(key)
             except TypeError:
                 key = json.dumps(details, sort_keys=True, default=str)

@@ -75,11 +75,15 @@ class IdentityKeys:
     org: str | None
     #: Column -> normalised plaintext, when the keys above are blind indexes (for messages).
     plain: Mapping[str, str] = attrs.field(factory=dict, eq=False)
+    _pairs: tuple[tuple[str, str], ...] = attrs.field(init=False, eq=False, repr=False)
 
-    def pairs(self) -> list[tuple[str, str]]:
-        """(column, value) for every key that is set."""
+    def __attrs_post_init__(self) -> None:
         cols = (("email_norm", self.email), ("phone_norm", self.phone), ("org_norm", self.org))
-        return [(c, v) for c, v in cols if v is not None]
+        object.__setattr__(self, "_pairs", tuple((c, v) for c, v in cols if v is not None))
+
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """(column, value) for every key that is set."""
+        return self._pairs
 
     def shown(self, column: str, value: str) -> str:
         """The value to show in an error message (never a blind index)."""
@@ -202,6 +206,7 @@ def _to_row(
 ) -> dict[str, Any]:
     created = customer.created_at or now
     row: dict[str, Any] = {
+        "id": customer_id,
         "kind": customer.kind.value,
         "name": customer.name.strip(),
         "name_norm": normalise_name(customer.name),
@@ -425,7 +430,7 @@ class CustomerService:
         ids = allocate_ids(uow.connection, customers, len(kept))
         cipher = self._crm.cipher
         rows = [
-            {**_to_row(c, k, uow.now, cipher, new_id), "id": new_id}
+            _to_row(c, k, uow.now, cipher, new_id)
             for new_id, (_, _, c, k) in zip(ids, kept, strict=True)
         ]
         insert_rows(uow.connection, customers, rows)
@@ -498,10 +503,14 @@ class CustomerService:
     ) -> dict[tuple[str, str], int]:
         """Map (key column, value) to the id of the stored customer holding it."""
         found: dict[tuple[str, str], int] = {}
-        for column in ("email_norm", "phone_norm", "org_norm"):
-            values = sorted({v for k in keys for c, v in k.pairs() if c == column})
-            if not values:
+        wanted: dict[str, set[str]] = {"email_norm": set(), "phone_norm": set(), "org_norm": set()}
+        for k in keys:
+            for c, v in k.pairs():
+                wanted[c].add(v)
+        for column, distinct in wanted.items():
+            if not distinct:
                 continue
+            values = sorted(distinct)
             col = customers.c[column]
             query = select(customers.c.id, col).where(among(connection, col, values))
             if exclude_id is not None:
@@ -575,6 +584,7 @@ class CustomerService:
             self._validate_with_plugins(uow, after)
             row = _to_row(after, keys, uow.now, self._crm.cipher, customer_id)
             row.pop("created_at")
+            row.pop("id")
             uow.connection.execute(
                 update(customers).where(customers.c.id == customer_id).values(row)
             )
