@@ -1,7 +1,7 @@
 """Bulk ingest with every plugin enabled, against the driver's floor, on SQLite and PostgreSQL.
 
     .venv/bin/python benchmarks/bench_ingest.py [--customers 1000000] [--interactions 5000000]
-        [--backends sqlite,postgresql] [--postgres URL] [--members 0.1]
+        [--backends sqlite,postgresql] [--postgres URL] [--members 0.1] [--core-only]
 
 For each backend, in the same run, on fresh databases migrated with every
 installed plugin (surveys, loyalty, complaints, segmentation ...):
@@ -16,7 +16,8 @@ installed plugin (surveys, loyalty, complaints, segmentation ...):
 A share of the customers (``--members``) is enrolled in the loyalty programme
 before the interactions, so purchases earn points. Each phase runs in its own
 process, so its peak RSS is its own; the ratio column is floor time / phase
-time (1.0 = as fast as the floor).
+time (1.0 = as fast as the floor). ``--core-only`` runs the same phases with
+no plugin installed, to show how much of the time the plugins take.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import sqlalchemy as sa
@@ -86,17 +88,19 @@ def write_csv(path: Path, rows: Iterator[dict[str, Any]]) -> None:
 NOT_BENCHMARKED = ("example",)
 
 
-def open_crm(url: str) -> Any:
+def open_crm(url: str, core_only: bool = False) -> Any:
     from crmcore import CRM, Config
 
+    if core_only:
+        return CRM.open(Config(database_url=url), plugins=[], discover=False, upgrade=True)
     return CRM.open(Config(database_url=url, disabled_plugins=NOT_BENCHMARKED), upgrade=True)
 
 
 def enroll_members(crm: Any, n: int, share: float) -> int:
-    try:
-        from crmcore_loyalty import service as loyalty
-    except ImportError:
+    if "loyalty" not in {p.name for p in crm.plugins()}:
         return 0
+    from crmcore_loyalty import service as loyalty
+
     step = max(1, round(1 / share)) if share > 0 else 0
     if not step:
         return 0
@@ -112,8 +116,8 @@ def enroll_members(crm: Any, n: int, share: float) -> int:
     return len(ids)
 
 
-def phase_floor(url: str, n: int, m: int) -> dict[str, float]:
-    open_crm(url).close()
+def phase_floor(url: str, n: int, m: int, core_only: bool) -> dict[str, float]:
+    open_crm(url, core_only).close()
     engine = sa.create_engine(url)
     now = datetime.now(UTC)
     raw = engine.raw_connection()
@@ -200,8 +204,8 @@ def phase_floor(url: str, n: int, m: int) -> dict[str, float]:
     return {"customers": t_c, "interactions": t_i}
 
 
-def phase_api(url: str, n: int, m: int, members: float) -> dict[str, float]:
-    crm = open_crm(url)
+def phase_api(url: str, n: int, m: int, members: float, core_only: bool) -> dict[str, float]:
+    crm = open_crm(url, core_only)
     start = time.perf_counter()
     crm.customers.create_many(_api_rows(customer_rows(n)), keep=False, batch_size=1000)
     t_c = time.perf_counter() - start
@@ -213,10 +217,12 @@ def phase_api(url: str, n: int, m: int, members: float) -> dict[str, float]:
     return {"customers": t_c, "interactions": t_i, "members": enrolled}
 
 
-def phase_csv(url: str, n: int, m: int, members: float, folder: str) -> dict[str, float]:
+def phase_csv(
+    url: str, n: int, m: int, members: float, folder: str, core_only: bool
+) -> dict[str, float]:
     from crmcore.imports import import_customers, import_interactions
 
-    crm = open_crm(url)
+    crm = open_crm(url, core_only)
     start = time.perf_counter()
     result = import_customers(crm, Path(folder) / "customers.csv", batch_size=1000)
     t_c = time.perf_counter() - start
@@ -241,7 +247,13 @@ def run_phase(target: Any, *args: Any) -> dict[str, float]:
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(target, args, queue))
     proc.start()
-    result = queue.get()
+    while True:
+        try:
+            result = queue.get(timeout=5)
+            break
+        except Empty:
+            if not proc.is_alive():
+                raise SystemExit(f"{target.__name__} failed (exit code {proc.exitcode})") from None
     proc.join()
     return result  # type: ignore[no-any-return]
 
@@ -262,11 +274,13 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--postgres", default=DEFAULT_PG)
     parser.add_argument("--members", type=float, default=0.1, help="share enrolled in loyalty")
+    parser.add_argument(
+        "--core-only", action="store_true", help="no plugins (shows what the plugins cost)"
+    )
     args = parser.parse_args()
     n, m = args.customers, args.interactions
-    from crmcore import CRM, Config
 
-    probe = CRM.open(Config(database_url="sqlite://", disabled_plugins=NOT_BENCHMARKED))
+    probe = open_crm("sqlite://", args.core_only)
     plugins = ", ".join(p.name for p in probe.plugins()) or "none"
     probe.close()
     print(f"crmcore bulk ingest: {n:,} customers, {m:,} interactions; plugins: {plugins}")
@@ -280,9 +294,10 @@ def main() -> None:
                     urls[phase] = f"sqlite:///{folder}/{phase}.db"
                 else:
                     urls[phase] = postgres_schema(args.postgres, f"bench_ingest_{phase}")
-            floor = run_phase(phase_floor, urls["floor"], n, m)
-            api = run_phase(phase_api, urls["api"], n, m, args.members)
-            imported = run_phase(phase_csv, urls["csv"], n, m, args.members, folder)
+            core = args.core_only
+            floor = run_phase(phase_floor, urls["floor"], n, m, core)
+            api = run_phase(phase_api, urls["api"], n, m, args.members, core)
+            imported = run_phase(phase_csv, urls["csv"], n, m, args.members, folder, core)
             label = "COPY" if backend == "postgresql" else "executemany"
             print(f"\n{backend} (floor: raw {label}; {int(api['members']):,} loyalty members)")
             print(f"  {'phase':22}{'rows/s':>12}{'vs floor':>10}{'peak MB':>10}")
