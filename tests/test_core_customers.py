@@ -359,3 +359,18 @@ def test_storage_error_when_not_initialised(sqlite_url: str) -> None:
     with pytest.raises(StorageError, match=r"not initialised.*crm init"):
         crm.customers.search()
     crm.close()
+
+
+def test_callers_entities_are_never_modified(crm: CRM) -> None:
+    # Entities crmcore builds from mappings are completed in place; a caller's never are.
+    mine = Customer(name="  Ada  ", email=" ada@x.org ")
+    from_mapping = {"name": "  Bob  "}
+    stored, bob = crm.customers.create_many([mine, from_mapping])
+    assert mine.id is None and mine.name == "  Ada  " and mine.email == " ada@x.org "
+    assert stored is not mine
+    assert (stored.name, stored.email) == ("Ada", "ada@x.org")
+    assert stored.id is not None and stored.created_at is not None
+    assert bob.name == "Bob" and bob.id is not None and bob.id > stored.id
+    assert from_mapping == {"name": "  Bob  "}
+    assert crm.customers.get(stored.id) == stored
+    assert crm.customers.get(bob.id) == bob

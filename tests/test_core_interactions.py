@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from crmcore import (
     CRM,
     Interaction,
+    InteractionKind,
     NotFoundError,
     Stage,
     TransitionError,
@@ -236,3 +237,24 @@ def test_interaction_entity_accepted_directly(crm: CRM, customer_id: int) -> Non
         Interaction(customer_id=customer_id, kind="visit", occurred_at=T0)
     )
     assert stored.id is not None
+
+
+def test_callers_interactions_are_never_modified(crm: CRM) -> None:
+    ada = crm.customers.create({"name": "Ada"})
+    assert ada.id is not None
+    mine = Interaction(
+        customer_id=ada.id, kind=InteractionKind.CALL, occurred_at=datetime(2025, 1, 1, tzinfo=UTC)
+    )
+    recorded, other = crm.interactions.record_many(
+        [mine, {"customer_id": ada.id, "kind": "note", "occurred_at": "2025-01-02T00:00:00Z"}]
+    )
+    assert mine.id is None
+    assert recorded is not mine and recorded.id is not None
+    assert recorded == Interaction(
+        customer_id=ada.id,
+        kind=InteractionKind.CALL,
+        occurred_at=datetime(2025, 1, 1, tzinfo=UTC),
+        id=recorded.id,
+    )
+    assert other.id is not None and other.id > recorded.id
+    assert crm.interactions.list(customer_id=ada.id, limit=10).total == 2
