@@ -254,8 +254,7 @@ class InteractionService:
         query = select(customers.c.id, customers.c.stage).where(
             among(uow.connection, customers.c.id, sorted(ids))
         )
-        stage = Stage
-        return {cid: stage(value) for cid, value in uow.connection.execute(query).all()}
+        return {cid: Stage(value) for cid, value in uow.connection.execute(query).all()}
 
     def _lock_buyers(
         self, uow: UnitOfWork, kept: Sequence[Interaction], stages: dict[int, Stage]

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
+from crmcore.entities import enum_member
 from crmcore.errors import ValidationError, ValidationErrors
 
 T = TypeVar("T")
@@ -77,16 +78,7 @@ def _structure_float(value: Any, _: type) -> float:
 
 
 def _structure_enum(value: Any, cls: type[enum.StrEnum]) -> enum.StrEnum:
-    try:
-        # The value-to-member map is what cls(value) consults first, minus the call overhead.
-        return cls._value2member_map_[value]  # type: ignore[return-value]
-    except (KeyError, TypeError):
-        pass
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in cls)
-        raise ValueError(f"{value!r} is not one of: {allowed}") from None
+    return enum_member(cls, value)
 
 
 def make_converter() -> cattrs.Converter:
