@@ -422,7 +422,9 @@ class ComplaintService:
         if assignee is not None:
             conditions.append(c.assignee == assignee)
         if category is not None:
-            conditions.append((c.category == category) | c.category.startswith(category + "/"))
+            # autoescape: a %, _ or the escape character in the filter is literal text
+            under = c.category.startswith(category + "/", autoescape=True, escape="\\")
+            conditions.append((c.category == category) | under)
         if severity is not None:
             conditions.append(c.severity == parse_severity(severity).value)
         if breached is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -236,3 +237,20 @@ def test_list_filters(service: ComplaintService, ccrm: CRM, clock: FrozenClock) 
     assert [c.id for c in service.list(assignee="ann").items] == [x.id]
     assert [c.id for c in service.list(active=False).items] == [z.id]
     assert service.list(state="open").total == 2
+
+
+def test_list_category_filter_is_literal(open_crm: Callable[..., CRM]) -> None:
+    """``%``, ``_`` and ``\\`` in a category filter match themselves, not as LIKE wildcards."""
+    crm = open_crm({"categories": ["a_b/x", "axb/y", "other", "feedback/low_score"]})
+    service = ComplaintService(crm)
+    cid = crm.customers.create({"name": "A"}).id
+    assert cid
+    under = service.open({"customer_id": cid, "category": "a_b/x"})
+    service.open({"customer_id": cid, "category": "axb/y"})
+    service.open({"customer_id": cid, "category": "other"})
+    assert service.list(category="%").total == 0
+    assert service.list(category="%/%").total == 0
+    assert service.list(category="\\").total == 0
+    assert [c.id for c in service.list(category="a_b").items] == [under.id]
+    assert service.list(category="a%").total == 0
+    assert service.list(category="a\\_b").total == 0
