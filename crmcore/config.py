@@ -58,6 +58,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                     "items": {"type": "string"},
                     "uniqueItems": True,
                 },
+                "unreadable": {"enum": ["skip", "fail"]},
             },
         },
         "plugins": {
@@ -89,6 +90,8 @@ class Config:
     source: Path | None = None
     encryption: bool | None = None
     encrypted_fields: tuple[str, ...] | None = None
+    #: What listings do with a customer whose sealed fields cannot be opened: "skip" or "fail".
+    unreadable: str = "skip"
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: Path | None = None) -> Config:
@@ -126,6 +129,7 @@ class Config:
             source=source,
             encryption=security.get("encryption"),
             encrypted_fields=tuple(fields) if fields is not None else None,
+            unreadable=security.get("unreadable", "skip"),
         )
 
 

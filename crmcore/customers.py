@@ -13,7 +13,6 @@ from sqlalchemy import (
     Connection,
     Row,
     and_,
-    bindparam,
     delete,
     exists,
     func,
@@ -25,7 +24,7 @@ from sqlalchemy import (
 
 from crmcore.access import Action, Role
 from crmcore.audit import AuditEntry, redact
-from crmcore.encryption import FieldCipher
+from crmcore.encryption import FieldCipher, UnreadableError
 from crmcore.entities import (
     UPDATABLE_FIELDS,
     Consent,
@@ -39,7 +38,6 @@ from crmcore.errors import (
     ConflictError,
     CRMError,
     NotFoundError,
-    StorageError,
     ValidationError,
     ValidationErrors,
 )
@@ -48,15 +46,17 @@ from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
 from crmcore.storable import text_problem
 from crmcore.storage.bulk import insert_rows
-from crmcore.storage.engine import compact
 from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customer_tags, customers
 from crmcore.storage.types import money_problem
+from crmcore.stored_keys import IdentityKeys, stored_forms
 from crmcore.unit_of_work import UnitOfWork
+from crmcore.unreadable import UnreadableRows, check_policy
 
 if TYPE_CHECKING:
     from crmcore.app import CRM
+    from crmcore.key_rotation import RotationProgress
 
 #: Called with (position in the input, the rejected input, why) when skipping invalid rows.
 RejectHandler = Callable[[int, Any, CRMError], None]
@@ -64,43 +64,6 @@ RejectHandler = Callable[[int, Any, CRMError], None]
 _CONSENT_FIELDS = tuple(f.name for f in attrs.fields(Consent))
 _SORTABLE = {"id", "name", "created_at", "updated_at", "stage", "owner"}
 _IN_CHUNK = 400
-
-
-@attrs.frozen
-class IdentityKeys:
-    """The normalised keys of one customer that must be unique."""
-
-    email: str | None
-    phone: str | None
-    org: str | None
-    #: Column -> normalised plaintext, when the keys above are blind indexes (for messages).
-    plain: Mapping[str, str] = attrs.field(factory=dict, eq=False)
-    _pairs: tuple[tuple[str, str], ...] = attrs.field(init=False, eq=False, repr=False)
-
-    def __attrs_post_init__(self) -> None:
-        cols = (("email_norm", self.email), ("phone_norm", self.phone), ("org_norm", self.org))
-        object.__setattr__(self, "_pairs", tuple((c, v) for c, v in cols if v is not None))
-
-    def pairs(self) -> tuple[tuple[str, str], ...]:
-        """(column, value) for every key that is set."""
-        return self._pairs
-
-    def shown(self, column: str, value: str) -> str:
-        """The value to show in an error message (never a blind index)."""
-        return self.plain.get(column, value)
-
-    def blinded(self, cipher: FieldCipher | None) -> IdentityKeys:
-        """The keys as stored: blind indexes when encryption is on."""
-        if cipher is None:
-            return self
-        org = cipher.blind_index("org", self.org) if "company_name" in cipher.fields else self.org
-        plain = {c: v for c, v in self.pairs()}
-        return IdentityKeys(
-            cipher.blind_index("email", self.email),
-            cipher.blind_index("phone", self.phone),
-            org,
-            plain,
-        )
 
 
 _KEY_LABELS = {"email_norm": "email", "phone_norm": "phone", "org_norm": "organisation name"}
@@ -273,8 +236,9 @@ def _from_row(
     }
     if m["sealed"] is not None:
         if cipher is None:
-            raise StorageError(
-                f"customer {m['id']} has encrypted fields: set CRM_ENCRYPTION_KEY to read them"
+            raise UnreadableError(
+                f"customer {m['id']} has encrypted fields: set CRM_ENCRYPTION_KEY to read them",
+                customer_id=m["id"],
             )
         data.update(cipher.open(m["id"], m["sealed"]))
     data["tags"] = list(tags)
@@ -316,6 +280,8 @@ class CustomerService:
 
     def __init__(self, crm: CRM) -> None:
         self._crm = crm
+        #: Customers that listings skipped because their sealed fields cannot be opened.
+        self.unreadable = UnreadableRows()
 
     # --- writing -----------------------------------------------------------
 
@@ -501,22 +467,30 @@ class CustomerService:
     def _find_existing(
         self, connection: Connection, keys: Sequence[IdentityKeys], exclude_id: int | None = None
     ) -> dict[tuple[str, str], int]:
-        """Map (key column, value) to the id of the stored customer holding it."""
+        """Map (key column, value) to the id of the stored customer holding it.
+
+        A stored row matches when it holds any form of the key (plaintext,
+        current or older blind index: :meth:`IdentityKeys.forms`).
+        """
         found: dict[tuple[str, str], int] = {}
-        wanted: dict[str, set[str]] = {"email_norm": set(), "phone_norm": set(), "org_norm": set()}
+        wanted: dict[str, dict[str, str]] = {"email_norm": {}, "phone_norm": {}, "org_norm": {}}
         for k in keys:
+            blinded = bool(k.forms_by_column)
             for c, v in k.pairs():
-                wanted[c].add(v)
-        for column, distinct in wanted.items():
-            if not distinct:
+                if blinded:
+                    wanted[c].update(dict.fromkeys(k.forms(c, v), v))
+                else:
+                    wanted[c][v] = v
+        for column, forms in wanted.items():
+            if not forms:
                 continue
-            values = sorted(distinct)
+            values = sorted(forms)
             col = customers.c[column]
             query = select(customers.c.id, col).where(among(connection, col, values))
             if exclude_id is not None:
                 query = query.where(customers.c.id != exclude_id)
             for cid, value in connection.execute(query):
-                found[(column, value)] = cid
+                found[(column, forms[value])] = cid
         return found
 
     def update(
@@ -701,8 +675,13 @@ class CustomerService:
         return found
 
     def _rows_to_customers(
-        self, connection: Connection, rows: Sequence[Row[Any]]
+        self, connection: Connection, rows: Sequence[Row[Any]], unreadable: str | None = None
     ) -> list[Customer]:
+        """The customers of ``rows``, without those whose sealed fields cannot be opened.
+
+        Such a row is skipped (logged, counted in :attr:`unreadable`) or raises,
+        by ``unreadable`` or the config.
+        """
         ids = [r.id for r in rows]
         tags: dict[int, list[str]] = {}
         for start in range(0, len(ids), _IN_CHUNK):
@@ -713,7 +692,15 @@ class CustomerService:
             )
             for cid, tag in connection.execute(query):
                 tags.setdefault(cid, []).append(tag)
-        return [_from_row(r, tags.get(r.id, ()), self._crm.cipher) for r in rows]
+        cipher = self._crm.cipher
+        policy = check_policy(unreadable or self._crm.config.unreadable)
+        result: list[Customer] = []
+        for r in rows:
+            try:
+                result.append(_from_row(r, tags.get(r.id, ()), cipher))
+            except UnreadableError as exc:
+                self.unreadable.handle(exc, policy)
+        return result
 
     def search(
         self,
@@ -729,14 +716,20 @@ class CustomerService:
         sort: str = "id",
         limit: int = 50,
         offset: int = 0,
+        unreadable: str | None = None,
     ) -> Page[Customer]:
         """Find customers; every filter given must match.
 
         ``name`` matches a case- and accent-insensitive substring; ``email`` and
         ``phone`` match exactly after normalisation (``+1 555-0100`` finds
-        ``+15550100``); ``attributes`` matches custom fields by equality.
-        ``sort`` is a field name (id, name, created_at, updated_at, stage,
-        owner), ``-`` in front for descending. Returns one :class:`Page`.
+        ``+15550100``), whatever form the stored key has (plaintext, or a blind
+        index under any configured key); ``attributes`` matches custom fields
+        by equality. ``sort`` is a field name (id, name, created_at,
+        updated_at, stage, owner), ``-`` in front for descending. Returns one
+        :class:`Page`; ``total`` counts every match, ``items`` leaves out
+        customers whose sealed fields cannot be opened unless ``unreadable``
+        (default ``[security] unreadable``) is ``"fail"``: see
+        :mod:`crmcore.unreadable`.
         """
         check_page(limit, offset)
         conditions = self._conditions(name, email, phone, tag, stage, owner, kind, attributes)
@@ -763,7 +756,7 @@ class CustomerService:
             rows = uow.connection.execute(
                 select(customers).where(where).order_by(*order).limit(limit).offset(offset)
             ).all()
-            items = self._rows_to_customers(uow.connection, rows)
+            items = self._rows_to_customers(uow.connection, rows, unreadable)
         return Page(items=items, total=total, limit=limit, offset=offset)
 
     def _conditions(
@@ -786,19 +779,9 @@ class CustomerService:
             )
             conditions.append(customers.c.name_norm.like(f"%{pattern}%", escape="\\"))
         if email:
-            try:
-                conditions.append(
-                    customers.c.email_norm == self._stored_key("email", normalise_email(email))
-                )
-            except ValueError as exc:
-                raise ValidationError(f"email: {exc}", field="email") from None
+            conditions.append(customers.c.email_norm.in_(self.stored_forms("email", email)))
         if phone:
-            try:
-                conditions.append(
-                    customers.c.phone_norm == self._stored_key("phone", normalise_phone(phone))
-                )
-            except ValueError as exc:
-                raise ValidationError(f"phone: {exc}", field="phone") from None
+            conditions.append(customers.c.phone_norm.in_(self.stored_forms("phone", phone)))
         if tag:
             conditions.append(
                 exists(
@@ -843,12 +826,48 @@ class CustomerService:
                 )
         return conditions
 
-    def _stored_key(self, kind: str, normalised: str) -> str:
-        cipher = self._crm.cipher
-        return normalised if cipher is None else str(cipher.blind_index(kind, normalised))
+    def stored_forms(self, field: str, value: str) -> tuple[str, ...]:
+        """Every value the identity-key column of ``field`` may hold for ``value`` right now.
 
-    def iter_all(self, *, batch_size: int = 1000) -> Iterator[Customer]:
-        """Every customer in id order, read in batches (memory stays flat)."""
+        ``field`` is ``"email"`` (column ``email_norm`` of ``crm_customers``),
+        ``"phone"`` (``phone_norm``) or ``"organisation"`` (``org_norm``);
+        ``value`` is normalised first (ValidationError naming the field when it
+        cannot be). Without encryption the result is the normalised value; with
+        encryption it is the current blind index, the index under every other
+        configured key and the plaintext (rows stored before encryption was
+        enabled). ``column IN stored_forms(...)`` finds the customer whatever
+        state enabling encryption or a key rotation left its row in; plugins
+        use it to compare with identity keys without knowing how they are stored.
+        """
+        normalisers = {
+            "email": ("email", normalise_email),
+            "phone": ("phone", normalise_phone),
+            "organisation": ("org", normalise_org_name),
+        }
+        if field not in normalisers:
+            raise ValidationError(
+                f"field: {field!r} is not one of: email, phone, organisation", field="field"
+            )
+        kind, normalise = normalisers[field]
+        try:
+            if not isinstance(value, str):
+                raise ValueError(f"expected a string, got {type(value).__name__}")
+            normalised = normalise(value)
+            if not normalised:
+                raise ValueError("must not be empty")
+        except ValueError as exc:
+            raise ValidationError(f"{field}: {exc}", field=field, value=value) from None
+        return stored_forms(self._crm.cipher, kind, normalised)
+
+    def iter_all(
+        self, *, batch_size: int = 1000, unreadable: str | None = None
+    ) -> Iterator[Customer]:
+        """Every customer in id order, read in batches (memory stays flat).
+
+        A customer whose sealed fields cannot be opened is skipped with a
+        warning, or raises, by ``unreadable`` (default ``[security]
+        unreadable``): see :mod:`crmcore.unreadable`.
+        """
         last = 0
         visible = self._crm.access.visible_condition()
         while True:
@@ -859,8 +878,8 @@ class CustomerService:
                     .order_by(customers.c.id)
                     .limit(batch_size)
                 ).all()
-                batch = self._rows_to_customers(uow.connection, rows)
-            if not batch:
+                batch = self._rows_to_customers(uow.connection, rows, unreadable)
+            if not rows:
                 return
             yield from batch
             last = rows[-1].id
@@ -878,59 +897,36 @@ class CustomerService:
             )
         return min(found.values()) if found else None
 
-    def rotate_encryption(self, *, actor: str | None = None, batch_size: int = 1000) -> int:
+    def rotate_encryption(
+        self,
+        *,
+        actor: str | None = None,
+        batch_size: int = 1000,
+        on_batch: Callable[[RotationProgress], None] | None = None,
+        unreadable: str | None = None,
+    ) -> int:
         """Re-seal every customer with the current key and recompute the blind indexes.
 
-        Rows sealed with an old key (listed in ``CRM_ENCRYPTION_OLD_KEYS``) and
-        rows stored in plaintext before encryption was enabled are both
-        brought to the current key, in one transaction; then the storage is
-        compacted (:func:`~crmcore.storage.engine.compact`) so that no old
-        version of a row remains on disk. Returns the number of customers
-        rewritten.
+        Rows sealed with an old key (listed in ``CRM_ENCRYPTION_OLD_KEYS``),
+        rows stored in plaintext before encryption was enabled and identity
+        keys in an older index form are all brought to the current key and
+        scheme, one transaction per ``batch_size`` customers; rows already
+        current are left alone, so running it again after a kill resumes.
+        Then storage is compacted. Returns the number of customers rewritten.
+        See :func:`crmcore.key_rotation.rotate_keys` for ``on_batch``,
+        ``unreadable`` and the ConflictError naming customers that would
+        share a key.
         """
-        cipher = self._crm.cipher
-        if cipher is None:
-            raise ValidationError(
-                "encryption: no key configured (set CRM_ENCRYPTION_KEY)", field="encryption"
-            )
-        self._crm.access.check(Action.ADMINISTER)
-        columns = ["email", "phone", "address", "birth_date", "company_name"]
-        columns += ["email_norm", "phone_norm", "org_norm", "sealed"]
-        count = 0
-        with self._crm.unit_of_work(actor) as uow:
-            last = 0
-            while True:
-                rows = uow.connection.execute(
-                    select(customers)
-                    .where(customers.c.id > last)
-                    .order_by(customers.c.id)
-                    .limit(batch_size)
-                ).all()
-                if not rows:
-                    break
-                updates = []
-                for stored in self._rows_to_customers(uow.connection, rows):
-                    assert stored.id is not None
-                    keys, _ = validate_customer(stored, uow.now, None)
-                    if keys is None:  # stored before a rule tightened: keep its keys as they are
-                        continue
-                    row = _to_row(stored, keys.blinded(cipher), uow.now, cipher, stored.id)
-                    updates.append({"b_id": stored.id, **{c: row[c] for c in columns}})
-                if updates:
-                    uow.connection.execute(
-                        update(customers)
-                        .where(customers.c.id == bindparam("b_id"))
-                        .values({c: bindparam(c) for c in columns}),
-                        updates,
-                    )
-                count += len(updates)
-                last = rows[-1].id
-            self._crm.audit.record(
-                uow,
-                [AuditEntry("security.rotate_key", "customer", None, None, {"customers": count})],
-            )
-        compact(self._crm.engine, ("crm_customers",))
-        return count
+        from crmcore.key_rotation import rotate_keys
+
+        result = rotate_keys(
+            self._crm,
+            actor=actor,
+            batch_size=batch_size,
+            on_batch=on_batch,
+            unreadable=unreadable,
+        )
+        return result.rewritten
 
     # --- views and privacy ----------------------------------------------------
 

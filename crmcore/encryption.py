@@ -9,11 +9,19 @@ customer's id, and the duplicate-detection keys (normalised email and phone)
 are stored as HMAC-SHA256 blind indexes, so exact-match search and the
 "no two customers with one email" rule keep working.
 
+Blind indexes are keyed by ``CRM_INDEX_KEY`` when it is set (a separate
+secret that is never rotated: stored as ``b2:<hmac>``), else by a key derived
+from the current ``CRM_ENCRYPTION_KEY`` (``bi:<hmac>``, the scheme of
+crmcore before the index key existed). A lookup matches every form a stored
+key can have (:meth:`FieldCipher.stored_forms`): the plaintext normalised
+value (rows stored before encryption was enabled), the current scheme's
+index and the data-key index of every configured key, so a database in the
+middle of enabling encryption or of a rotation is searched completely.
+
 Rotation: put the new key in ``CRM_ENCRYPTION_KEY``, the old ones in
 ``CRM_ENCRYPTION_OLD_KEYS`` (comma-separated), and run ``crm security
-rotate-key``; every customer is re-sealed and re-indexed with the new key in
-one transaction. Rows stored before encryption was enabled are encrypted by
-the same command.
+rotate-key`` (:mod:`crmcore.key_rotation`). Rows stored before encryption
+was enabled are encrypted by the same command.
 """
 
 from __future__ import annotations
@@ -38,11 +46,35 @@ from crmcore.errors import ConfigError, StorageError
 KEY_ENV = "CRM_ENCRYPTION_KEY"
 #: Environment variable holding retired keys still needed to read old rows.
 OLD_KEYS_ENV = "CRM_ENCRYPTION_OLD_KEYS"
+#: Environment variable holding the blind-index key (never rotated; optional).
+INDEX_KEY_ENV = "CRM_INDEX_KEY"
 #: Fields encrypted unless the configuration says otherwise.
 DEFAULT_FIELDS = ("email", "phone", "address", "birth_date")
 #: Fields that may be encrypted (their plaintext columns can be left empty).
 ENCRYPTABLE_FIELDS = frozenset({"email", "phone", "address", "birth_date", "company_name"})
 _VERSION = "v1"
+#: Prefix of a blind index under the data key (legacy) and under CRM_INDEX_KEY.
+DATA_KEY_INDEX_PREFIX = "bi:"
+INDEX_KEY_INDEX_PREFIX = "b2:"
+
+
+class UnreadableError(StorageError):
+    """A customer's sealed fields cannot be opened (unknown key, failed authentication)."""
+
+    def __init__(self, message: str, *, customer_id: int) -> None:
+        super().__init__(message)
+        self.customer_id = customer_id
+
+
+def is_blind_index(value: str) -> bool:
+    """Whether a stored identity key is a blind index rather than a plaintext value."""
+    return value.startswith((DATA_KEY_INDEX_PREFIX, INDEX_KEY_INDEX_PREFIX))
+
+
+def sealed_key_id(sealed: str) -> str | None:
+    """The fingerprint of the key a sealed value was made with (``None`` if malformed)."""
+    parts = sealed.split(":", 2)
+    return parts[1] if len(parts) == 3 else None
 
 
 def new_key() -> str:
@@ -68,7 +100,11 @@ class FieldCipher:
     """Seals and opens customer fields; computes blind indexes. One per CRM."""
 
     def __init__(
-        self, key: bytes, old_keys: Iterable[bytes] = (), fields: Iterable[str] = DEFAULT_FIELDS
+        self,
+        key: bytes,
+        old_keys: Iterable[bytes] = (),
+        fields: Iterable[str] = DEFAULT_FIELDS,
+        index_key: bytes | None = None,
     ) -> None:
         self.fields = tuple(fields)
         unknown = set(self.fields) - ENCRYPTABLE_FIELDS
@@ -78,10 +114,21 @@ class FieldCipher:
                 f"(choose from {', '.join(sorted(ENCRYPTABLE_FIELDS))})"
             )
         self._keys: dict[str, bytes] = {}
+        legacy: dict[str, bytes] = {}
         for k in (key, *old_keys):
             self._keys.setdefault(self.key_id(k), _derive(k, b"crmcore field encryption"))
+            legacy.setdefault(self.key_id(k), _derive(k, b"crmcore blind index"))
         self.current_key_id = self.key_id(key)
-        self._index_key = _derive(key, b"crmcore blind index")
+        #: Fingerprint of CRM_INDEX_KEY, or ``None`` when indexes use the data key.
+        self.index_key_id = self.key_id(index_key) if index_key is not None else None
+        # (prefix, HMAC key) of every index form a stored key can have; the first is current.
+        self._index_keys: list[tuple[str, bytes]] = [
+            (DATA_KEY_INDEX_PREFIX, k) for k in legacy.values()
+        ]
+        if index_key is not None:
+            self._index_keys.insert(
+                0, (INDEX_KEY_INDEX_PREFIX, _derive(index_key, b"crmcore blind index v2"))
+            )
 
     @staticmethod
     def key_id(key: bytes) -> str:
@@ -101,7 +148,17 @@ class FieldCipher:
             for part in os.environ.get(OLD_KEYS_ENV, "").split(",")
             if part.strip()
         ]
-        return cls(_decode_key(text, KEY_ENV), old, DEFAULT_FIELDS if fields is None else fields)
+        index_text = os.environ.get(INDEX_KEY_ENV, "").strip()
+        return cls(
+            _decode_key(text, KEY_ENV),
+            old,
+            DEFAULT_FIELDS if fields is None else fields,
+            _decode_key(index_text, INDEX_KEY_ENV) if index_text else None,
+        )
+
+    def is_current(self, sealed: str) -> bool:
+        """Whether a sealed value was made with the current key."""
+        return sealed_key_id(sealed) == self.current_key_id
 
     def seal(self, customer_id: int, values: Mapping[str, Any]) -> str | None:
         """Encrypt the JSON-safe ``values`` for one customer (``None`` when all are empty)."""
@@ -121,30 +178,55 @@ class FieldCipher:
         try:
             version, key_id, payload = sealed.split(":", 2)
         except ValueError:
-            raise StorageError(f"customer {customer_id}: sealed fields are malformed") from None
+            raise UnreadableError(
+                f"customer {customer_id}: sealed fields are malformed", customer_id=customer_id
+            ) from None
         key = self._keys.get(key_id)
         if version != _VERSION or key is None:
-            raise StorageError(
+            raise UnreadableError(
                 f"customer {customer_id}: sealed with unknown key {key_id}; "
-                f"add that key to {OLD_KEYS_ENV}"
+                f"add that key to {OLD_KEYS_ENV}",
+                customer_id=customer_id,
             )
-        raw = base64.b64decode(payload)
         try:
+            raw = base64.b64decode(payload, validate=True)
             data = AESGCM(key).decrypt(raw[:12], raw[12:], self._aad(customer_id))
-        except InvalidTag:
-            raise StorageError(
-                f"customer {customer_id}: sealed fields fail authentication"
+        except (InvalidTag, binascii.Error, ValueError):
+            raise UnreadableError(
+                f"customer {customer_id}: sealed fields fail authentication",
+                customer_id=customer_id,
             ) from None
         result: dict[str, Any] = json.loads(data)
         return result
 
+    @property
+    def uses_index_key(self) -> bool:
+        """Whether blind indexes are keyed by CRM_INDEX_KEY (else by the current data key)."""
+        return self.index_key_id is not None
+
     def blind_index(self, kind: str, normalised: str | None) -> str | None:
-        """The keyed hash stored instead of a normalised email or phone number."""
+        """The keyed hash stored instead of a normalised email or phone number (current scheme)."""
         if normalised is None:
             return None
-        digest = hmac.new(self._index_key, f"{kind}:{normalised}".encode(), hashlib.sha256)
-        return "bi:" + digest.hexdigest()[:40]
+        prefix, key = self._index_keys[0]
+        return _index(prefix, key, kind, normalised)
+
+    def stored_forms(self, kind: str, normalised: str) -> tuple[str, ...]:
+        """Every value a stored key for ``normalised`` may hold: current index first.
+
+        That is the index of the current scheme, the data-key index of every
+        configured key (current and old) and the plaintext ``normalised``
+        itself (rows stored before encryption was enabled).
+        """
+        forms = [_index(prefix, key, kind, normalised) for prefix, key in self._index_keys]
+        forms.append(normalised)
+        return tuple(dict.fromkeys(forms))
 
     @staticmethod
     def _aad(customer_id: int) -> bytes:
         return f"crm_customers:{customer_id}".encode()
+
+
+def _index(prefix: str, key: bytes, kind: str, normalised: str) -> str:
+    digest = hmac.new(key, f"{kind}:{normalised}".encode(), hashlib.sha256)
+    return prefix + digest.hexdigest()[:40]
