@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from crmcore.storage.types import IdType, JSONDocument, Money, UTCDateTime
@@ -105,6 +106,10 @@ interactions = Table(
     Column("payload", JSONDocument, nullable=False),
     Column("handled_by", String(200)),
     Column("response_seconds", Float),
+    # Idempotency key: an interaction with an external id is stored once per source.
+    Column("source", String(100)),
+    Column("external_id", String(200)),
+    UniqueConstraint("source", "external_id", name="uq_crm_interactions_source_external_id"),
     Index("ix_crm_interactions_customer_time", "customer_id", "occurred_at"),
     Index("ix_crm_interactions_kind_time", "kind", "occurred_at"),
 )

@@ -181,3 +181,25 @@ def test_refund_after_redemption_never_overdraws(lcrm: CRM) -> None:
     assert entry["kind"] == "reverse"
     assert entry["points"] == -30
     assert entry["details"] == {"wanted": 150, "shortfall": 120}
+
+
+def test_rerun_interactions_import_earns_nothing_twice(lcrm: CRM, tmp_path: Any) -> None:
+    """An interactions import run twice (idempotent by content keys) credits points once."""
+    from crmcore.imports import import_interactions
+
+    cid = lcrm.customers.create({"name": "Rerun"}).id
+    assert cid is not None
+    service.enroll(lcrm, cid, joined_at=at("2025-01-10 09:00"), channel="store")
+    path = tmp_path / "purchases.csv"
+    path.write_text(
+        "customer_id,kind,occurred_at,amount,currency\n"
+        f"{cid},purchase,2025-03-01T10:00:00Z,120.00,EUR\n"
+        f"{cid},purchase,2025-03-02T10:00:00Z,80.00,EUR\n",
+        encoding="utf-8",
+    )
+    assert import_interactions(lcrm, path).imported == 2
+    earned = points(lcrm, cid)
+    assert earned == 250  # 120 + 80, plus the first-purchase bonus of 50
+    again = import_interactions(lcrm, path)
+    assert (again.imported, again.already_stored) == (0, 2)
+    assert points(lcrm, cid) == earned == lots_remaining(lcrm, cid)
