@@ -5,6 +5,8 @@ condition ``{"field": F, "op": OP, "value": V}``; ``schemas/rule.schema.json`` i
 its JSON Schema. Fields:
 
 * ``customer.<column>``: one of :data:`CUSTOMER_FIELDS`;
+  ``customer.email`` compares normalised addresses with every stored form of the
+  identity key (``crm.customers.stored_forms``), so it works with encryption on;
 * ``tag``: the customer's tags (``eq``: has the tag, ``ne``: has not, ``in``: has one of);
 * ``attributes.<key>``: a custom field, compared as a number, string or boolean
   according to the type of ``value``;
@@ -138,6 +140,8 @@ class _Compiler:
     def condition(self, name: str, op: str, value: Any) -> ColumnElement[bool]:
         if name == "tag":
             return self.tag(op, value)
+        if name == "customer.email":
+            return self.email(op, value)
         column = self.column(name, value)
         if name == "rfm.monetary" and value is not None:
             value = _scaled(value)
@@ -156,6 +160,32 @@ class _Compiler:
             raise ValidationError(f"rule: operator {op!r} does not apply to tags", field="rule")
         has = exists(select(tags.c.tag).where(owned, tags.c.tag.in_([str(v) for v in wanted])))
         return has if op in ("eq", "in") else not_(has)
+
+    def email(self, op: str, value: Any) -> ColumnElement[bool]:
+        """``customer.email`` through its identity key, so it matches with encryption on too.
+
+        ``eq``/``ne``/``in``/``not_in`` compare normalised addresses (case and
+        surrounding spaces ignored) with every stored form of the key; ordering
+        operators need the plaintext column, so encryption refuses them.
+        """
+        key = self.customers.c.email_norm
+        if op in ("exists", "not_exists"):
+            return compare(key, op, value)
+        if op not in ("eq", "ne", "in", "not_in"):
+            if self.crm.cipher is not None:
+                raise ValidationError(
+                    f"rule: customer.email: operator {op!r} cannot compare encrypted emails "
+                    "(use eq, ne, in, not_in, exists or not_exists)",
+                    field="rule",
+                )
+            return compare(self.customers.c.email, op, value)
+        wanted = value if isinstance(value, list) else [value]
+        try:
+            forms = [f for v in wanted for f in self.crm.customers.stored_forms("email", v)]
+        except ValidationError as exc:
+            raise ValidationError(f"rule: customer.{exc}", field="rule") from None
+        matched = and_(key.is_not(None), key.in_(forms))
+        return matched if op in ("eq", "in") else and_(key.is_not(None), not_(key.in_(forms)))
 
     def column(self, name: str, value: Any) -> ColumnElement[Any]:
         prefix, _, rest = name.partition(".")
