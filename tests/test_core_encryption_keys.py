@@ -265,3 +265,26 @@ def test_stored_forms_is_public_and_validates(open_crm: Opener) -> None:
         crm.customers.stored_forms("phone", "abc")
     with pytest.raises(ValidationError, match="field: 'name' is not one of"):
         crm.customers.stored_forms("name", "x")
+
+
+def test_interactions_import_by_customer_email_with_encryption(
+    open_crm: Opener, tmp_path: Path
+) -> None:
+    from crmcore.imports import import_interactions
+
+    ada = open_crm(None).customers.create({"name": "Ada", "email": "ada@x.org"})  # plaintext
+    old, key = new_key(), new_key()
+    bob = open_crm(old).customers.create({"name": "Bob", "email": "bob@x.org"})  # old key
+    crm = open_crm(key, [old], index=new_key())
+    cy = crm.customers.create({"name": "Cy", "email": "cy@x.org"})  # current scheme
+    source = tmp_path / "interactions.csv"
+    source.write_text(
+        "customer_email,kind,occurred_at\n"
+        "ADA@x.org,call,2026-01-01T10:00:00+00:00\n"
+        "bob@x.org,call,2026-01-01T10:00:00+00:00\n"
+        " cy@X.org ,call,2026-01-01T10:00:00+00:00\n",
+        encoding="utf-8",
+    )
+    assert import_interactions(crm, source).imported == 3
+    for customer in (ada, bob, cy):
+        assert crm.interactions.timeline(customer.id).total == 1  # type: ignore[arg-type]

@@ -12,7 +12,9 @@ from crmcore.errors import ValidationError
 from crmcore.identity import normalise_email
 from crmcore.imports.columns import json_type
 from crmcore.imports.reading import Record
+from crmcore.storage.filters import among
 from crmcore.storage.tables import customers as customers_table
+from crmcore.stored_keys import stored_forms
 
 if TYPE_CHECKING:
     from crmcore.app import CRM
@@ -30,7 +32,7 @@ def resolve_customer_emails(
             email = _customer_email(record)
             if email is not None:
                 wanted.setdefault(email, []).append(record)
-        found = _customer_ids_by_email(connection, sorted(wanted))
+        found = _customer_ids_by_email(crm, connection, sorted(wanted))
         for email, waiting in wanted.items():
             for record in waiting:
                 assert record.data is not None
@@ -64,12 +66,19 @@ def _customer_email(record: Record) -> str | None:
         return None
 
 
-def _customer_ids_by_email(connection: Connection, emails: Sequence[str]) -> dict[str, int]:
+def _customer_ids_by_email(
+    crm: CRM, connection: Connection, emails: Sequence[str]
+) -> dict[str, int]:
+    """Normalised email -> customer id, matching every stored form of the key.
+
+    With encryption on, a stored key is a blind index (under the current or an
+    old key) or, for rows stored before encryption was enabled, the plaintext.
+    """
     found: dict[str, int] = {}
     for start in range(0, len(emails), _EMAIL_QUERY_CHUNK):
         chunk = emails[start : start + _EMAIL_QUERY_CHUNK]
-        query = select(customers_table.c.email_norm, customers_table.c.id).where(
-            customers_table.c.email_norm.in_(chunk)
-        )
-        found.update((email, cid) for email, cid in connection.execute(query))
+        forms = {f: email for email in chunk for f in stored_forms(crm.cipher, "email", email)}
+        column = customers_table.c.email_norm
+        query = select(column, customers_table.c.id).where(among(connection, column, list(forms)))
+        found.update((forms[value], cid) for value, cid in connection.execute(query))
     return found
