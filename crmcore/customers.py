@@ -727,9 +727,9 @@ class CustomerService:
         by equality. ``sort`` is a field name (id, name, created_at,
         updated_at, stage, owner), ``-`` in front for descending. Returns one
         :class:`Page`; ``total`` counts every match, ``items`` leaves out
-        customers whose sealed fields cannot be opened unless ``unreadable``
-        (default ``[security] unreadable``) is ``"fail"``: see
-        :mod:`crmcore.unreadable`.
+        customers whose sealed fields cannot be opened (counted in the page's
+        ``skipped``) unless ``unreadable`` (default ``[security] unreadable``)
+        is ``"fail"``: see :mod:`crmcore.unreadable`.
         """
         check_page(limit, offset)
         conditions = self._conditions(name, email, phone, tag, stage, owner, kind, attributes)
@@ -757,7 +757,8 @@ class CustomerService:
                 select(customers).where(where).order_by(*order).limit(limit).offset(offset)
             ).all()
             items = self._rows_to_customers(uow.connection, rows, unreadable)
-        return Page(items=items, total=total, limit=limit, offset=offset)
+        skipped = len(rows) - len(items)
+        return Page(items=items, total=total, limit=limit, offset=offset, skipped=skipped)
 
     def _conditions(
         self,

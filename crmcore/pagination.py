@@ -22,11 +22,18 @@ class Page(Generic[T]):
     total: int
     limit: int
     offset: int
+    #: Rows of this page left out because they cannot be read (see :mod:`crmcore.unreadable`).
+    skipped: int = 0
+
+    @property
+    def next_offset(self) -> int:
+        """The ``offset`` of the next page: past the items and the skipped rows."""
+        return self.offset + len(self.items) + self.skipped
 
     @property
     def has_more(self) -> bool:
         """Whether results remain after this page."""
-        return self.offset + len(self.items) < self.total
+        return self.next_offset < self.total
 
 
 def check_page(limit: int, offset: int) -> None:

@@ -220,7 +220,9 @@ def test_an_unreadable_row_is_skipped_with_a_warning_or_fails(
     assert crm.customers.unreadable.count == 2 and crm.customers.unreadable.ids == [lost, copied]
     assert "unknown key" in caplog.text and "fail authentication" in caplog.text
     page = crm.customers.search()
-    assert page.total == 4 and len(page.items) == 2
+    assert page.total == 4 and len(page.items) == 2 and page.skipped == 2
+    first = crm.customers.search(limit=2)  # a page of [ok, lost]: the next starts after both
+    assert [c.id for c in first.items] == [stored[0].id] and first.next_offset == 2
     out = io.StringIO()
     assert export_customers(crm, out, format="jsonl") == 2
     summary = crm.customers.unreadable.summary()
@@ -288,3 +290,47 @@ def test_interactions_import_by_customer_email_with_encryption(
     assert import_interactions(crm, source).imported == 3
     for customer in (ada, bob, cy):
         assert crm.interactions.timeline(customer.id).total == 1  # type: ignore[arg-type]
+
+
+def test_cli_reports_key_usage_rotation_and_skipped_rows(open_crm: Opener, db_url: str) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from crmcore.cli import build_cli
+
+    old, key = new_key(), new_key()
+    stored = open_crm(old).customers.create_many(people(3))
+    crm = open_crm(key, [old])  # sets the environment the CLI runs in
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(build_cli(), ["--db", db_url, *args])
+
+    status = json.loads(run("security", "status", "--json").output)
+    assert status["sealed_by_key"] == {FieldCipher.key_id(_raw(old)): 3}
+    assert status["index_key_id"] is None
+    assert "Blind indexes: derived from the current key" in run("security", "status").output
+    rotated = run("security", "rotate-key", "--batch-size", "2")
+    assert rotated.exit_code == 0, rotated.output
+    assert "Re-sealed 3 customers" in rotated.output and "(0 already current)" in rotated.output
+    again = run("security", "rotate-key")
+    assert "Re-sealed 0 customers" in again.output and "(3 already current)" in again.output
+    stranger = FieldCipher(_raw(new_key()))
+    lost = stored[1].id
+    with crm.engine.begin() as conn:
+        conn.execute(
+            sa.update(customers)
+            .where(customers.c.id == lost)
+            .values(sealed=stranger.seal(lost, {"email": "p1@x.org"}))  # type: ignore[arg-type]
+        )
+    listed = run("customers", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert "Warning: 1 customer row(s) skipped" in listed.stderr
+    assert f"customers {lost};" in listed.stderr
+    body = json.loads(listed.stdout)
+    items = body["items"] if isinstance(body, dict) else body
+    assert [c["id"] for c in items] == [stored[0].id, stored[2].id]
+    rotating = run("security", "rotate-key")
+    assert rotating.exit_code == 0 and f"customers {lost})" in rotating.stderr
+    assert "can now be emptied" not in rotating.output

@@ -41,6 +41,9 @@ class CRMGroup(click.Group):
         finally:
             state = ctx.find_object(CLIState)
             if state is not None and state.crm is not None:
+                skipped = state.crm.customers.unreadable.summary()
+                if skipped:  # rows with sealed fields no configured key opens
+                    click.echo(f"Warning: {skipped}", err=True)
                 state.crm.close()
                 state.crm = None
 

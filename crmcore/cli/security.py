@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from crmcore.cli.context import get_actor, get_console, get_crm, json_option, print_json
-from crmcore.encryption import KEY_ENV, OLD_KEYS_ENV, new_key
+from crmcore.encryption import INDEX_KEY_ENV, KEY_ENV, OLD_KEYS_ENV, new_key
+from crmcore.key_rotation import key_usage, rotate_keys
 
 
 @click.group()
@@ -22,34 +23,76 @@ def new_key_command() -> None:
 @security.command()
 @json_option
 def status(as_json: bool) -> None:
-    """Whether encryption is on, which fields, and the current key's fingerprint."""
-    cipher = get_crm().cipher
-    data = {
+    """Whether encryption is on, which fields, the keys in use and how customers are stored.
+
+    Customers sealed with a key other than the current one, or identity keys
+    in plaintext or another index form, mean `crm security rotate-key` has
+    not finished (or an instance still writes with another key).
+    """
+    crm = get_crm()
+    cipher = crm.cipher
+    usage = key_usage(crm)
+    data: dict[str, object] = {
         "encryption": cipher is not None,
         "fields": list(cipher.fields) if cipher else [],
         "key_id": cipher.current_key_id if cipher else None,
+        "index_key_id": cipher.index_key_id if cipher else None,
+        **usage,
     }
     if as_json:
         print_json(data)
-    elif cipher is None:
-        get_console().print(f"Encryption is off (set {KEY_ENV} to turn it on).")
+        return
+    console = get_console()
+    if cipher is None:
+        console.print(f"Encryption is off (set {KEY_ENV} to turn it on).")
     else:
-        get_console().print(
+        console.print(
             f"Encryption is on for {', '.join(cipher.fields)}; key {cipher.current_key_id}."
         )
+        console.print(
+            f"Blind indexes: {INDEX_KEY_ENV} {cipher.index_key_id}."
+            if cipher.index_key_id
+            else f"Blind indexes: derived from the current key (set {INDEX_KEY_ENV} so that "
+            "instances on another key keep finding customers: see docs/security.md)."
+        )
+    sealed = ", ".join(f"{k}: {n}" for k, n in usage["sealed_by_key"].items())
+    forms = ", ".join(f"{k}: {n}" for k, n in usage["identity_keys"].items())
+    console.print(f"Customers sealed by key: {sealed or 'none'}.")
+    console.print(f"Identity keys stored as: {forms or 'none'}.")
 
 
 @security.command("rotate-key")
-def rotate_key() -> None:
-    """Re-seal every customer with the key in CRM_ENCRYPTION_KEY.
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="Customers per transaction (a killed run keeps the batches committed).",
+)
+def rotate_key(batch_size: int) -> None:
+    """Re-seal every customer with the key in CRM_ENCRYPTION_KEY and re-index its keys.
 
     Keep the previous key in CRM_ENCRYPTION_OLD_KEYS while this runs. Also
-    encrypts customers stored before encryption was turned on.
+    encrypts customers stored before encryption was turned on. One
+    transaction per batch: when interrupted, run it again to resume (rows
+    already current are skipped).
     """
     crm = get_crm()
-    count = crm.customers.rotate_encryption(actor=get_actor())
+    result = rotate_keys(crm, actor=get_actor(), batch_size=batch_size)
     assert crm.cipher is not None
-    get_console().print(
-        f"Re-sealed {count} customers with key {crm.cipher.current_key_id}; "
-        f"{OLD_KEYS_ENV} can now be emptied."
+    console = get_console()
+    console.print(
+        f"Re-sealed {result.rewritten} customers with key {crm.cipher.current_key_id} "
+        f"({result.unchanged} already current)."
     )
+    if result.unreadable:
+        shown = ", ".join(map(str, result.unreadable[:20]))
+        more = ", ..." if len(result.unreadable) > 20 else ""
+        click.echo(
+            f"Warning: {len(result.unreadable)} customers cannot be opened with the configured "
+            f"keys and were left as they are (customers {shown}{more}); add their key to "
+            f"{OLD_KEYS_ENV} and run rotate-key again before emptying it.",
+            err=True,
+        )
+    else:
+        console.print(f"{OLD_KEYS_ENV} can now be emptied.")
