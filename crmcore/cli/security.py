@@ -96,3 +96,9 @@ def rotate_key(batch_size: int) -> None:
         )
     else:
         console.print(f"{OLD_KEYS_ENV} can now be emptied.")
+    if crm.cipher.index_key_id is None:
+        console.print(
+            f"Note: without {INDEX_KEY_ENV}, blind indexes follow the current key: an instance "
+            "that does not know this key does not find the customers re-indexed now "
+            "(see docs/security.md)."
+        )
