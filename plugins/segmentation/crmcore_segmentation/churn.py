@@ -24,13 +24,33 @@ read, asked about plugin signals and scored exactly in Python.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import json
+import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from attrs import frozen
-from sqlalchemy import Float, Integer, Select, case, cast, func, insert, literal, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    Text,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+)
 
 from crmcore import CRM, Stage, UnitOfWork
 from crmcore.storage.types import UTCDateTime
@@ -42,7 +62,8 @@ from crmcore_segmentation.tables import CHURN_ALERTS, table
 
 #: Stages from which the lifecycle graph allows a move to at_risk.
 MOVABLE = frozenset({Stage.NEW, Stage.ACTIVE, Stage.LOYAL})
-_CHUNK = 500
+#: Candidates scored (and plugin signals asked for) per batch.
+BATCH = 500
 _SLACK = 1e-9
 
 
@@ -157,33 +178,12 @@ def _inactivity(recency: int, churn: ChurnSettings) -> float:
     return min(1.0, recency / (2 * churn.inactivity_days))
 
 
-def assess_churn(
-    crm: CRM,
-    *,
-    as_of: datetime | None = None,
-    stages: Sequence[str] | None = None,
-) -> list[ChurnAssessment]:
-    """Customers whose churn score reaches the threshold, highest score first, then by id.
-
-    ``stages`` limits the customers assessed (default: every stage).
-    """
-    churn = settings_of(crm).churn
-    scored = churn_query(crm, as_of=as_of).subquery("churn")
-    query = select(scored).where(
-        scored.c.partial_score + literal(churn.weight_plugins + _SLACK, Float) >= churn.threshold
-    )
-    if stages is not None:
-        query = query.where(scored.c.stage.in_(list(stages)))
-    with crm.reading() as uow:
-        rows = uow.connection.execute(query.order_by(scored.c.customer_id)).all()
+def _assess_rows(crm: CRM, rows: Sequence[Any], churn: ChurnSettings) -> list[ChurnAssessment]:
+    """Exact scores of one batch of candidate rows (one ``crm.churn_signals`` call)."""
     signals: dict[int, list[tuple[float, str]]] = defaultdict(list)
-    ids = [int(r.customer_id) for r in rows]
-    if churn.weight_plugins > 0:
-        for start in range(0, len(ids), _CHUNK):
-            for signal in crm.churn_signals(ids[start : start + _CHUNK]):
-                signals[signal.customer_id].append(
-                    (signal.weight, f"{signal.source}: {signal.reason}")
-                )
+    if churn.weight_plugins > 0 and rows:
+        for signal in crm.churn_signals([int(r.customer_id) for r in rows]):
+            signals[signal.customer_id].append((signal.weight, f"{signal.source}: {signal.reason}"))
     found = []
     for row in rows:
         cid = int(row.customer_id)
@@ -225,8 +225,217 @@ def assess_churn(
                 reasons=tuple(text for _, text in reasons),
             )
         )
-    found.sort(key=lambda a: (-a.score, a.customer_id))
     return found
+
+
+def iter_churn(
+    crm: CRM,
+    *,
+    as_of: datetime | None = None,
+    stages: Sequence[str] | None = None,
+) -> Iterator[ChurnAssessment]:
+    """Customers whose churn score reaches the threshold, by customer id, streamed.
+
+    The candidates are written by one ``INSERT ... SELECT`` to a temporary
+    table, then read back in keyset pages of :data:`BATCH`; each page's
+    plugin signals are asked for and its scores computed before the next is
+    read, so memory holds one page whatever the number of customers. No
+    transaction stays open between pages (on SQLite every transaction holds
+    the write lock, and the plugins read their signals on connections of
+    their own). ``stages`` limits the customers assessed (default: every stage).
+    """
+    churn = settings_of(crm).churn
+    scored = churn_query(crm, as_of=as_of).subquery("churn")
+    columns = ["customer_id", "stage", "recent", "baseline", "recency_days"]
+    query = select(*(scored.c[name] for name in columns)).where(
+        scored.c.partial_score + literal(churn.weight_plugins + _SLACK, Float) >= churn.threshold
+    )
+    if stages is not None:
+        query = query.where(scored.c.stage.in_(list(stages)))
+    candidates = _scratch(
+        "candidates",
+        Column("stage", String(20), nullable=False),
+        Column("recent", Integer, nullable=False),
+        Column("baseline", Integer, nullable=False),
+        Column("recency_days", Integer, nullable=False),
+    )
+    with crm.reading() as uow:
+        conn = uow.connection
+        candidates.create(conn)
+        try:
+            conn.execute(insert(candidates).from_select(columns, query))
+            conn.commit()
+            last = 0
+            while True:
+                rows = conn.execute(
+                    select(candidates)
+                    .where(candidates.c.customer_id > last)
+                    .order_by(candidates.c.customer_id)
+                    .limit(BATCH)
+                ).all()
+                conn.commit()
+                if not rows:
+                    return
+                yield from _assess_rows(crm, rows, churn)
+                last = int(rows[-1].customer_id)
+        finally:
+            conn.rollback()
+            candidates.drop(conn)
+            conn.commit()
+
+
+def _scratch(purpose: str, *columns: Column[Any]) -> Table:
+    """A temporary table keyed by customer id, with a name no other call shares."""
+    return Table(
+        f"segmentation_churn_{purpose}_{uuid.uuid4().hex[:12]}",
+        MetaData(),
+        Column("customer_id", BigInteger, primary_key=True, autoincrement=False),
+        *columns,
+        prefixes=["TEMPORARY"],
+    )
+
+
+def _rank(assessment: ChurnAssessment) -> tuple[float, int]:
+    return (-assessment.score, assessment.customer_id)
+
+
+def ranked_churn(
+    crm: CRM,
+    *,
+    as_of: datetime | None = None,
+    stages: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> Iterator[ChurnAssessment]:
+    """:func:`iter_churn` highest score first, then by id; at most ``limit`` of them.
+
+    With a ``limit`` only that many assessments are held (a bounded heap);
+    without one the assessments are ranked by the database in a temporary
+    table and streamed back, so memory stays flat either way.
+    """
+    found = iter_churn(crm, as_of=as_of, stages=stages)
+    if limit is not None:
+        yield from heapq.nsmallest(limit, found, key=_rank)
+        return
+    yield from _ranked_in_database(crm, found)
+
+
+def _ranked_in_database(crm: CRM, found: Iterator[ChurnAssessment]) -> Iterator[ChurnAssessment]:
+    ranked = _scratch(
+        "ranked",
+        Column("stage", String(20), nullable=False),
+        Column("score", Float, nullable=False),
+        Column("frequency_drop", Float, nullable=False),
+        Column("inactivity", Float, nullable=False),
+        Column("plugins", Float, nullable=False),
+        Column("recency_days", Integer, nullable=False),
+        Column("reasons", Text, nullable=False),
+    )
+    with crm.reading() as uow:
+        conn = uow.connection
+        ranked.create(conn)
+        conn.commit()
+        try:
+            while batch := list(itertools.islice(found, BATCH)):
+                rows = [{**a.as_dict(), "reasons": json.dumps(list(a.reasons))} for a in batch]
+                conn.execute(insert(ranked), rows)
+                conn.commit()
+            query = (
+                select(ranked)
+                .order_by(ranked.c.score.desc(), ranked.c.customer_id)
+                .execution_options(yield_per=BATCH)
+            )
+            for row in conn.execute(query):
+                yield ChurnAssessment(
+                    customer_id=int(row.customer_id),
+                    stage=row.stage,
+                    score=float(row.score),
+                    frequency_drop=float(row.frequency_drop),
+                    inactivity=float(row.inactivity),
+                    plugins=float(row.plugins),
+                    recency_days=int(row.recency_days),
+                    reasons=tuple(json.loads(row.reasons)),
+                )
+        finally:
+            conn.rollback()
+            ranked.drop(conn)
+            conn.commit()
+
+
+def assess_churn(
+    crm: CRM,
+    *,
+    as_of: datetime | None = None,
+    stages: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> list[ChurnAssessment]:
+    """Customers whose churn score reaches the threshold, highest score first, then by id.
+
+    ``stages`` limits the customers assessed (default: every stage); ``limit``
+    keeps the first ``limit`` (only they are held in memory). To stream every
+    one use :func:`ranked_churn` or, in id order, :func:`iter_churn`.
+    """
+    found = iter_churn(crm, as_of=as_of, stages=stages)
+    if limit is not None:
+        return heapq.nsmallest(limit, found, key=_rank)
+    return sorted(found, key=_rank)
+
+
+@frozen
+class ChurnMoves:
+    """What :func:`apply_churn` did: how many customers moved and the top ones."""
+
+    moved: int
+    top: tuple[ChurnAssessment, ...]
+
+
+def apply_churn(
+    crm: CRM,
+    *,
+    as_of: datetime | None = None,
+    keep: int | None = None,
+    actor: str | None = None,
+    ctx: UnitOfWork | None = None,
+) -> ChurnMoves:
+    """Move flagged customers in new/active/loyal to ``at_risk``, with the reasons.
+
+    One unit of work: core's lifecycle moves (``crm.lifecycle.move_many``,
+    reason ``churn score 0.72: ...``) and one alert row per move in
+    ``segmentation_churn_alerts``, written :data:`BATCH` customers at a time.
+    Returns the number moved and the ``keep`` highest-scored of them (every
+    one when ``keep`` is None), highest score first.
+    """
+    movable = [s.value for s in MOVABLE]
+    alerts = table(crm.metadata, CHURN_ALERTS)
+    # Assessed before the unit of work opens: plugins read their signals on connections
+    # of their own, which an open SQLite write transaction would lock out.
+    flagged = assess_churn(crm, as_of=as_of, stages=movable)
+    with crm.unit_of_work(actor, ctx) as uow:
+        for start in range(0, len(flagged), BATCH):
+            batch = flagged[start : start + BATCH]
+            moves: list[tuple[int, Stage | str, str | None]] = [
+                (
+                    a.customer_id,
+                    Stage.AT_RISK,
+                    f"churn score {a.score:.2f}: " + "; ".join(a.reasons),
+                )
+                for a in batch
+            ]
+            crm.lifecycle.move_many(moves, actor=actor, ctx=uow)
+            uow.connection.execute(
+                insert(alerts),
+                [
+                    {
+                        "customer_id": a.customer_id,
+                        "score": a.score,
+                        "reasons": list(a.reasons),
+                        "moved": True,
+                        "at": uow.now,
+                    }
+                    for a in batch
+                ],
+            )
+    top = flagged if keep is None else flagged[:keep]
+    return ChurnMoves(moved=len(flagged), top=tuple(top))
 
 
 def apply_churn_warnings(
@@ -236,37 +445,11 @@ def apply_churn_warnings(
     actor: str | None = None,
     ctx: UnitOfWork | None = None,
 ) -> list[ChurnAssessment]:
-    """Move flagged customers in new/active/loyal to ``at_risk``, with the reasons.
+    """Move flagged customers in new/active/loyal to ``at_risk``; returns every one moved.
 
-    One unit of work: core's lifecycle moves (``crm.lifecycle.move_many``,
-    reason ``churn score 0.72: ...``) and one alert row per move in
-    ``segmentation_churn_alerts``. Returns the customers moved.
+    See :func:`apply_churn` (which returns only a count and the top ones).
     """
-    movable = [s.value for s in MOVABLE]
-    flagged = assess_churn(crm, as_of=as_of, stages=movable)
-    alerts = table(crm.metadata, CHURN_ALERTS)
-    with crm.unit_of_work(actor, ctx) as uow:
-        if not flagged:
-            return []
-        moves: list[tuple[int, Stage | str, str | None]] = [
-            (a.customer_id, Stage.AT_RISK, f"churn score {a.score:.2f}: " + "; ".join(a.reasons))
-            for a in flagged
-        ]
-        crm.lifecycle.move_many(moves, actor=actor, ctx=uow)
-        uow.connection.execute(
-            insert(alerts),
-            [
-                {
-                    "customer_id": a.customer_id,
-                    "score": a.score,
-                    "reasons": list(a.reasons),
-                    "moved": True,
-                    "at": uow.now,
-                }
-                for a in flagged
-            ],
-        )
-    return flagged
+    return list(apply_churn(crm, as_of=as_of, actor=actor, ctx=ctx).top)
 
 
 def recent_alerts(crm: CRM, *, limit: int = 20) -> list[dict[str, Any]]:

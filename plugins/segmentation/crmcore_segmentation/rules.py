@@ -33,11 +33,13 @@ import jsonschema
 from sqlalchemy import Select, and_, exists, false, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from crmcore import CRM, ValidationError
+from crmcore_segmentation.per_customer import merge_per_customer
 from crmcore_segmentation.purchases import SCALE
 from crmcore_segmentation.rfm import rfm_query
-from crmcore_segmentation.value import tier_query
+from crmcore_segmentation.tiers import tier_query
 
 #: Customer columns a rule may test.
 CUSTOMER_FIELDS = (
@@ -219,10 +221,29 @@ class _Compiler:
 
     def query(self, rule: Mapping[str, Any]) -> Select[Any]:
         where = self.compile(rule)
-        source: FromClause = self.customers
-        for joined in self.joins.values():
-            source = source.outerjoin(joined, joined.c.customer_id == self.customers.c.id)
-        return select(self.customers.c.id.label("customer_id")).select_from(source).where(where)
+        ids = select(self.customers.c.id.label("customer_id"))
+        if not self.joins:
+            return ids.where(where)
+        # The joined values (RFM, tier, facts) side by side per customer by a sort, not a
+        # left join SQLite would re-scan per customer; the conditions then read the merge.
+        labels: dict[int, str] = {}
+        others = []
+        for index, joined in enumerate(self.joins.values()):
+            values = []
+            for column in joined.c:
+                if column.key != "customer_id":
+                    labels[id(column)] = f"j{index}_{column.key}"
+                    values.append(column.label(labels[id(column)]))
+            others.append(select(joined.c.customer_id, *values))
+        merged = merge_per_customer(ids, others, "rule_values")
+
+        def read_merged(element: Any) -> Any:
+            label = labels.get(id(element))
+            return None if label is None else merged.c[label]
+
+        adapted = replacement_traverse(where, {}, read_merged)
+        source = self.customers.join(merged, merged.c.customer_id == self.customers.c.id)
+        return ids.select_from(source).where(adapted)
 
 
 def _scaled(value: Any) -> Any:

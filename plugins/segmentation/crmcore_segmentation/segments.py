@@ -9,19 +9,22 @@ result with the stored members in SQL (two anti-joins), writes the difference
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from attrs import frozen
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import Select, delete, func, insert, literal, select, union_all, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from crmcore import CRM, NotFoundError, UnitOfWork, ValidationError
+from crmcore.storage.types import UTCDateTime
 from crmcore_segmentation.rules import compile_rule
 from crmcore_segmentation.tables import HISTORY, MEMBERS, SEGMENTS, table
 
 _KEY = re.compile(r"^[a-z][a-z0-9_-]{0,99}$")
-_CHUNK = 500
+#: Changes per call of ``segmentation_membership_changed``.
+HOOK_BATCH = 500
 
 
 @frozen
@@ -171,11 +174,13 @@ def refresh_segments(
 
     Returns ``{key: {"joined": n, "left": n, "members": n}}``. RFM and tier
     conditions are evaluated as of ``as_of`` (default: the unit of work's
-    ``now``). Raises NotFoundError for an unknown key.
+    ``now``). Raises NotFoundError for an unknown key. The work is done in
+    the database (``INSERT ... SELECT``), so memory does not grow with the
+    number of members; ``segmentation_membership_changed`` is called once
+    per batch of at most :data:`HOOK_BATCH` changes.
     """
     segments = table(crm.metadata, SEGMENTS)
     members = table(crm.metadata, MEMBERS)
-    history = table(crm.metadata, HISTORY)
     results: dict[str, dict[str, int]] = {}
     with crm.unit_of_work(actor, ctx) as uow:
         if keys is None:
@@ -185,78 +190,110 @@ def refresh_segments(
         moment = as_of or uow.now
         for key in keys:
             segment = _get(uow, key, lock=True)
-            wanted = compile_rule(crm, segment.rule, as_of=moment).subquery("wanted")
-            mine = members.c.segment_id == segment.id
-            joined = [
-                int(cid)
-                for cid in uow.connection.execute(
-                    select(wanted.c.customer_id)
-                    .where(
-                        ~exists(
-                            select(members.c.customer_id).where(
-                                mine, members.c.customer_id == wanted.c.customer_id
-                            )
-                        )
-                    )
-                    .order_by(wanted.c.customer_id)
-                ).scalars()
-            ]
-            left = [
-                int(cid)
-                for cid in uow.connection.execute(
-                    select(members.c.customer_id)
-                    .where(
-                        mine,
-                        ~exists(
-                            select(wanted.c.customer_id).where(
-                                wanted.c.customer_id == members.c.customer_id
-                            )
-                        ),
-                    )
-                    .order_by(members.c.customer_id)
-                ).scalars()
-            ]
-            if joined:
-                uow.connection.execute(
-                    insert(members),
-                    [
-                        {"segment_id": segment.id, "customer_id": cid, "joined_at": uow.now}
-                        for cid in joined
-                    ],
-                )
-            for start in range(0, len(left), _CHUNK):
-                chunk = left[start : start + _CHUNK]
-                uow.connection.execute(
-                    delete(members).where(mine, members.c.customer_id.in_(chunk))
-                )
-            changes = [(cid, True) for cid in joined] + [(cid, False) for cid in left]
-            if changes:
-                uow.connection.execute(
-                    insert(history),
-                    [
-                        {"segment_id": segment.id, "customer_id": cid, "joined": j, "at": uow.now}
-                        for cid, j in changes
-                    ],
-                )
+            wanted = compile_rule(crm, segment.rule, as_of=moment)
+            joined, left = _write_changes(uow, segment.id, key, wanted)
             count = uow.connection.execute(
-                select(func.count()).select_from(members).where(mine)
+                select(func.count()).select_from(members).where(members.c.segment_id == segment.id)
             ).scalar_one()
             uow.connection.execute(
                 update(segments)
                 .where(segments.c.id == segment.id)
                 .values(member_count=count, refreshed_at=uow.now)
             )
-            if changes:
-                uow.crm.call_hook(
-                    "segmentation_membership_changed",
-                    ctx=uow,
-                    changes=[
-                        {"segment": key, "customer_id": cid, "joined": j, "at": uow.now}
-                        for cid, j in changes
-                    ],
-                )
-            results[key] = {"joined": len(joined), "left": len(left), "members": int(count)}
+            results[key] = {"joined": joined, "left": left, "members": int(count)}
     return results
+
+
+def _write_changes(
+    uow: UnitOfWork, segment_id: int, key: str, wanted: Select[Any]
+) -> tuple[int, int]:
+    """Record and apply the difference between ``wanted`` and the stored members, in SQL.
+
+    One ``INSERT ... SELECT`` writes the joins and leaves to the history (the
+    rule's query runs once: wanted and current members side by side, grouped
+    by customer); the members follow from those history rows; the hook gets
+    them in batches. Returns ``(joined, left)``.
+    """
+    metadata = uow.crm.metadata
+    members, history = table(metadata, MEMBERS), table(metadata, HISTORY)
+    conn = uow.connection
+    mine = members.c.segment_id == segment_id
+    before = conn.execute(
+        select(func.coalesce(func.max(history.c.id), 0)).where(history.c.segment_id == segment_id)
+    ).scalar_one()
+    rule = wanted.subquery("wanted")
+    sides = union_all(
+        select(rule.c.customer_id, literal(1).label("w"), literal(0).label("m")),
+        select(members.c.customer_id, literal(0).label("w"), literal(1).label("m")).where(mine),
+    ).subquery("sides")
+    is_joined = func.max(sides.c.w) == 1
+    changed = (
+        select(
+            literal(segment_id).label("segment_id"),
+            sides.c.customer_id,
+            is_joined.label("joined"),
+            literal(uow.now, UTCDateTime).label("at"),
+        )
+        .group_by(sides.c.customer_id)
+        .having(func.max(sides.c.w) != func.max(sides.c.m))
+        .order_by(is_joined.desc(), sides.c.customer_id)
+    )
+    conn.execute(
+        insert(history).from_select(["segment_id", "customer_id", "joined", "at"], changed)
+    )
+    this_refresh = (history.c.segment_id == segment_id) & (history.c.id > before)
+    conn.execute(
+        insert(members).from_select(
+            ["segment_id", "customer_id", "joined_at"],
+            select(
+                history.c.segment_id, history.c.customer_id, literal(uow.now, UTCDateTime)
+            ).where(this_refresh, history.c.joined.is_(True)),
+        )
+    )
+    leaving = select(history.c.customer_id).where(this_refresh, history.c.joined.is_(False))
+    conn.execute(delete(members).where(mine, members.c.customer_id.in_(leaving)))
+    counts = {
+        bool(joined): int(n)
+        for joined, n in conn.execute(
+            select(history.c.joined, func.count()).where(this_refresh).group_by(history.c.joined)
+        )
+    }
+    for batch in _change_batches(uow, this_refresh):
+        uow.crm.call_hook(
+            "segmentation_membership_changed",
+            ctx=uow,
+            changes=[
+                {"segment": key, "customer_id": cid, "joined": j, "at": uow.now} for cid, j in batch
+            ],
+        )
+    return int(counts.get(True, 0)), int(counts.get(False, 0))
+
+
+def _change_batches(
+    uow: UnitOfWork, this_refresh: ColumnElement[bool]
+) -> Iterator[list[tuple[int, bool]]]:
+    """The changes of one refresh, joins then leaves, each by customer id, in keyset pages."""
+    history = table(uow.crm.metadata, HISTORY)
+    for joined in (True, False):
+        last = 0
+        while True:
+            page = [
+                (int(cid), joined)
+                for cid in uow.connection.execute(
+                    select(history.c.customer_id)
+                    .where(
+                        this_refresh,
+                        history.c.joined.is_(joined),
+                        history.c.customer_id > last,
+                    )
+                    .order_by(history.c.customer_id)
+                    .limit(HOOK_BATCH)
+                ).scalars()
+            ]
+            if not page:
+                break
+            yield page
+            last = page[-1][0]
 
 
 def segment_members(crm: CRM, key: str, *, limit: int | None = None) -> list[dict[str, Any]]:
