@@ -8,6 +8,10 @@
     [customers]
     attributes_schema = "attributes.schema.json"   # or an inline table
 
+    [limits]                          # per JSON document: attributes, payload, items
+    json_max_depth = 32
+    json_max_bytes = 65536
+
     [plugins]
     disabled = ["loyalty"]
 
@@ -28,6 +32,7 @@ import jsonschema
 from attrs import field, frozen
 
 from crmcore.errors import ConfigError
+from crmcore.limits import DEFAULT_JSON_MAX_BYTES, DEFAULT_JSON_MAX_DEPTH, JsonLimits
 from crmcore.storage.engine import DEFAULT_URL
 
 #: Environment variable that overrides ``[database] url``.
@@ -61,6 +66,14 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "unreadable": {"enum": ["skip", "fail"]},
             },
         },
+        "limits": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "json_max_depth": {"type": "integer", "minimum": 1, "maximum": 200},
+                "json_max_bytes": {"type": "integer", "minimum": 64, "maximum": 2**30},
+            },
+        },
         "plugins": {
             "type": "object",
             "properties": {
@@ -92,6 +105,8 @@ class Config:
     encrypted_fields: tuple[str, ...] | None = None
     #: What listings do with a customer whose sealed fields cannot be opened: "skip" or "fail".
     unreadable: str = "skip"
+    #: Nesting depth and size allowed for each JSON document (``[limits]``).
+    json_limits: JsonLimits = field(factory=JsonLimits)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: Path | None = None) -> Config:
@@ -121,6 +136,7 @@ class Config:
         url = os.environ.get(DATABASE_URL_ENV) or data.get("database", {}).get("url", DEFAULT_URL)
         security = data.get("security", {})
         fields = security.get("encrypted_fields")
+        limits = data.get("limits", {})
         return cls(
             database_url=url,
             disabled_plugins=disabled,
@@ -130,6 +146,10 @@ class Config:
             encryption=security.get("encryption"),
             encrypted_fields=tuple(fields) if fields is not None else None,
             unreadable=security.get("unreadable", "skip"),
+            json_limits=JsonLimits(
+                limits.get("json_max_depth", DEFAULT_JSON_MAX_DEPTH),
+                limits.get("json_max_bytes", DEFAULT_JSON_MAX_BYTES),
+            ),
         )
 
 

@@ -42,6 +42,7 @@ from crmcore.errors import (
     ValidationErrors,
 )
 from crmcore.identity import normalise_email, normalise_name, normalise_org_name, normalise_phone
+from crmcore.limits import INT32_MAX, JsonLimits, int_problem, json_problem, timestamp_problem
 from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
 from crmcore.storable import text_problem
@@ -66,6 +67,7 @@ _SORTABLE = {"id", "name", "created_at", "updated_at", "stage", "owner"}
 _IN_CHUNK = 400
 
 
+_DEFAULT_LIMITS = JsonLimits()
 _KEY_LABELS = {"email_norm": "email", "phone_norm": "phone", "org_norm": "organisation name"}
 
 
@@ -74,6 +76,21 @@ def _check_length(errors: list[ValidationError], name: str, value: str | None, l
         errors.append(
             ValidationError(f"{name}: longer than {limit} characters ({len(value)})", field=name)
         )
+
+
+def _check_integer(
+    errors: list[ValidationError], name: str, value: int | None, low: int, high: int
+) -> None:
+    if value is None:
+        return
+    if low == 0 and isinstance(value, int) and value < 0:
+        errors.append(
+            ValidationError(f"{name}: must not be negative, got {value}", field=name, value=value)
+        )
+        return
+    problem = int_problem(value, low, high)
+    if problem:
+        errors.append(ValidationError(f"{name}: {problem}", field=name, value=value))
 
 
 def _check_money(errors: list[ValidationError], name: str, value: Decimal | None) -> None:
@@ -90,10 +107,20 @@ _TEXT_FIELDS = (
 
 
 def validate_customer(
-    customer: Customer, now: datetime, attributes_validator: Any
+    customer: Customer,
+    now: datetime,
+    attributes_validator: Any,
+    limits: JsonLimits | None = None,
 ) -> tuple[IdentityKeys | None, list[ValidationError]]:
-    """Core's checks on one customer; returns its identity keys and every problem found."""
+    """Core's checks on one customer; returns its identity keys and every problem found.
+
+    ``limits`` bounds the ``attributes`` document (default :class:`JsonLimits`);
+    it is checked first, so no later check walks a document nested too deeply.
+    """
     errors: list[ValidationError] = []
+    too_big = json_problem(customer.attributes, limits or _DEFAULT_LIMITS)
+    if too_big:
+        return None, [ValidationError(f"attributes: {too_big}", field="attributes")]
     for name in _TEXT_FIELDS:
         problem = text_problem(getattr(customer, name), name)
         if problem:
@@ -130,10 +157,7 @@ def validate_customer(
                 f"birth_date: {customer.birth_date} is in the future", field="birth_date"
             )
         )
-    if customer.size is not None and customer.size < 0:
-        errors.append(
-            ValidationError(f"size: must not be negative, got {customer.size}", field="size")
-        )
+    _check_integer(errors, "size", customer.size, 0, INT32_MAX)
     _check_money(errors, "registered_capital", customer.registered_capital)
     for tag in customer.tags:
         if len(tag) > 100:
@@ -147,6 +171,10 @@ def validate_customer(
         if value is not None and value.tzinfo is None:
             errors.append(
                 ValidationError(f"{stamp}: must be timezone-aware", field=stamp, value=value)
+            )
+        elif timestamp_problem(value):
+            errors.append(
+                ValidationError(f"{stamp}: {timestamp_problem(value)}", field=stamp, value=value)
             )
     if not isinstance(customer.attributes, dict):
         errors.append(ValidationError("attributes: must be an object", field="attributes"))
@@ -356,12 +384,13 @@ class CustomerService:
         self, uow: UnitOfWork, batch: Sequence[tuple[int, Any]], on_reject: RejectHandler | None
     ) -> list[Customer]:
         validator = self._crm._attributes_validator
+        limits = self._crm.config.json_limits
         good: list[tuple[int, Any, Customer, IdentityKeys]] = []
         seen: dict[tuple[str, str], int] = {}
         for position, item in batch:
             try:
                 customer = self._owned_by_agent(_coerce(item))
-                keys, errors = validate_customer(customer, uow.now, validator)
+                keys, errors = validate_customer(customer, uow.now, validator, limits)
                 if errors:
                     raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
                 assert keys is not None
@@ -539,7 +568,9 @@ class CustomerService:
             data["updated_at"] = uow.now.isoformat()
             after = from_dict(data, Customer)
             self._crm.access.check(Action.WRITE, after, ctx=uow)
-            keys, errors = validate_customer(after, uow.now, self._crm._attributes_validator)
+            keys, errors = validate_customer(
+                after, uow.now, self._crm._attributes_validator, self._crm.config.json_limits
+            )
             if errors:
                 raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
             assert keys is not None

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import attrs
 from attrs import field, frozen
 
+from crmcore.identity import fold_phone
+
 
 class CustomerKind(enum.StrEnum):
     """Whether a customer is a natural person or an organisation."""
@@ -138,6 +140,10 @@ def _direction(value: Any) -> Direction:
     return enum_member(Direction, value)
 
 
+def _phone(value: Any) -> Any:
+    return fold_phone(value) if isinstance(value, str) else value
+
+
 S = TypeVar("S")
 
 
@@ -185,14 +191,15 @@ class Customer:
     ``id`` is ``None`` until the customer is stored. ``stage`` changes only
     through :class:`crmcore.lifecycle.LifecycleService`. ``attributes`` holds
     the deployment's custom fields, validated against the JSON Schema in
-    ``crm.toml``.
+    ``crm.toml``. ``phone`` is stored with full-width and other non-ASCII
+    digits folded to ASCII (:func:`crmcore.identity.fold_phone`).
     """
 
     name: str
     kind: CustomerKind = field(default=CustomerKind.PERSON, converter=_customer_kind)
     id: int | None = None
     email: str | None = None
-    phone: str | None = None
+    phone: str | None = field(default=None, converter=_phone)
     address: str | None = None
     gender: Gender | None = field(default=None, converter=_gender)
     birth_date: date | None = None

@@ -43,8 +43,8 @@ _LEGAL_SUFFIXES = frozenset(
     }
 )
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
-_NON_DIGIT = re.compile(r"\D")
-_NOT_PHONE = re.compile(r"[^\d\s+().\-/]")
+_NON_DIGIT = re.compile(r"[^0-9]")
+_NOT_PHONE = re.compile(r"[^0-9\s+().\-/]")
 
 
 def normalise_email(email: str) -> str:
@@ -55,12 +55,29 @@ def normalise_email(email: str) -> str:
     return value
 
 
+def fold_phone(phone: str) -> str:
+    """``phone`` with full-width characters and non-ASCII digits written in ASCII.
+
+    NFKC turns full-width digits, the full-width plus, parentheses and spaces into their
+    ASCII forms; any other decimal digit (Arabic-Indic, Devanagari
+    ...) becomes its ASCII digit. Applied to the phone field only: on other text
+    NFKC would change what was written.
+    """
+    if phone.isascii():
+        return phone
+    folded = unicodedata.normalize("NFKC", phone)
+    return "".join(
+        str(unicodedata.decimal(ch)) if not ch.isascii() and ch.isdecimal() else ch for ch in folded
+    )
+
+
 def normalise_phone(phone: str) -> str:
     """Keep the digits, with a leading ``+`` for international numbers (``00`` counts as ``+``).
 
+    Full-width and other non-ASCII digits are folded to ASCII first (:func:`fold_phone`).
     Raise ValueError when fewer than 6 or more than 15 digits remain (E.164 allows 15).
     """
-    value = phone.strip()
+    value = fold_phone(phone).strip()
     international = value.startswith("+") or value.startswith("00")
     digits = _NON_DIGIT.sub("", value)
     if value.startswith("00"):

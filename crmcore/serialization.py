@@ -9,6 +9,7 @@ timestamp in crmcore carries its time zone.
 from __future__ import annotations
 
 import enum
+import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -20,13 +21,28 @@ from crmcore.entities import enum_member
 from crmcore.errors import ValidationError, ValidationErrors
 
 T = TypeVar("T")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+
+
+def _ascii_number(value: Any, what: str) -> str:
+    """``value`` as stripped text, refused unless written with ASCII characters only.
+
+    ``Decimal``, ``int`` and ``float`` also accept Arabic-Indic or full-width
+    digits and ``_`` digit separators ("1_000"); crmcore does not, so a number
+    means the same to every reader of the file it came from.
+    """
+    text = str(value).strip()
+    if isinstance(value, str) and (not text.isascii() or "_" in text):
+        raise ValueError(f"not {what} (ASCII digits only, no separators): {value!r}")
+    return text
 
 
 def _structure_decimal(value: Any, _: type) -> Decimal:
     if isinstance(value, float | bool):
         raise ValueError(f"expected a decimal string or integer, got {type(value).__name__}")
+    text = _ascii_number(value, "a decimal number")
     try:
-        result = Decimal(str(value).strip())
+        result = Decimal(text)
     except InvalidOperation:
         raise ValueError(f"not a decimal number: {value!r}") from None
     if not result.is_finite():
@@ -68,13 +84,57 @@ def _structure_bool(value: Any, _: type) -> bool:
 def _structure_int(value: Any, _: type) -> int:
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ValueError(f"expected an integer, got {value!r}")
+    if isinstance(value, str):
+        text = _ascii_number(value, "an integer")
+        if not _INTEGER.match(text):
+            raise ValueError(f"expected an integer, got {value!r}")
+        return int(text)
     return int(value)
 
 
 def _structure_float(value: Any, _: type) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {value!r}")
+    if isinstance(value, str):
+        return float(_ascii_number(value, "a number"))
     return float(value)
+
+
+def _json_leaf(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def json_copy(value: Any) -> Any:
+    """A JSON-safe deep copy of a JSON document (attributes, payload), without recursion.
+
+    Objects and arrays are copied (tuples become lists); Decimals, dates and
+    enums become strings, as in :func:`to_dict`. Any depth works, so a document
+    stored before the nesting limit existed still reads back.
+    """
+    if not isinstance(value, dict | list | tuple):
+        return _json_leaf(value)
+    root: Any = {} if isinstance(value, dict) else []
+    stack: list[tuple[Any, Any]] = [(value, root)]
+    while stack:
+        source, target = stack.pop()
+        pairs = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in pairs:
+            if isinstance(item, dict | list | tuple):
+                copy: Any = {} if isinstance(item, dict) else []
+                stack.append((item, copy))
+            else:
+                copy = _json_leaf(item)
+            if isinstance(target, dict):
+                target[key] = copy
+            else:
+                target.append(copy)
+    return root
 
 
 def _structure_enum(value: Any, cls: type[enum.StrEnum]) -> enum.StrEnum:
@@ -97,6 +157,8 @@ def make_converter() -> cattrs.Converter:
     # StrEnum subclasses str: without this the str hook above would take them.
     conv.register_structure_hook(enum.StrEnum, _structure_enum)
     conv.register_unstructure_hook(enum.StrEnum, lambda member: member.value)
+    # JSON documents: copied without recursion (cattrs would recurse once per level).
+    conv.register_unstructure_hook_func(lambda t: t == dict[str, Any], json_copy)
     conv.register_unstructure_hook_func(
         lambda t: getattr(t, "__origin__", None) is tuple,
         lambda value: [converter.unstructure(v) for v in value],

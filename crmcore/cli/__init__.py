@@ -2,14 +2,20 @@
 
 Each command parses its options, calls a service function and prints the
 result as a table (or JSON with ``--json``). Errors print as one line on
-stderr with exit code 1, never a traceback. Plugins add their own command
-groups through the ``crm_register_commands`` hook.
+stderr with exit code 1, never a traceback: CRM errors as their message, any
+other exception as ``Error: internal error (<type>: <message>) ...``; ``--debug``
+(or ``CRM_DEBUG=1``) prints the traceback of the latter as well. Usage errors
+(an unknown option, a value that is not a number) are click's, with exit
+code 2. Integer options and arguments declared ``type=int`` (core's and every
+plugin's) accept signed 64-bit values only: see :data:`crmcore.cli.params.INT64`.
+Plugins add their own command groups through the ``crm_register_commands`` hook.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,26 +23,53 @@ from typing import Any
 import click
 
 from crmcore.cli.context import CLIState
+from crmcore.cli.output import safe_line
+from crmcore.cli.params import bound_integers
 from crmcore.config import default_config, load_config
 from crmcore.errors import CRMError
 from crmcore.hooks.manager import make_plugin_manager
 
 #: Environment variable naming the config file when ``--config`` is not given.
 CONFIG_ENV = "CRM_CONFIG"
+#: Environment variable that turns ``--debug`` on.
+DEBUG_ENV = "CRM_DEBUG"
+
+_CLICK_FLOW = (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort)
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line ``crm`` prints on stderr for ``exc`` (starting ``Error: ``)."""
+    if isinstance(exc, CRMError):
+        return safe_line(f"Error: {exc}")
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return safe_line(f"Error: {exc.strerror}{where}")
+    detail = str(exc)
+    if len(detail) > 300:
+        detail = detail[:299] + "…"
+    return safe_line(
+        f"Error: internal error ({type(exc).__name__}{': ' + detail if detail else ''}); "
+        "run with --debug for the traceback"
+    )
 
 
 class CRMGroup(click.Group):
-    """A click group that turns CRM errors into one line on stderr and exit code 1."""
+    """A click group that turns every error into one line on stderr and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; report CRMError (and database errors) without a traceback."""
+        """Run the command; report any exception as one line, without a traceback.
+
+        Click's own flow (usage errors, ``--help``, aborts) passes through.
+        """
         try:
             return super().invoke(ctx)
-        except CRMError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(1)
-        except OSError as exc:
-            click.echo(f"Error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        except _CLICK_FLOW:
+            raise
+        except Exception as exc:
+            debug = bool(ctx.params.get("debug")) or os.environ.get(DEBUG_ENV, "") not in {"", "0"}
+            if debug and not isinstance(exc, CRMError):
+                traceback.print_exc(file=sys.stderr)
+            click.echo(error_line(exc), err=True)
             ctx.exit(1)
         finally:
             state = ctx.find_object(CLIState)
@@ -72,6 +105,11 @@ class CRMGroup(click.Group):
     show_default=True,
     help="The role of --user.",
 )
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="On an internal error, print its traceback too (env CRM_DEBUG=1).",
+)
 @click.version_option(package_name="crmcore", prog_name="crm")
 @click.pass_context
 def _root(
@@ -81,6 +119,7 @@ def _root(
     actor: str | None,
     user: str | None,
     role: str,
+    debug: bool,
 ) -> None:
     """crmcore: customers, interactions and lifecycle, with every CRM strategy a plugin.
 
@@ -163,6 +202,7 @@ def build_cli(argv: Sequence[str] = ()) -> click.Group:
     config = load_config(path) if path else default_config()
     pm = make_plugin_manager(discover=True, disabled=config.disabled_plugins)
     pm.hook.crm_register_commands(cli=group)
+    bound_integers(group)
     return group
 
 
@@ -171,10 +211,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         group = build_cli(args)
-    except CRMError as exc:
-        click.echo(f"Error: {exc}", err=True)
+    except Exception as exc:
+        if "--debug" in args and not isinstance(exc, CRMError):
+            traceback.print_exc(file=sys.stderr)
+        click.echo(error_line(exc), err=True)
         sys.exit(1)
     group.main(args=args, prog_name="crm")
 
 
-__all__ = ["CRMGroup", "build_cli", "main"]
+__all__ = ["CRMGroup", "build_cli", "error_line", "main"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from crmcore.cli.context import get_console, get_crm
+from crmcore.cli.output import safe_text
 
 
 @click.group()
@@ -18,7 +19,7 @@ def access() -> None:
 def grant(customer_id: int, user: str) -> None:
     """Let USER read and write customer CUSTOMER_ID."""
     get_crm().access.grant(customer_id, user)
-    get_console().print(f"{user} may now work on customer {customer_id}.")
+    get_console().print(f"{safe_text(user)} may now work on customer {customer_id}.")
 
 
 @access.command()
@@ -27,4 +28,4 @@ def grant(customer_id: int, user: str) -> None:
 def revoke(customer_id: int, user: str) -> None:
     """Withdraw USER's grant on customer CUSTOMER_ID."""
     get_crm().access.revoke(customer_id, user)
-    get_console().print(f"{user} no longer has a grant on customer {customer_id}.")
+    get_console().print(f"{safe_text(user)} no longer has a grant on customer {customer_id}.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from crmcore.cli.context import get_console, get_crm, json_option, print_json, print_table
+from crmcore.cli.output import safe_text
 
 
 @click.command()
@@ -13,7 +14,9 @@ def init() -> None:
     crm = get_crm()
     crm.upgrade()
     url = crm.engine.url.render_as_string(hide_password=True)
-    get_console().print(f"Initialised {url} (core and {len(crm.plugins())} plugin(s) migrated).")
+    get_console().print(
+        f"Initialised {safe_text(url)} (core and {len(crm.plugins())} plugin(s) migrated)."
+    )
 
 
 @click.group()
@@ -28,7 +31,7 @@ def upgrade() -> None:
     before = crm.pending_migrations()
     crm.upgrade()
     if before:
-        get_console().print(f"Applied migrations up to: {', '.join(sorted(before))}")
+        get_console().print(f"Applied migrations up to: {safe_text(', '.join(sorted(before)))}")
     else:
         get_console().print("Schema already up to date.")
 
@@ -42,7 +45,7 @@ def status(as_json: bool) -> None:
     if as_json:
         print_json({"pending": pending})
     elif pending:
-        get_console().print(f"Pending: {', '.join(pending)} (run `crm db upgrade`)")
+        get_console().print(f"Pending: {safe_text(', '.join(pending))} (run `crm db upgrade`)")
     else:
         get_console().print("Schema up to date.")
 

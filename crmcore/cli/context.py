@@ -1,8 +1,13 @@
-"""How CLI commands (core's and plugins') reach the CRM and print results."""
+"""How CLI commands (core's and plugins') reach the CRM and print results.
+
+:func:`print_table`, :func:`print_record` and :func:`print_json` make every
+value safe to show (see :mod:`crmcore.cli.output`); text a command builds
+itself for ``get_console().print`` passes its values through
+:func:`~crmcore.cli.output.safe_text`.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -12,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmcore.app import CRM
+from crmcore.cli.output import SafeConsole, safe_json, safe_text
 
 
 @define
@@ -21,7 +27,7 @@ class CLIState:
     target: str | None = None
     actor: str | None = None
     crm: CRM | None = None
-    console: Console = field(factory=lambda: Console(highlight=False, soft_wrap=True))
+    console: Console = field(factory=lambda: SafeConsole(highlight=False, soft_wrap=True))
     opener: Callable[[CLIState], CRM] | None = None
 
     def open(self) -> CRM:
@@ -66,8 +72,20 @@ def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def print_json(data: Any) -> None:
-    """Print data as indented JSON on stdout (Decimal and dates as strings)."""
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    """Print data as indented JSON on stdout (Decimal and dates as strings).
+
+    Exact (``json.loads`` gives the data back) and terminal-safe: see
+    :func:`~crmcore.cli.output.safe_json`.
+    """
+    click.echo(safe_json(data))
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        value = safe_json(value, indent=None) if value else ""
+    return safe_text(value)
 
 
 def print_table(
@@ -77,22 +95,27 @@ def print_table(
     title: str | None = None,
     caption: str | None = None,
 ) -> None:
-    """Print rows as a rich table with the given columns (missing values blank)."""
-    table = Table(title=title, caption=caption, show_lines=False)
+    """Print rows as a rich table with the given columns (missing values blank).
+
+    Cells, title and caption are shown literally (:func:`~crmcore.cli.output.safe_text`).
+    """
+    table = Table(
+        title=None if title is None else safe_text(title),
+        caption=None if caption is None else safe_text(caption),
+        show_lines=False,
+    )
     for column in columns:
-        table.add_column(column.replace("_", " "))
+        table.add_column(safe_text(column.replace("_", " ")))
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*(_shown(row.get(c)) for c in columns))
     get_console().print(table)
 
 
 def print_record(data: Mapping[str, Any], *, title: str | None = None) -> None:
-    """Print one record as a two-column field/value table."""
-    table = Table(title=title, show_header=False)
+    """Print one record as a two-column field/value table (shown literally, as print_table)."""
+    table = Table(title=None if title is None else safe_text(title), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in data.items():
-        if isinstance(value, dict | list):
-            value = json.dumps(value, default=str, ensure_ascii=False) if value else ""
-        table.add_row(key, "" if value is None else str(value))
+        table.add_row(safe_text(key), _shown(value))
     get_console().print(table)

@@ -18,9 +18,13 @@ from crmcore.cli.context import (
     print_record,
     print_table,
 )
+from crmcore.cli.files import atomic_output, raw_cells_option
+from crmcore.cli.listing import iter_pages, print_listing
+from crmcore.cli.output import safe_line, safe_text
 from crmcore.cli.parsing import parse_json_object, parse_pairs
-from crmcore.cli.transfer import import_command
-from crmcore.entities import Channel, CustomerKind, Stage
+from crmcore.cli.transfer import import_command, purge_rejects_command
+from crmcore.entities import Channel, Customer, CustomerKind, Stage
+from crmcore.pagination import Page
 from crmcore.serialization import to_dict
 
 LIST_COLUMNS = ["id", "name", "kind", "email", "phone", "stage", "owner", "tags"]
@@ -64,7 +68,7 @@ def add(
     if as_json:
         print_json(to_dict(customer))
     else:
-        get_console().print(f"Created customer {customer.id}: {customer.name}")
+        get_console().print(f"Created customer {customer.id}: {safe_text(customer.name)}")
 
 
 @customers.command()
@@ -99,24 +103,31 @@ def show(customer_id: int, as_json: bool) -> None:
     "--attr", "attrs_", multiple=True, metavar="KEY=VALUE", help="Custom attribute equals."
 )
 @click.option("--sort", default="id", show_default=True, help="Field, '-' prefix for descending.")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=int, default=50, show_default=True, help="At most this many.")
 @click.option("--offset", type=int, default=0, show_default=True)
 @json_option
-def list_customers(as_json: bool, attrs_: tuple[str, ...], **filters: Any) -> None:
-    """Search and list customers, one page at a time."""
-    page = get_crm().customers.search(attributes=parse_pairs(attrs_, "--attr"), **filters)
-    items = [to_dict(c) for c in page.items]
-    if as_json:
-        print_json(
-            {"total": page.total, "limit": page.limit, "offset": page.offset, "items": items}
-        )
-        return
-    shown = f"{page.offset + 1}-{page.offset + len(items)}" if items else "0"
-    print_table(
-        [_row(i) for i in items],
-        LIST_COLUMNS,
+def list_customers(
+    as_json: bool, attrs_: tuple[str, ...], limit: int, offset: int, **filters: Any
+) -> None:
+    """Search and list customers (any --limit: fetched and printed a page at a time)."""
+    service = get_crm().customers
+    attributes = parse_pairs(attrs_, "--attr")
+
+    def fetch(size: int, at: int) -> Page[Customer]:
+        return service.search(attributes=attributes, limit=size, offset=at, **filters)
+
+    print_listing(
+        iter_pages(fetch, limit, offset),
+        as_json=as_json,
+        limit=limit,
+        offset=offset,
+        row=to_dict,
+        columns=LIST_COLUMNS,
         title="Customers",
-        caption=f"{shown} of {page.total}",
+        caption=lambda shown, total: (
+            f"{offset + 1}-{offset + shown} of {total}" if shown else f"0 of {total}"
+        ),
+        table_row=_row,
     )
 
 
@@ -147,7 +158,8 @@ def update(
     if as_json:
         print_json({"changed": list(change.changed), "customer": to_dict(change.after)})
     elif change.changed:
-        get_console().print(f"Updated customer {customer_id}: {', '.join(change.changed)}")
+        changed = safe_text(", ".join(change.changed))
+        get_console().print(f"Updated customer {customer_id}: {changed}")
     else:
         get_console().print(f"Customer {customer_id} unchanged.")
 
@@ -160,7 +172,7 @@ def delete(customer_id: int, yes: bool) -> None:
     if not yes:
         click.confirm(f"Delete customer {customer_id} and all their data?", abort=True)
     customer = get_crm().customers.delete(customer_id, actor=get_actor())
-    get_console().print(f"Deleted customer {customer_id}: {customer.name}")
+    get_console().print(f"Deleted customer {customer_id}: {safe_text(customer.name)}")
 
 
 @customers.command()
@@ -175,6 +187,7 @@ def erase(customer_id: int, yes: bool) -> None:
 
 
 customers.add_command(import_command("customers", default_batch=500))
+customers.add_command(purge_rejects_command)
 
 
 @customers.command()
@@ -183,25 +196,35 @@ customers.add_command(import_command("customers", default_batch=500))
     "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
 )
 @click.option(
-    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout."
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Default: stdout. Written only when the export succeeds (an existing file is kept "
+    "intact otherwise).",
 )
-def export(customer_id: int | None, fmt: str, output: Path | None) -> None:
-    """Export all customers (CSV/JSONL), or with CUSTOMER_ID everything held on one (JSON)."""
+@raw_cells_option
+def export(customer_id: int | None, fmt: str, output: Path | None, raw_cells: bool) -> None:
+    """Export all customers (CSV/JSONL), or with CUSTOMER_ID everything held on one (JSON).
+
+    CSV text cells starting with = + - @ (tab, CR) get a leading ' so spreadsheets
+    do not run them as formulas (docs/security.md); --raw-cells turns that off.
+    """
     crm = get_crm()
     if customer_id is not None:
         data = json.dumps(
             crm.customers.export(customer_id), indent=2, default=str, ensure_ascii=False
         )
         if output:
-            output.write_text(data + "\n", encoding="utf-8")
+            with atomic_output(output) as out:
+                out.write(data + "\n")
         else:
             click.echo(data)
         return
     from crmcore.exports import export_customers
 
     if output is None:
-        export_customers(crm, sys.stdout, format=fmt)
+        export_customers(crm, sys.stdout, format=fmt, raw_cells=raw_cells)
         return
-    with output.open("w", encoding="utf-8", newline="") as out:
-        count = export_customers(crm, out, format=fmt)
-    click.echo(f"Exported {count} customers to {output}", err=True)
+    with atomic_output(output) as out:
+        count = export_customers(crm, out, format=fmt, raw_cells=raw_cells)
+    click.echo(safe_line(f"Exported {count} customers to {output}"), err=True)

@@ -15,11 +15,14 @@ from crmcore.cli.context import (
     get_crm,
     json_option,
     print_json,
-    print_table,
 )
+from crmcore.cli.files import atomic_output, raw_cells_option
+from crmcore.cli.listing import iter_pages, print_listing
+from crmcore.cli.output import safe_line
 from crmcore.cli.parsing import parse_json_object, parse_timestamp
 from crmcore.cli.transfer import import_command
-from crmcore.entities import Channel, Direction, InteractionKind
+from crmcore.entities import Channel, Direction, Interaction, InteractionKind
+from crmcore.pagination import Page
 from crmcore.serialization import to_dict
 
 KINDS = [k.value for k in InteractionKind]
@@ -73,7 +76,7 @@ def add(
 )
 @click.option("--since", help="From this date/time, inclusive (ISO 8601).")
 @click.option("--until", help="Before this date/time, exclusive (ISO 8601).")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=int, default=50, show_default=True, help="At most this many.")
 @click.option("--offset", type=int, default=0, show_default=True)
 @json_option
 def list_interactions(
@@ -93,24 +96,25 @@ def list_interactions(
         "channels": channels or None,
         "since": parse_timestamp(since, "--since") if since else None,
         "until": parse_timestamp(until, "--until") if until else None,
-        "limit": limit,
-        "offset": offset,
     }
-    page = (
-        service.timeline(customer_id, **kwargs)
-        if customer_id is not None
-        else service.list(**kwargs)
-    )
-    items = [to_dict(i) for i in page.items]
-    if as_json:
-        print_json(
-            {"total": page.total, "limit": page.limit, "offset": page.offset, "items": items}
-        )
-        return
-    total = sum((i.amount or Decimal(0)) for i in page.items)
-    print_table(
-        items,
-        [
+    amounts = [Decimal(0)]
+
+    def fetch(size: int, at: int) -> Page[Interaction]:
+        if customer_id is not None:
+            return service.timeline(customer_id, limit=size, offset=at, **kwargs)
+        return service.list(limit=size, offset=at, **kwargs)
+
+    def row(interaction: Interaction) -> dict[str, Any]:
+        amounts[0] += interaction.amount or Decimal(0)
+        return to_dict(interaction)
+
+    print_listing(
+        iter_pages(fetch, limit, offset),
+        as_json=as_json,
+        limit=limit,
+        offset=offset,
+        row=row,
+        columns=[
             "id",
             "occurred_at",
             "customer_id",
@@ -122,7 +126,7 @@ def list_interactions(
             "text",
         ],
         title="Interactions",
-        caption=f"{len(items)} of {page.total} shown; amounts on this page sum to {total}",
+        caption=lambda shown, total: f"{shown} of {total} shown; amounts shown sum to {amounts[0]}",
     )
 
 
@@ -135,16 +139,22 @@ interactions.add_command(import_command("interactions", default_batch=1000))
     "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
 )
 @click.option(
-    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout."
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Default: stdout. Written only when the export succeeds (an existing file is kept "
+    "intact otherwise).",
 )
-def export(customer_id: int | None, fmt: str, output: Path | None) -> None:
-    """Export interactions as CSV or JSON Lines."""
+@raw_cells_option
+def export(customer_id: int | None, fmt: str, output: Path | None, raw_cells: bool) -> None:
+    """Export interactions as CSV or JSON Lines (CSV formula cells neutralised, see customers)."""
     from crmcore.exports import export_interactions
 
     crm = get_crm()
+    options: dict[str, Any] = {"format": fmt, "customer_id": customer_id, "raw_cells": raw_cells}
     if output is None:
-        export_interactions(crm, sys.stdout, format=fmt, customer_id=customer_id)
+        export_interactions(crm, sys.stdout, **options)
         return
-    with output.open("w", encoding="utf-8", newline="") as out:
-        count = export_interactions(crm, out, format=fmt, customer_id=customer_id)
-    click.echo(f"Exported {count} interactions to {output}", err=True)
+    with atomic_output(output) as out:
+        count = export_interactions(crm, out, **options)
+    click.echo(safe_line(f"Exported {count} interactions to {output}"), err=True)

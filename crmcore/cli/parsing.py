@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from crmcore.errors import ValidationError
+from crmcore.limits import timestamp_problem
 
 
 def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, Any]:
@@ -25,12 +26,20 @@ def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, Any]:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
+        except RecursionError:
+            raise ValidationError(
+                f"{option}: {key.strip()}: nested too deeply", field=option
+            ) from None
         result[key.strip()] = value
     return result
 
 
 def parse_timestamp(value: str, option: str) -> datetime:
-    """An ISO 8601 date or datetime; without an offset it is taken as UTC."""
+    """An ISO 8601 date or datetime; without an offset it is taken as UTC.
+
+    Refused (ValidationError naming ``option``) when it is not one, or when its
+    UTC instant falls outside what crmcore stores (:mod:`crmcore.limits`).
+    """
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
@@ -41,7 +50,11 @@ def parse_timestamp(value: str, option: str) -> datetime:
                 f"{option}: not an ISO 8601 date or datetime: {value!r}", field=option
             ) from None
         parsed = datetime(day.year, day.month, day.day)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    problem = timestamp_problem(parsed)
+    if problem:
+        raise ValidationError(f"{option}: {problem}", field=option, value=value)
+    return parsed
 
 
 def parse_json_object(value: str | None, option: str) -> dict[str, Any] | None:
@@ -52,6 +65,8 @@ def parse_json_object(value: str | None, option: str) -> dict[str, Any] | None:
         data = json.loads(value)
     except json.JSONDecodeError as exc:
         raise ValidationError(f"{option}: not valid JSON: {exc.msg}", field=option) from None
+    except RecursionError:
+        raise ValidationError(f"{option}: nested too deeply", field=option) from None
     if not isinstance(data, dict):
         raise ValidationError(f"{option}: expected a JSON object", field=option)
     return data

@@ -10,6 +10,8 @@ import click
 from rich.table import Table
 
 from crmcore.cli.context import get_console, get_crm, json_option, print_json
+from crmcore.cli.files import atomic_output
+from crmcore.cli.output import safe_text
 from crmcore.cli.parsing import parse_timestamp
 from crmcore.errors import ValidationError
 from crmcore.signals import Period
@@ -21,12 +23,22 @@ def _period(start: str | None, end: str | None, last: str, now: Any) -> Period:
     if start or end:
         if not (start and end):
             raise ValidationError("--from and --to: give both, or neither", field="--from")
-        return Period(parse_timestamp(start, "--from"), parse_timestamp(end, "--to"))
+        period = Period(parse_timestamp(start, "--from"), parse_timestamp(end, "--to"))
+        try:
+            period.previous()
+        except OverflowError:
+            raise ValidationError(
+                f"--from: the report compares with the previous period of the same length, "
+                f"which would start before 0001-01-01 (--from {start} --to {end})",
+                field="--from",
+                value=start,
+            ) from None
+        return period
     return Period(now - timedelta(days=_LENGTHS[last]), now)
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else safe_text(value)
 
 
 @click.command()
@@ -57,13 +69,14 @@ def report(
     period = _period(start, end, last, crm.clock().replace(microsecond=0))
     data = build_report(crm, period, charts=as_json or html_path is not None)
     if html_path is not None:
-        html_path.write_text(render_html(data), encoding="utf-8")
+        with atomic_output(html_path) as out:
+            out.write(render_html(data))
     if as_json:
         print_json(data)
         return
     print_report(data)
     if html_path is not None:
-        get_console().print(f"HTML report written to {html_path}")
+        get_console().print(f"HTML report written to {safe_text(html_path)}")
 
 
 def print_report(data: dict[str, Any]) -> None:
@@ -74,14 +87,14 @@ def print_report(data: dict[str, Any]) -> None:
         f"(previous: {data['previous_period']['start']} to {data['previous_period']['end']})"
     )
     for source, rows in data["sections"].items():
-        table = Table(title=source)
+        table = Table(title=safe_text(source))
         for column in ("metric", "this period", "previous", "change", "%"):
             table.add_column(column, justify="left" if column == "metric" else "right")
         for name, row in rows.items():
             pct = row["change_pct"]
             style = "green" if pct and pct > 0 else "red" if pct and pct < 0 else ""
             table.add_row(
-                name,
+                safe_text(name),
                 _cell(row["value"]),
                 _cell(row["previous"]),
                 _cell(row["change"]),

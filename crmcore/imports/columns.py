@@ -13,6 +13,7 @@ import attrs
 
 from crmcore.entities import Consent, Customer, Interaction
 from crmcore.errors import ValidationError, ValidationErrors
+from crmcore.exports import restore_cell
 
 #: Most columns a CSV header may have (a larger header is refused before any row is read).
 MAX_COLUMNS = 1000
@@ -39,7 +40,7 @@ class Columns:
             if not cell.strip():
                 continue
             try:
-                setter(data, cell)
+                setter(data, restore_cell(cell))  # undo an export's formula neutralisation
             except ValueError as exc:
                 errors.append(ValidationError(f"{name}: {exc}", field=name, value=cell))
         if errors:

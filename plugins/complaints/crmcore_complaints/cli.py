@@ -23,6 +23,7 @@ from crmcore.cli.context import (
     print_record,
     print_table,
 )
+from crmcore.cli.output import safe_text
 from crmcore.cli.parsing import parse_timestamp
 from crmcore.errors import ValidationError
 from crmcore_complaints import analytics
@@ -129,7 +130,7 @@ def import_command(path: Path, as_json: bool) -> None:
     if as_json:
         print_json({"opened": len(opened), "ids": [c.id for c in opened]})
     else:
-        get_console().print(f"Opened {len(opened)} complaints from {path.name}.")
+        get_console().print(f"Opened {len(opened)} complaints from {safe_text(path.name)}.")
 
 
 @complaints.command("list")
@@ -379,11 +380,11 @@ def render_report(data: Mapping[str, Any], console: Console) -> None:
     kpis.add_column("KPI")
     kpis.add_column("value", justify="right")
     for name, value in data["kpis"].items():
-        kpis.add_row(name, "" if value is None else str(value))
+        kpis.add_row(safe_text(name), safe_text(value))
     console.print(kpis)
     backlog = Table(title="complaints: backlog by state")
     for state in data["backlog"]:
-        backlog.add_column(state, justify="right")
+        backlog.add_column(safe_text(state), justify="right")
     backlog.add_row(*(str(n) for n in data["backlog"].values()))
     console.print(backlog)
     for key, title in (("top_categories", "top categories"), ("top_root_causes", "root causes")):
@@ -391,14 +392,14 @@ def render_report(data: Mapping[str, Any], console: Console) -> None:
         table.add_column("name")
         table.add_column("count", justify="right")
         for row in data[key]:
-            table.add_row(row["name"], str(row["count"]))
+            table.add_row(safe_text(row["name"]), str(row["count"]))
         console.print(table)
     if data["hot_issues"]:
         hot = Table(title="complaints: hot issues (rising in the latest slice)")
         for column in ("category", "last", "baseline", "increase"):
             hot.add_column(column)
         for row in data["hot_issues"]:
-            hot.add_row(*(str(row[c]) for c in ("category", "last", "baseline", "increase")))
+            hot.add_row(*(safe_text(row[c]) for c in ("category", "last", "baseline", "increase")))
         console.print(hot)
     agents = Table(title="complaints: workload per agent")
     for column in ("assignee", "active", "overdue", "resolved", "avg_resolution_seconds"):
@@ -406,7 +407,7 @@ def render_report(data: Mapping[str, Any], console: Console) -> None:
     for row in data["workload"]:
         agents.add_row(
             *(
-                "" if row[c] is None else str(row[c])
+                safe_text(row[c])
                 for c in ("assignee", "active", "overdue", "resolved", "avg_resolution_seconds")
             )
         )

@@ -18,6 +18,7 @@ from crmcore.cli.context import (
     print_record,
     print_table,
 )
+from crmcore.cli.output import safe_text
 from crmcore.cli.parsing import parse_timestamp
 from crmcore_loyalty import kpis, service
 
@@ -94,7 +95,7 @@ def leave(customer_id: int, at: str | None, as_json: bool) -> None:
     if as_json:
         print_json(member.as_dict())
     else:
-        get_console().print(f"Member {member.member_number} left on {member.left_at}")
+        get_console().print(f"Member {safe_text(member.member_number)} left on {member.left_at}")
 
 
 @loyalty.command()
@@ -168,7 +169,7 @@ def _ledger_command(name: str, help_text: str, *, signed: bool = False) -> None:
         if as_json:
             print_json(entry.as_dict())
         else:
-            get_console().print(_entry_line(entry.as_dict()))
+            get_console().print(safe_text(_entry_line(entry.as_dict())))
 
 
 _ledger_command("earn", "Credit POINTS to member ID (a manual earn, expiring per the policy).")
@@ -240,7 +241,8 @@ def render_report(report: Mapping[str, Any]) -> Table:
     table.add_row("active members", str(report["members_active"]))
     table.add_row("members who left", str(report["members_left"]))
     table.add_row(
-        "members by tier", ", ".join(f"{k} {v}" for k, v in report["members_by_tier"].items())
+        "members by tier",
+        safe_text(", ".join(f"{k} {v}" for k, v in report["members_by_tier"].items())),
     )
     stocks = {"active_members", "points_outstanding", "liability", "enrollment_rate"}
     for key, value in report["last_365_days"].items():
@@ -248,7 +250,7 @@ def render_report(report: Mapping[str, Any]) -> Table:
             continue
         shown = f"{value} {report['currency']}" if key == "liability" else str(value)
         suffix = "" if key in stocks else " (last 365 days)"
-        table.add_row(f"{key.replace('_', ' ')}{suffix}", shown)
+        table.add_row(safe_text(f"{key.replace('_', ' ')}{suffix}"), safe_text(shown))
     return table
 
 

@@ -23,6 +23,7 @@ from crmcore.cli.context import (
     print_record,
     print_table,
 )
+from crmcore.cli.output import safe_text
 from crmcore_surveys import catalog, distribution, responses, scoring
 from crmcore_surveys.definitions import load_file
 from crmcore_surveys.templates import TEMPLATES, template
@@ -104,7 +105,7 @@ def render_report(report: Mapping[str, Any]) -> list[Any]:
     """Rich renderables for a :func:`~crmcore_surveys.scoring.survey_report` result."""
     out: list[Any] = []
     survey = report["survey"]
-    head = Table(title=f"surveys: {survey['key']} — {survey['title']}")
+    head = Table(title=safe_text(f"surveys: {survey['key']} — {survey['title']}"))
     for column in ("score", "value", "95% CI", "n", "detail"):
         head.add_column(column)
     rate = report["response_rate"]
@@ -152,7 +153,7 @@ def render_report(report: Mapping[str, Any]) -> list[Any]:
             table.add_column(column)
         for d in report["dimensions"]:
             table.add_row(
-                d["dimension"],
+                safe_text(d["dimension"]),
                 _f(d["mean"], 2),
                 _ci(d, 2),
                 _f(d["score"]),
@@ -166,7 +167,7 @@ def render_report(report: Mapping[str, Any]) -> list[Any]:
             table.add_column(column)
         for g in report["gaps"]:
             table.add_row(
-                g["dimension"],
+                safe_text(g["dimension"]),
                 _f(g["expectation"], 2),
                 _f(g["perception"], 2),
                 _f(g["gap"], 2),
@@ -176,11 +177,13 @@ def render_report(report: Mapping[str, Any]) -> list[Any]:
         out.append(table)
     drivers = report["drivers"]
     if drivers and drivers["items"]:
-        table = Table(title=f"drivers of {', '.join(drivers['overall'])} (Pearson r)")
+        table = Table(title=safe_text(f"drivers of {', '.join(drivers['overall'])} (Pearson r)"))
         for column in ("dimension", "r", "95% CI", "score 0-100", "n"):
             table.add_column(column)
         for d in drivers["items"]:
-            table.add_row(d["dimension"], _f(d["r"], 2), _ci(d, 2), _f(d["score"]), str(d["n"]))
+            table.add_row(
+                safe_text(d["dimension"]), _f(d["r"], 2), _ci(d, 2), _f(d["score"]), str(d["n"])
+            )
         out.append(table)
     for title, rows in (
         (f"trend by {report.get('trend_granularity', '')}", report["trend"]),
@@ -192,12 +195,12 @@ def render_report(report: Mapping[str, Any]) -> list[Any]:
         rows = [r for r in rows if r["responses"]]
         if not rows:
             continue
-        table = Table(title=title)
+        table = Table(title=safe_text(title))
         for column in ("group", "responses", "NPS", "CSAT %", "CES", "index"):
             table.add_column(column)
         for r in rows:
             table.add_row(
-                r["group"],
+                safe_text(r["group"]),
                 str(r["responses"]),
                 _f(r["nps"] and r["nps"]["value"]),
                 _f(r["csat"] and r["csat"]["value"]),

@@ -1,0 +1,107 @@
+"""Safe terminal output: what every ``crm`` command (core's and plugins') prints goes through here.
+
+Stored text is hostile input: a customer called ``[/]`` would crash rich's
+markup parser, ``[link=https://evil.example]Acme[/link]`` would become a
+disguised hyperlink, and raw escape sequences would drive the operator's
+terminal. :func:`safe_text` makes any value printable: control characters and
+escape sequences are removed, bidirectional overrides are removed, and rich
+markup is escaped so it shows literally. :func:`safe_json` is the counterpart
+for ``--json``: JSON stays exact (parsing it gives the stored data back), with
+every character a terminal could act on written as a ``\\uXXXX`` escape.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+# ECMA-48 escape sequences: CSI (ESC [ or 8-bit CSI ... final byte), the string
+# controls OSC/DCS/SOS/PM/APC up to their terminator (BEL or ST), and two-byte
+# escapes. Removed whole, so no parameter bytes are left behind as visible junk.
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+#: C0 controls but tab and newline, DEL, C1 controls, and the bidirectional
+#: embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) that can make
+#: text display in an order other than the one it is stored in.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_IN_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Characters json.dumps(ensure_ascii=False) writes raw although a terminal acts on them.
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def strip_control(value: object, *, newlines: bool = True) -> str:
+    """``str(value)`` without escape sequences, control characters or bidi overrides.
+
+    Tab and newline are kept when ``newlines`` is true; otherwise every control
+    character (newline and tab included) becomes one space, which keeps an
+    error message on one line.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if text.isascii() and text.isprintable():
+        return text
+    text = _ESCAPE_SEQUENCE.sub("", text)
+    return (_UNSAFE if newlines else _UNSAFE_IN_LINE).sub("" if newlines else " ", text)
+
+
+def safe_text(value: object, *, newlines: bool = True) -> str:
+    """``value`` ready to hand to rich: control characters stripped, markup escaped.
+
+    Use it for every value that did not come from the program itself (names,
+    notes, reasons, tags, anything stored) before interpolating it into a
+    string that is printed with ``console.print`` or put in a rich ``Table``:
+    ``console.print(f"[bold]{safe_text(customer.name)}[/bold]")``. ``None``
+    gives an empty string.
+    """
+    if value is None:
+        return ""
+    return escape(strip_control(value, newlines=newlines))
+
+
+def safe_line(value: object) -> str:
+    """One line of plain text (no rich markup), for error messages and ``click.echo``."""
+    return strip_control(value, newlines=False)
+
+
+def safe_json(data: Any, *, indent: int | None = 2) -> str:
+    """``data`` as JSON that is exact and safe to show on a terminal.
+
+    Non-ASCII text stays readable; C0 controls are escaped by JSON itself and
+    C1 controls, DEL, bidi overrides and line/paragraph separators are written
+    as ``\\uXXXX`` escapes, so ``json.loads`` gives the same data back.
+    Decimals and dates become strings.
+    """
+    text = json.dumps(data, indent=indent, default=str, ensure_ascii=False)
+    if text.isascii():
+        return text
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+class SafeConsole(Console):
+    """The console ``crm`` prints to: a second line of defence behind :func:`safe_text`.
+
+    Every string it renders (``print`` arguments and table cells alike) loses
+    its control characters and escape sequences before rich parses it, so a
+    value a command forgot to pass through :func:`safe_text` can still not
+    drive the terminal (it could still carry markup, hence :func:`safe_text`).
+    Emoji codes such as ``:smile:`` are left as typed.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        """A rich Console with emoji replacement off; ``kwargs`` as for rich's Console."""
+        kwargs.setdefault("emoji", False)
+        super().__init__(**kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        """Render ``text`` like rich does, after removing what a terminal would act on."""
+        return super().render_str(strip_control(text), **kwargs)
+
+
+__all__ = ["SafeConsole", "safe_json", "safe_line", "safe_text", "strip_control"]
