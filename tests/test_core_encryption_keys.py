@@ -334,3 +334,59 @@ def test_cli_reports_key_usage_rotation_and_skipped_rows(open_crm: Opener, db_ur
     rotating = run("security", "rotate-key")
     assert rotating.exit_code == 0 and f"customers {lost})" in rotating.stderr
     assert "can now be emptied" not in rotating.output
+
+
+def test_organisation_names_with_company_name_encrypted(open_crm: Opener) -> None:
+    fields = ("email", "phone", "address", "birth_date", "company_name")
+    acme = open_crm(None).customers.create(
+        {"kind": "organization", "name": "Acme", "company_name": "Acme Inc."}
+    )
+    old, key = new_key(), new_key()
+    crm = open_crm(old, encrypted_fields=fields)
+    org = {"kind": "organization", "name": "x", "company_name": "ACME"}
+    assert crm.customers.find_duplicate(org) == acme.id
+    globex = crm.customers.create(
+        {"kind": "organization", "name": "Globex", "company_name": "Globex"}
+    )
+    rotating = open_crm(key, [old], index=new_key(), encrypted_fields=fields)
+    with pytest.raises(ConflictError, match="organisation name 'globex' already belongs"):
+        rotating.customers.create({"kind": "organization", "name": "Globex Ltd"})
+    assert rotating.customers.rotate_encryption() == 2
+    assert key_usage(rotating)["identity_keys"] == {"index-key index": 2}
+    assert rotating.customers.find_duplicate(org) == acme.id
+    assert rotating.customers.get(globex.id).company_name == "Globex"  # type: ignore[arg-type]
+
+
+def test_a_rotation_killed_by_a_signal_resumes(open_crm: Opener, db_url: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ids = {c.email: c.id for c in open_crm(None).customers.create_many(people(120))}
+    key = new_key()
+    crm = open_crm(key)  # the environment the child process inherits
+    script = (
+        "import sys, time\n"
+        "from crmcore import CRM\n"
+        "crm = CRM.open(sys.argv[1], discover=False)\n"
+        "crm.customers.rotate_encryption(batch_size=3, on_batch=lambda p: time.sleep(0.05))\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script, db_url], env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if key_usage(crm)["sealed_by_key"]:
+                break
+            time.sleep(0.02)
+        time.sleep(0.1)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    sealed = sum(key_usage(crm)["sealed_by_key"].values())
+    assert 0 < sealed < 120  # killed half-way
+    assert_all_found(crm, dict(list(ids.items())[::7]))  # type: ignore[arg-type]
+    assert crm.customers.rotate_encryption(batch_size=50) == 120 - sealed
+    assert_all_found(open_crm(key), dict(list(ids.items())[::7]))  # type: ignore[arg-type]
