@@ -94,6 +94,7 @@ def rotate_key(batch_size: int) -> None:
             f"{OLD_KEYS_ENV} and run rotate-key again before emptying it.",
             err=True,
         )
+        crm.customers.unreadable.reset()  # reported above: no second warning after the command
     else:
         console.print(f"{OLD_KEYS_ENV} can now be emptied.")
     if crm.cipher.index_key_id is None:
