@@ -236,6 +236,12 @@ class Interaction:
     ``amount`` and ``currency`` are required for purchases and refunds and
     optional otherwise. ``response_seconds`` is how long the company took to
     answer, when that is known.
+
+    ``external_id`` is an idempotency key: the id the interaction has in the
+    system it came from (an order number, a ticket id, or the content hash an
+    import derives). An interaction whose ``(source, external_id)`` is already
+    stored is not stored again. ``source`` names that system; it is
+    ``"default"`` when an external id is given without one.
     """
 
     customer_id: int
@@ -251,6 +257,8 @@ class Interaction:
     payload: dict[str, Any] = field(factory=dict, hash=False)
     handled_by: str | None = None
     response_seconds: float | None = None
+    source: str | None = None
+    external_id: str | None = None
 
 
 @frozen

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from sqlalchemy import ColumnElement, Row, and_, func, select
 
 from crmcore.access import Action
@@ -16,11 +17,20 @@ from crmcore.entities import (
     Channel,
     Interaction,
     InteractionKind,
+    Item,
     LifecycleEvent,
     Stage,
     stamped,
 )
-from crmcore.errors import CRMError, NotFoundError, ValidationError, ValidationErrors
+from crmcore.errors import ConflictError, CRMError, NotFoundError, ValidationError, ValidationErrors
+from crmcore.limits import (
+    INT64_MAX,
+    INT64_MIN,
+    JsonLimits,
+    int_problem,
+    json_problem,
+    timestamp_problem,
+)
 from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
 from crmcore.storable import text_problem
@@ -35,6 +45,13 @@ if TYPE_CHECKING:
     from crmcore.app import CRM
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_DEFAULT_LIMITS = JsonLimits()
+
+#: The source an interaction with an external id but no source is stored under.
+DEFAULT_SOURCE = "default"
+
+#: Told of an item left out because its key is stored: (position, input, stored id or None).
+ExistingHandler = Callable[[int, Any, "int | None"], None]
 
 #: Automatic moves a purchase causes: stage before -> (stage after, reason).
 PURCHASE_MOVES: Mapping[Stage, tuple[Stage, str]] = {
@@ -43,14 +60,45 @@ PURCHASE_MOVES: Mapping[Stage, tuple[Stage, str]] = {
 }
 
 
-def validate_interaction(interaction: Interaction) -> list[ValidationError]:
-    """Core's checks on one interaction (not including whether the customer exists)."""
+def _items_problem(items: Sequence[Item], limits: JsonLimits) -> str | None:
+    """Why the stored ``items`` document would exceed ``limits`` (exact only when it might)."""
+    if not items:
+        return None
+    bound = 0
+    for item in items:
+        for text in (item.sku, item.name, item.category):
+            bound += 6 * len(text) + 2 if isinstance(text, str) else 8
+        bound += 160  # keys, punctuation and the two decimals
+    if bound <= limits.max_bytes:
+        return None
+    return json_problem([to_dict(item) for item in items], limits)
+
+
+def validate_interaction(
+    interaction: Interaction, limits: JsonLimits | None = None
+) -> list[ValidationError]:
+    """Core's checks on one interaction (not including whether the customer exists).
+
+    ``limits`` bounds the ``payload`` and ``items`` documents (default
+    :class:`~crmcore.limits.JsonLimits`); they are checked first, so no later
+    check walks a document nested too deeply.
+    """
     errors: list[ValidationError] = []
 
     def bad(name: str, message: str, value: Any = None) -> None:
         errors.append(ValidationError(f"{name}: {message}", field=name, value=value))
 
-    for name in ("text", "handled_by", "currency", "payload"):
+    limits = limits or _DEFAULT_LIMITS
+    too_big = json_problem(interaction.payload, limits)
+    if too_big:
+        bad("payload", too_big)
+    if isinstance(interaction.items, tuple) and (
+        too_big := _items_problem(interaction.items, limits)
+    ):
+        bad("items", too_big)
+    if errors:
+        return errors
+    for name in ("text", "handled_by", "currency", "payload", "source", "external_id"):
         unstorable = text_problem(getattr(interaction, name), name)
         if unstorable:
             bad(*unstorable)
@@ -63,8 +111,12 @@ def validate_interaction(interaction: Interaction) -> list[ValidationError]:
         return errors
     if isinstance(interaction.customer_id, bool) or not isinstance(interaction.customer_id, int):
         bad("customer_id", f"expected an integer, got {interaction.customer_id!r}")
+    elif problem := int_problem(interaction.customer_id, INT64_MIN, INT64_MAX):
+        bad("customer_id", problem, interaction.customer_id)
     if not isinstance(interaction.occurred_at, datetime) or interaction.occurred_at.tzinfo is None:
         bad("occurred_at", "must be a timezone-aware datetime", interaction.occurred_at)
+    elif problem := timestamp_problem(interaction.occurred_at):
+        bad("occurred_at", problem, interaction.occurred_at)
     if interaction.amount is not None:
         problem = money_problem(interaction.amount)
         if problem is None and interaction.amount < 0:
@@ -85,6 +137,12 @@ def validate_interaction(interaction: Interaction) -> list[ValidationError]:
         bad("text", f"longer than 100000 characters ({len(interaction.text)})")
     if interaction.handled_by is not None and len(interaction.handled_by) > 200:
         bad("handled_by", "longer than 200 characters")
+    for name, limit in (("source", 100), ("external_id", 200)):
+        value = getattr(interaction, name)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            bad(name, f"must be a non-empty string, got {value!r}", value)
+        elif value is not None and len(value) > limit:
+            bad(name, f"longer than {limit} characters ({len(value)})", value)
     for index, item in enumerate(interaction.items):
         if item.quantity <= 0:
             bad(f"items.{index}.quantity", f"must be positive, got {item.quantity}")
@@ -109,6 +167,8 @@ def _to_row(interaction: Interaction) -> dict[str, Any]:
         "payload": interaction.payload,
         "handled_by": interaction.handled_by,
         "response_seconds": interaction.response_seconds,
+        "source": interaction.source,
+        "external_id": interaction.external_id,
     }
 
 
@@ -143,15 +203,33 @@ class InteractionService:
 
         A purchase may move its customer automatically (see
         :data:`PURCHASE_MOVES`); plugins react through
-        ``crm_interactions_recorded`` in the same transaction.
+        ``crm_interactions_recorded`` in the same transaction. When its
+        ``(source, external_id)`` is already stored for the customer, nothing
+        is stored and the stored interaction is returned (an idempotent retry).
         """
+        existing: list[int | None] = []
         try:
-            return self.record_many([interaction], actor=actor, ctx=ctx)[0]
+            recorded = self.record_many(
+                [interaction],
+                actor=actor,
+                ctx=ctx,
+                on_existing=lambda _position, _item, stored_id: existing.append(stored_id),
+            )
         except CRMError as exc:
             message = str(exc)
             if message.startswith("interactions[0]: "):
                 exc.args = (message.removeprefix("interactions[0]: "),)
             raise
+        if recorded:
+            return recorded[0]
+        return self._stored(existing[0], ctx)
+
+    def _stored(self, interaction_id: int | None, ctx: UnitOfWork | None) -> Interaction:
+        with self._crm.reading(ctx) as uow:
+            row = uow.connection.execute(
+                select(interactions).where(interactions.c.id == interaction_id)
+            ).one()
+        return interaction_from_row(row)
 
     def record_many(
         self,
@@ -161,6 +239,7 @@ class InteractionService:
         ctx: UnitOfWork | None = None,
         batch_size: int = 1000,
         on_reject: RejectHandler | None = None,
+        on_existing: ExistingHandler | None = None,
         keep: bool = True,
     ) -> list[Interaction]:
         """Store many interactions in one transaction, streamed in batches.
@@ -168,6 +247,13 @@ class InteractionService:
         All-or-nothing by default; with ``on_reject`` bad rows are handed to it
         (position, input, error) and the others stored. ``keep=False`` returns
         an empty list instead of collecting what was stored.
+
+        An interaction whose ``(source, external_id)`` is already stored for
+        the same customer (or repeats an earlier item of this call) is left
+        out: not stored, no lifecycle move, no hook, nothing earned twice.
+        ``on_existing`` is told of each (position, input, id of the stored
+        interaction, or ``None`` when it repeats an item of this call). The
+        same key stored for another customer is a ConflictError for that item.
         """
         if batch_size < 1:
             raise ValidationError(
@@ -179,18 +265,22 @@ class InteractionService:
             for position, item in enumerate(items):
                 batch.append((position, item))
                 if len(batch) >= batch_size:
-                    done = self._record_batch(uow, batch, on_reject)
+                    done = self._record_batch(uow, batch, on_reject, on_existing)
                     if keep:
                         stored.extend(done)
                     batch = []
             if batch:
-                done = self._record_batch(uow, batch, on_reject)
+                done = self._record_batch(uow, batch, on_reject, on_existing)
                 if keep:
                     stored.extend(done)
         return stored
 
     def _record_batch(
-        self, uow: UnitOfWork, batch: Sequence[tuple[int, Any]], on_reject: RejectHandler | None
+        self,
+        uow: UnitOfWork,
+        batch: Sequence[tuple[int, Any]],
+        on_reject: RejectHandler | None,
+        on_existing: ExistingHandler | None,
     ) -> list[Interaction]:
         def reject(position: int, item: Any, exc: CRMError) -> None:
             if on_reject is None:
@@ -203,13 +293,14 @@ class InteractionService:
         for position, item in batch:
             try:
                 interaction = _coerce(item)
-                errors = validate_interaction(interaction)
+                errors = validate_interaction(interaction, self._crm.config.json_limits)
                 if errors:
                     raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
             except CRMError as exc:
                 reject(position, item, exc)
                 continue
             good.append((position, item, interaction))
+        good = self._drop_recorded(uow, good, reject, on_existing)
         stages = self._stages(uow, {i.customer_id for _, _, i in good})
         kept = []
         for position, item, interaction in good:
@@ -247,6 +338,58 @@ class InteractionService:
         self._automatic_moves(uow, recorded, stages)
         self._crm.call_hook("crm_interactions_recorded", ctx=uow, interactions=recorded)
         return recorded
+
+    def _drop_recorded(
+        self,
+        uow: UnitOfWork,
+        good: list[tuple[int, Any, Interaction]],
+        reject: Callable[[int, Any, CRMError], None],
+        on_existing: ExistingHandler | None,
+    ) -> list[tuple[int, Any, Interaction]]:
+        """Leave out interactions whose ``(source, external_id)`` is already stored.
+
+        One query per batch, and only when the batch carries external ids. A key
+        repeated inside the batch counts as already stored after its first row.
+        A key stored for another customer is a conflict, not a repeat.
+        """
+        if not any(i.external_id is not None for _, _, i in good):
+            return good
+        keyed = []
+        for position, item, interaction in good:
+            if interaction.external_id is not None and interaction.source is None:
+                interaction = attrs.evolve(interaction, source=DEFAULT_SOURCE)
+            keyed.append((position, item, interaction))
+        wanted = sorted({i.external_id for _, _, i in keyed if i.external_id is not None})
+        query = select(
+            interactions.c.source,
+            interactions.c.external_id,
+            interactions.c.customer_id,
+            interactions.c.id,
+        ).where(among(uow.connection, interactions.c.external_id, wanted))
+        stored: dict[tuple[str, str], tuple[int, int | None]] = {
+            (src, ext): (cid, iid) for src, ext, cid, iid in uow.connection.execute(query)
+        }
+        kept = []
+        for position, item, interaction in keyed:
+            if interaction.external_id is None or interaction.source is None:
+                kept.append((position, item, interaction))
+                continue
+            key = (interaction.source, interaction.external_id)
+            if key not in stored:
+                stored[key] = (interaction.customer_id, None)
+                kept.append((position, item, interaction))
+            elif stored[key][0] != interaction.customer_id:
+                reject(
+                    position,
+                    item,
+                    ConflictError(
+                        f"external_id: {interaction.external_id!r} of source "
+                        f"{interaction.source!r} is already recorded for another customer"
+                    ),
+                )
+            elif on_existing is not None:
+                on_existing(position, item, stored[key][1])
+        return kept
 
     def _stages(self, uow: UnitOfWork, ids: set[int]) -> dict[int, Stage]:
         if not ids:
