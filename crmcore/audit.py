@@ -61,6 +61,10 @@ def _runs(ids: Sequence[int]) -> list[list[int]]:
     return runs
 
 
+_REDACTED = {"redacted": "customer erased"}
+_BATCH_KEYS = ("count", "ids", "customer_ids")
+
+
 def _in_batch(crm: CRM, customer_id: int) -> ColumnElement[bool]:
     """A batch entry (see :meth:`AuditLog.record_batch`) lists ``customer_id``."""
     batch = and_(audit_log.c.customer_id.is_(None), audit_log.c.entity_id.is_(None))
@@ -156,12 +160,30 @@ class AuditLog:
         )
 
     def redact_customer(self, ctx: UnitOfWork, customer_id: int) -> None:
-        """Blank the details of every entry about a customer (part of erasure)."""
+        """Blank the details of every entry about a customer (part of erasure).
+
+        Batch entries listing the customer keep only ``count``, ``ids`` and
+        ``customer_ids``: their other details (a shared reason, say) may name
+        the erased customer, so they go for every customer of the batch.
+        """
         ctx.connection.execute(
             update(audit_log)
             .where(audit_log.c.customer_id == customer_id)
-            .values(details={"redacted": "customer erased"})
+            .values(details=dict(_REDACTED))
         )
+        batches = ctx.connection.execute(
+            select(audit_log.c.id, audit_log.c.details).where(_in_batch(self._crm, customer_id))
+        ).all()
+        for entry_id, details in batches:
+            kept = {
+                k: details[k] for k in _BATCH_KEYS if isinstance(details, dict) and k in details
+            }
+            if kept | _REDACTED != details:
+                ctx.connection.execute(
+                    update(audit_log)
+                    .where(audit_log.c.id == entry_id)
+                    .values(details=kept | _REDACTED)
+                )
 
     def query(
         self,

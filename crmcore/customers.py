@@ -34,6 +34,7 @@ from crmcore.entities import (
     LifecycleEvent,
     stamped,
 )
+from crmcore.erasure import anonymise, check_vacuum_mode, purge_after_erasure
 from crmcore.errors import (
     ConflictError,
     CRMError,
@@ -1002,53 +1003,36 @@ class CustomerService:
         return data
 
     def erase(
-        self, customer_id: int, *, actor: str | None = None, ctx: UnitOfWork | None = None
+        self,
+        customer_id: int,
+        *,
+        actor: str | None = None,
+        ctx: UnitOfWork | None = None,
+        vacuum: str = "auto",
     ) -> None:
         """Right to erasure: every plugin erases its data, then core anonymises the customer.
 
         The customer row stays (anonymised) so that aggregates such as revenue
-        keep adding up; name, contact points, personal fields, tags, custom
-        attributes and interaction texts and payloads are removed.
+        keep adding up; what goes is listed in :func:`crmcore.erasure.anonymise`.
+        ``vacuum`` says what happens to the old row versions once the erasure
+        commits (:func:`crmcore.storage.engine.purge_old_versions`): ``"auto"``
+        (vacuum the tables on PostgreSQL, checkpoint the WAL on SQLite),
+        ``"full"`` (rewrite every table: VACUUM FULL / VACUUM) or ``"none"``.
+        Inside a caller's unit of work (``ctx``) nothing is purged: that
+        transaction has not committed yet.
         """
-        from crmcore.storage.tables import interactions
-
+        check_vacuum_mode(vacuum)
         with self._crm.unit_of_work(actor, ctx) as uow:
             customer = self._get(uow.connection, customer_id, lock=True)
             self._crm.access.check(Action.ERASE, customer, ctx=uow)
             self._crm.call_hook("crm_erase_customer", ctx=uow, customer_id=customer_id)
-            uow.connection.execute(
-                update(customers)
-                .where(customers.c.id == customer_id)
-                .values(
-                    name=f"erased customer {customer_id}",
-                    name_norm=f"erased customer {customer_id}",
-                    email=None,
-                    email_norm=None,
-                    phone=None,
-                    phone_norm=None,
-                    address=None,
-                    gender=None,
-                    birth_date=None,
-                    company_name=None,
-                    org_norm=None,
-                    owner=None,
-                    attributes={},
-                    sealed=None,
-                    updated_at=uow.now,
-                )
-            )
-            uow.connection.execute(
-                delete(customer_tags).where(customer_tags.c.customer_id == customer_id)
-            )
-            uow.connection.execute(
-                update(interactions)
-                .where(interactions.c.customer_id == customer_id)
-                .values(text=None, payload={}, items=[], handled_by=None)
-            )
+            anonymise(uow, customer_id)
             self._crm.audit.redact_customer(uow, customer_id)
             self._crm.audit.record(
                 uow, [AuditEntry("customer.erase", "customer", customer_id, customer_id)]
             )
+        if ctx is None:
+            purge_after_erasure(self._crm.engine, customer_id, vacuum)
 
 
 __all__ = ["CustomerService", "IdentityKeys", "RejectHandler", "validate_customer"]

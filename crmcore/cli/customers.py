@@ -178,11 +178,24 @@ def delete(customer_id: int, yes: bool) -> None:
 @customers.command()
 @click.argument("customer_id", type=int)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def erase(customer_id: int, yes: bool) -> None:
-    """Right to erasure: anonymise a customer in core and every plugin."""
+@click.option(
+    "--vacuum",
+    type=click.Choice(["auto", "full", "none"]),
+    default="auto",
+    show_default=True,
+    help="After the erasure: auto = VACUUM (PostgreSQL) / WAL checkpoint (SQLite); "
+    "full = rewrite every table (VACUUM FULL: no old version left in any table file; "
+    "locks the tables while it runs); none = leave it to autovacuum.",
+)
+def erase(customer_id: int, yes: bool, vacuum: str) -> None:
+    """Right to erasure: anonymise a customer in core and every plugin.
+
+    Rejects files of earlier imports may still hold the customer's rows:
+    see `crm customers purge-rejects`.
+    """
     if not yes:
         click.confirm(f"Irreversibly erase customer {customer_id}'s personal data?", abort=True)
-    get_crm().customers.erase(customer_id, actor=get_actor())
+    get_crm().customers.erase(customer_id, actor=get_actor(), vacuum=vacuum)
     get_console().print(f"Erased customer {customer_id}.")
 
 

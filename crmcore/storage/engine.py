@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from crmcore.errors import ConfigError
@@ -96,3 +97,74 @@ def compact(engine: Engine, tables: tuple[str, ...] = ()) -> None:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         targets = ", ".join(f'"{t}"' for t in tables)
         connection.exec_driver_sql(f"VACUUM FULL {targets}".strip())
+
+
+#: What :func:`purge_old_versions` may do: vacuum, rewrite everything, or nothing.
+VACUUM_MODES = ("auto", "full", "none")
+
+
+def purge_old_versions(engine: Engine, *, full: bool = False, wait: float = 10.0) -> bool:
+    """Make the old versions of rows an erasure overwrote unreadable in the database files.
+
+    SQLite (which runs with ``secure_delete``, so freed space is zeroed):
+    checkpoint and truncate the write-ahead log, which still holds earlier
+    page images; with ``full`` also ``VACUUM``. PostgreSQL: a row version
+    can only be removed once no transaction that may still see it is
+    running, so first wait (up to ``wait`` seconds) until every transaction
+    of the database's other client sessions that started before this call
+    has ended. Then ``VACUUM (INDEX_CLEANUP ON)`` every table of the current
+    schema: dead row versions are pruned from table, TOAST and index pages
+    (index cleanup forced: PostgreSQL skips it when few pages changed), so
+    no query or page inspection can reach them, but their bytes may stay in
+    the page's free space until PostgreSQL writes new rows over them. With
+    ``full``, ``VACUUM FULL`` instead: every table and index is rewritten
+    into new files under an exclusive lock (reads and writes wait), after
+    which no old version is in any table file. Neither reaches copies
+    outside the database files: PostgreSQL's WAL segments (recycled after
+    later checkpoints), replicas and backups.
+
+    Runs outside any transaction. Returns ``False`` when an older
+    transaction was still running after ``wait`` seconds (the versions it
+    may see stay until a later vacuum, such as autovacuum's), else ``True``.
+    """
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if full:
+                driver.execute("VACUUM")
+                driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+        return True
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        clear = _older_transactions_ended(connection, wait)
+        names = (
+            connection.exec_driver_sql(
+                "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema()"
+            )
+            .scalars()
+            .all()
+        )
+        if names:
+            option = "FULL" if full else "(INDEX_CLEANUP ON)"
+            connection.exec_driver_sql(f"VACUUM {option} {', '.join(names)}")
+    return clear
+
+
+def _older_transactions_ended(connection: Connection, wait: float) -> bool:
+    """Wait until the transactions other sessions of this database had open now have ended."""
+    started = connection.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
+    deadline = time.monotonic() + wait
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+        "AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL) AND xact_start < :started"
+    )
+    while connection.execute(query, {"started": started}).scalar_one():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
