@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from crmcore.cli.context import (
 )
 from crmcore_segmentation import churn, retention, rfm, value
 from crmcore_segmentation import segments as saved
+from crmcore_segmentation.json_stream import echo_json_array, echo_json_object
 
 
 def parse_as_of(text: str | None) -> datetime | None:
@@ -59,6 +60,21 @@ def _window_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def _limit_option(default: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--limit",
+        type=click.IntRange(min=0),
+        default=default,
+        show_default=True,
+        help="Rows to show, with --json too (0: every row, streamed).",
+    )
+
+
+def _rows(limit: int) -> int | None:
+    """``--limit`` as a service limit: 0 means no limit."""
+    return limit or None
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
@@ -92,7 +108,7 @@ def render_grid(grid: dict[str, Any], title: str = "RFM grid: customers") -> Tab
 @_window_option
 @click.option("--segment", help="Only customers of this RFM segment.")
 @click.option("--customer", "customer_ids", type=int, multiple=True, help="Only this customer.")
-@click.option("--limit", type=int, default=20, show_default=True, help="Rows to show.")
+@_limit_option(20)
 @click.option("--grid", is_flag=True, help="Show the R x F grid and the segment summary.")
 @json_option
 def rfm_command(
@@ -118,18 +134,18 @@ def rfm_command(
             summary, ["segment", "customers", "monetary", "mean_monetary"], title="Segments"
         )
         return
-    scores = rfm.rfm_scores(
+    scores = rfm.iter_rfm_scores(
         crm,
         as_of=moment,
         window_days=window_days,
         customer_ids=list(customer_ids) or None,
         segment=segment,
-        limit=limit,
+        limit=_rows(limit),
     )
-    rows = [s.as_dict() for s in scores]
     if as_json:
-        print_json(rows)
+        echo_json_array(s.as_dict() for s in scores)
     else:
+        rows = [s.as_dict() for s in scores]
         columns = ["customer_id", "recency_days", "frequency", "monetary", "r", "f", "m", "segment"]
         print_table(rows, columns, title="RFM scores")
 
@@ -137,7 +153,7 @@ def rfm_command(
 @segments_group.command("tiers")
 @click.option("--basis", type=click.Choice(value.BASES), help="Value basis (default: config).")
 @click.option("--members", "tier", type=click.Choice(value.TIERS), help="List this tier.")
-@click.option("--limit", type=int, default=20, show_default=True)
+@_limit_option(20)
 @_as_of_option
 @_window_option
 @json_option
@@ -153,13 +169,13 @@ def tiers_command(
     crm = get_crm()
     moment = parse_as_of(as_of)
     if tier:
-        rows = value.tier_members(
-            crm, tier, basis, as_of=moment, window_days=window_days, limit=limit
+        rows = value.iter_tier_members(
+            crm, tier, basis, as_of=moment, window_days=window_days, limit=_rows(limit)
         )
         if as_json:
-            print_json(_plain(rows))
+            echo_json_array(_plain(r) for r in rows)
         else:
-            print_table(rows, ["customer_id", "value"], title=f"Tier {tier}")
+            print_table(list(rows), ["customer_id", "value"], title=f"Tier {tier}")
         return
     summary = [
         {
@@ -179,7 +195,7 @@ def tiers_command(
 @segments_group.command("pareto")
 @click.option("--basis", type=click.Choice(value.BASES), help="Value basis (default: config).")
 @click.option("--percent", help="Share of the total value (default: config, 80).")
-@click.option("--limit", type=int, default=20, show_default=True, help="Members to show.")
+@_limit_option(20)
 @_as_of_option
 @_window_option
 @json_option
@@ -192,44 +208,43 @@ def pareto_command(
     as_json: bool,
 ) -> None:
     """Show the key customers: the smallest set producing the share of revenue or profit."""
-    result = value.pareto(
-        get_crm(), basis, percent=percent, as_of=parse_as_of(as_of), window_days=window_days
+    crm, moment = get_crm(), parse_as_of(as_of)
+    summary = value.pareto_summary(
+        crm, basis, percent=percent, as_of=moment, window_days=window_days
     )
-    head = {
-        "basis": result.basis,
-        "percent": result.percent,
-        "total": result.total,
-        "members": len(result.members),
-        "customers_valued": result.customers_valued,
-        "customer_share_percent": result.customer_share_percent,
-        "members_value": result.value,
-    }
+    members = value.iter_pareto_members(
+        crm,
+        summary.basis,
+        percent=summary.percent,
+        as_of=moment,
+        window_days=window_days,
+        limit=_rows(limit),
+    )
+    head = _plain(summary.as_dict())
     if as_json:
-        print_json(_plain({**head, "customers": list(result.members)}))
+        echo_json_object(head, "customers", (_plain(m) for m in members))
         return
-    print_record(_plain(head), title="Pareto set")
-    print_table(list(result.members)[:limit], ["customer_id", "value"], title="Key customers")
+    print_record(head, title="Pareto set")
+    print_table(list(members), ["customer_id", "value"], title="Key customers")
 
 
 @segments_group.command("clv")
 @click.option("--customer", "customer_ids", type=int, multiple=True, help="Only this customer.")
-@click.option("--limit", type=int, default=20, show_default=True)
+@_limit_option(20)
 @_as_of_option
 @json_option
 def clv_command(customer_ids: Sequence[int], limit: int, as_of: str | None, as_json: bool) -> None:
     """Show historic and predictive lifetime value and profit, highest predictive first."""
-    rows = [
-        v.as_dict()
-        for v in value.customer_values(
-            get_crm(),
-            as_of=parse_as_of(as_of),
-            customer_ids=list(customer_ids) or None,
-            limit=None if customer_ids else limit,
-        )
-    ]
+    found = value.iter_customer_values(
+        get_crm(),
+        as_of=parse_as_of(as_of),
+        customer_ids=list(customer_ids) or None,
+        limit=None if customer_ids else _rows(limit),
+    )
     if as_json:
-        print_json(rows)
+        echo_json_array(v.as_dict() for v in found)
     else:
+        rows = [v.as_dict() for v in found]
         columns = [
             "customer_id",
             "purchases",
@@ -309,15 +324,17 @@ def list_command(as_json: bool) -> None:
 
 @segments_group.command("members")
 @click.argument("key")
-@click.option("--limit", type=int, default=50, show_default=True)
+@_limit_option(50)
 @json_option
 def members_command(key: str, limit: int, as_json: bool) -> None:
     """List the current members of segment KEY."""
-    rows = saved.segment_members(get_crm(), key, limit=limit)
+    rows = saved.iter_segment_members(get_crm(), key, limit=_rows(limit))
     if as_json:
-        print_json(_plain(rows))
+        echo_json_array(_plain(r) for r in rows)
     else:
-        print_table(_plain(rows), ["customer_id", "name", "joined_at"], title=f"Segment {key}")
+        print_table(
+            [_plain(r) for r in rows], ["customer_id", "name", "joined_at"], title=f"Segment {key}"
+        )
 
 
 @segments_group.command("refresh")
@@ -335,28 +352,34 @@ def refresh_command(keys: Sequence[str], as_json: bool) -> None:
 
 @segments_group.command("churn")
 @click.option("--apply", "apply_moves", is_flag=True, help="Move flagged customers to at_risk.")
-@click.option("--limit", type=int, default=20, show_default=True)
+@_limit_option(20)
 @_as_of_option
 @json_option
 def churn_command(apply_moves: bool, limit: int, as_of: str | None, as_json: bool) -> None:
-    """Score churn risk; with --apply, move customers over the threshold to at_risk."""
+    """Score churn risk; with --apply, move customers over the threshold to at_risk.
+
+    Highest score first. With --apply every flagged customer is moved; the
+    first --limit of them are shown, with the number moved.
+    """
     crm = get_crm()
     moment = parse_as_of(as_of)
-    if apply_moves:
-        found = churn.apply_churn_warnings(crm, as_of=moment, actor=get_actor())
-    else:
-        found = churn.assess_churn(crm, as_of=moment)
-    rows = [a.as_dict() for a in found]
-    if as_json:
-        print_json(rows)
-        return
-    shown = [{**r, "reasons": "; ".join(r["reasons"])} for r in rows[:limit]]
     title = "Moved to at_risk" if apply_moves else "Churn risk over the threshold"
+    if apply_moves:
+        moves = churn.apply_churn(crm, as_of=moment, keep=_rows(limit), actor=get_actor())
+        found: Iterable[churn.ChurnAssessment] = moves.top
+        caption = f"{moves.moved} customers moved"
+    else:
+        found = churn.ranked_churn(crm, as_of=moment, limit=_rows(limit))
+        caption = None
+    if as_json:
+        echo_json_array(a.as_dict() for a in found)
+        return
+    shown = [{**a.as_dict(), "reasons": "; ".join(a.reasons)} for a in found]
     print_table(
         shown,
         ["customer_id", "stage", "score", "reasons"],
         title=title,
-        caption=f"{len(rows)} customers",
+        caption=caption or f"{len(shown)} customers shown",
     )
 
 

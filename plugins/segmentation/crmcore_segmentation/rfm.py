@@ -20,7 +20,7 @@ FM ranges (inclusive) hold the customer's scores; ``other`` when none does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -35,6 +35,7 @@ from crmcore_segmentation.purchases import counted_purchases, raw_sum, to_money
 from crmcore_segmentation.settings import OTHER_SEGMENT, SegmentRule, Settings, settings_of
 
 _IN_CHUNK = 500
+_FETCH = 1000
 
 
 @frozen
@@ -185,6 +186,40 @@ def _score(row: Any) -> RFMScore:
     )
 
 
+def iter_rfm_scores(
+    crm: CRM,
+    *,
+    as_of: datetime | None = None,
+    window_days: int | None = None,
+    customer_ids: Sequence[int] | None = None,
+    segment: str | None = None,
+    limit: int | None = None,
+) -> Iterator[RFMScore]:
+    """:func:`rfm_scores` as an iterator: rows stream from the database as consumed."""
+    scored = rfm_query(crm, as_of=as_of, window_days=window_days).subquery("rfm")
+    query = select(scored).order_by(scored.c.customer_id)
+    if segment is not None:
+        query = query.where(scored.c.segment == segment)
+    if limit is not None:
+        query = query.limit(limit)
+    return _stream_scores(crm, query, customer_ids, scored.c.customer_id)
+
+
+def _stream_scores(
+    crm: CRM, query: Select[Any], customer_ids: Sequence[int] | None, key: ColumnElement[Any]
+) -> Iterator[RFMScore]:
+    with crm.reading() as uow:
+        if customer_ids is None:
+            for row in uow.connection.execute(query.execution_options(yield_per=_FETCH)):
+                yield _score(row)
+            return
+        wanted = sorted(set(customer_ids))
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            for row in uow.connection.execute(query.where(key.in_(chunk))):
+                yield _score(row)
+
+
 def rfm_scores(
     crm: CRM,
     *,
@@ -198,26 +233,19 @@ def rfm_scores(
 
     Scores are always ranked against every customer scored in the window;
     the filters only choose which rows come back. Raises ValidationError
-    for a naive ``as_of`` or a non-positive ``window_days``.
+    for a naive ``as_of`` or a non-positive ``window_days``. The same rows
+    stream from :func:`iter_rfm_scores`.
     """
-    scored = rfm_query(crm, as_of=as_of, window_days=window_days).subquery("rfm")
-    query = select(scored).order_by(scored.c.customer_id)
-    if segment is not None:
-        query = query.where(scored.c.segment == segment)
-    if limit is not None:
-        query = query.limit(limit)
-    with crm.reading() as uow:
-        if customer_ids is None:
-            return [_score(row) for row in uow.connection.execute(query)]
-        wanted = sorted(set(customer_ids))
-        found: list[RFMScore] = []
-        for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start : start + _IN_CHUNK]
-            found.extend(
-                _score(row)
-                for row in uow.connection.execute(query.where(scored.c.customer_id.in_(chunk)))
-            )
-        return found
+    return list(
+        iter_rfm_scores(
+            crm,
+            as_of=as_of,
+            window_days=window_days,
+            customer_ids=customer_ids,
+            segment=segment,
+            limit=limit,
+        )
+    )
 
 
 def rfm_grid(

@@ -296,22 +296,36 @@ def _change_batches(
             last = page[-1][0]
 
 
-def segment_members(crm: CRM, key: str, *, limit: int | None = None) -> list[dict[str, Any]]:
-    """Current members of segment ``key`` by id: ``customer_id``, ``name``, ``joined_at``."""
+def iter_segment_members(
+    crm: CRM, key: str, *, limit: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """:func:`segment_members` as an iterator: rows stream from the database as consumed.
+
+    NotFoundError for an unknown key is raised at the call.
+    """
     members = table(crm.metadata, MEMBERS)
     customers = crm.metadata.tables["crm_customers"]
+    segment = get_segment(crm, key)
+    query = (
+        select(members.c.customer_id, customers.c.name, members.c.joined_at)
+        .join(customers, customers.c.id == members.c.customer_id)
+        .where(members.c.segment_id == segment.id)
+        .order_by(members.c.customer_id)
+        .limit(limit)
+        .execution_options(yield_per=1000)
+    )
+    return _stream_members(crm, query)
+
+
+def _stream_members(crm: CRM, query: Select[Any]) -> Iterator[dict[str, Any]]:
     with crm.reading() as uow:
-        segment = _get(uow, key)
-        rows = uow.connection.execute(
-            select(members.c.customer_id, customers.c.name, members.c.joined_at)
-            .join(customers, customers.c.id == members.c.customer_id)
-            .where(members.c.segment_id == segment.id)
-            .order_by(members.c.customer_id)
-            .limit(limit)
-        ).all()
-    return [
-        {"customer_id": int(r.customer_id), "name": r.name, "joined_at": r.joined_at} for r in rows
-    ]
+        for r in uow.connection.execute(query):
+            yield {"customer_id": int(r.customer_id), "name": r.name, "joined_at": r.joined_at}
+
+
+def segment_members(crm: CRM, key: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Current members of segment ``key`` by id: ``customer_id``, ``name``, ``joined_at``."""
+    return list(iter_segment_members(crm, key, limit=limit))
 
 
 def membership_history(
