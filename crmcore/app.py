@@ -373,8 +373,11 @@ class CRM:
                 select(customers.c.id).where(customers.c[column] == value)
             ).scalar()
         label = {"email_norm": "email", "phone_norm": "phone", "org_norm": "organisation name"}
+        from crmcore.encryption import is_blind_index
+
+        shown = "(encrypted)" if is_blind_index(value) else repr(value)  # never show an index
         return ConflictError(
-            f"duplicate customer: {label[column]} {value!r} already belongs to customer {existing} "
+            f"duplicate customer: {label[column]} {shown} already belongs to customer {existing} "
             "(registered concurrently)",
             existing_id=existing,
         )

@@ -391,3 +391,33 @@ def test_a_rotation_killed_by_a_signal_resumes(open_crm: Opener, db_url: str) ->
     assert_all_found(crm, dict(list(ids.items())[::7]))  # type: ignore[arg-type]
     assert crm.customers.rotate_encryption(batch_size=50) == 120 - sealed
     assert_all_found(open_crm(key), dict(list(ids.items())[::7]))  # type: ignore[arg-type]
+
+
+def test_a_lost_race_never_shows_a_blind_index(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crmcore.hooks import hookimpl
+
+    monkeypatch.setenv(KEY_ENV, new_key())
+    monkeypatch.setenv(INDEX_KEY_ENV, new_key())
+    rival = CRM.open(postgres_url, discover=False, upgrade=True)
+
+    class Racer:
+        """Registers the same email from another connection between pre-check and write."""
+
+        @hookimpl
+        def crm_validate_customers(self, ctx: Any, customers: Any) -> None:
+            rival.customers.create({"name": "Winner", "email": "race@x.org"})
+
+    crm = CRM.open(postgres_url, plugins=[Racer()], discover=False)
+    try:
+        with pytest.raises(ConflictError) as info:
+            crm.customers.create({"name": "Loser", "email": "race@x.org"})
+        winner = rival.customers.search(email="race@x.org").items[0]
+        assert str(info.value) == (
+            f"duplicate customer: email (encrypted) already belongs to customer {winner.id} "
+            "(registered concurrently)"
+        )
+    finally:
+        crm.close()
+        rival.close()
