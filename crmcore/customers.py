@@ -47,6 +47,7 @@ from crmcore.limits import INT32_MAX, JsonLimits, int_problem, json_problem, tim
 from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
 from crmcore.storable import text_problem
+from crmcore.storage.attributes import attribute, attribute_key_problem
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
@@ -179,6 +180,10 @@ def validate_customer(
             )
     if not isinstance(customer.attributes, dict):
         errors.append(ValidationError("attributes: must be an object", field="attributes"))
+    elif bad_key := next(
+        (p for p in map(attribute_key_problem, customer.attributes) if p is not None), None
+    ):
+        errors.append(ValidationError(f"attributes: {bad_key}", field="attributes"))
     elif attributes_validator is not None:
         for err in sorted(
             attributes_validator.iter_errors(customer.attributes),
@@ -842,7 +847,7 @@ class CustomerService:
                     f"kind: {kind!r} is not one of: person, organization", field="kind"
                 ) from None
         for key, value in (attributes or {}).items():
-            element = customers.c.attributes[key]
+            element = attribute(customers.c.attributes, key)
             if isinstance(value, bool):
                 conditions.append(element.as_boolean() == value)
             elif isinstance(value, int):

@@ -36,6 +36,7 @@ from sqlalchemy.sql.selectable import FromClause
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from crmcore import CRM, ValidationError
+from crmcore.storage.attributes import attribute
 from crmcore_segmentation.per_customer import merge_per_customer
 from crmcore_segmentation.purchases import SCALE
 from crmcore_segmentation.rfm import rfm_query
@@ -194,7 +195,7 @@ class _Compiler:
         if prefix == "customer":
             return self.customers.c[rest]
         if prefix == "attributes":
-            element = self.customers.c.attributes[rest]
+            element = attribute(self.customers.c.attributes, rest)
             sample = value[0] if isinstance(value, list) else value
             typed: ColumnElement[Any]
             if isinstance(sample, bool):
@@ -237,7 +238,7 @@ class _Compiler:
             others.append(select(joined.c.customer_id, *values))
         merged = merge_per_customer(ids, others, "rule_values")
 
-        def read_merged(element: Any) -> Any:
+        def read_merged(element: Any, **_: Any) -> Any:
             label = labels.get(id(element))
             return None if label is None else merged.c[label]
 

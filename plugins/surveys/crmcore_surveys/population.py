@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, and_, exists, select
 
 from crmcore import ValidationError
+from crmcore.storage.attributes import attribute
 
 #: Columns of ``crm_customers`` usable as filters, strata and breakdowns.
 CUSTOMER_FIELDS = (
@@ -33,9 +34,9 @@ def field_expression(customers: Table, name: str, where: str = "by") -> ColumnEl
     if name in CUSTOMER_FIELDS:
         return customers.c[name]
     if name.startswith("attributes.") and len(name) > len("attributes."):
-        element: ColumnElement[Any] = customers.c.attributes[
-            name.removeprefix("attributes.")
-        ].as_string()
+        element: ColumnElement[Any] = attribute(
+            customers.c.attributes, name.removeprefix("attributes.")
+        ).as_string()
         return element
     allowed = ", ".join((*CUSTOMER_FIELDS, "attributes.<key>"))
     raise ValidationError(f"{where}: {name!r} is not one of: {allowed}", field=where)
@@ -59,7 +60,7 @@ def filter_conditions(
             )
             continue
         if name.startswith("attributes.") and len(name) > len("attributes."):
-            element = customers.c.attributes[name.removeprefix("attributes.")]
+            element = attribute(customers.c.attributes, name.removeprefix("attributes."))
             if isinstance(value, bool):
                 conditions.append(element.as_boolean() == value)
             elif isinstance(value, int):
