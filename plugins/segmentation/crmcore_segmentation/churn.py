@@ -402,12 +402,13 @@ def apply_churn(
     reason ``churn score 0.72: ...``) and one alert row per move in
     ``segmentation_churn_alerts``, written :data:`BATCH` customers at a time.
     Returns the number moved and the ``keep`` highest-scored of them (every
-    one when ``keep`` is None), highest score first.
+    one when ``keep`` is None), highest score first. The flagged customers
+    are assessed before the unit of work opens (plugins read their signals
+    on connections of their own, which SQLite's write lock would block) and
+    are held in memory meanwhile.
     """
     movable = [s.value for s in MOVABLE]
     alerts = table(crm.metadata, CHURN_ALERTS)
-    # Assessed before the unit of work opens: plugins read their signals on connections
-    # of their own, which an open SQLite write transaction would lock out.
     flagged = assess_churn(crm, as_of=as_of, stages=movable)
     with crm.unit_of_work(actor, ctx) as uow:
         for start in range(0, len(flagged), BATCH):

@@ -15,9 +15,10 @@ if TYPE_CHECKING:
 def segmentation_membership_changed(ctx: UnitOfWork, changes: Sequence[Mapping[str, Any]]) -> None:
     """Customers joined or left saved segments.
 
-    Called once per refreshed segment that changed, inside the refresh's
-    unit of work (``crm segments refresh``, ``define``), after the members
-    and their history are written. Each change is a plain mapping:
+    Called for each refreshed segment that changed, once per batch of at
+    most 500 changes (joins first, then leaves, each by customer id), inside
+    the refresh's unit of work (``crm segments refresh``, ``define``), after
+    the members and their history are written. Each change is a plain mapping:
     ``segment`` (the segment's key), ``customer_id``, ``joined`` (``True``
     joined, ``False`` left) and ``at`` (aware datetime, the refresh time).
     Write through ``ctx.connection``; raising rolls the refresh back.
