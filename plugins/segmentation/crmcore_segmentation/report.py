@@ -18,7 +18,7 @@ from crmcore_segmentation.retention import (
 from crmcore_segmentation.rfm import rfm_grid, rfm_scores
 from crmcore_segmentation.segments import segments_of
 from crmcore_segmentation.tables import CHURN_ALERTS, CUSTOMER_COSTS, HISTORY, MEMBERS, table
-from crmcore_segmentation.value import customer_values, pareto, tiers
+from crmcore_segmentation.value import customer_values, pareto_summary, tiers
 
 #: Months the cohort heatmap and the retention trend cover.
 CHART_MONTHS = 12
@@ -43,7 +43,7 @@ def metrics(crm: CRM, period: Period) -> dict[str, Any]:
     scores = rfm_segments_count(crm, period)
     kept = retention(crm, period)
     repeat = repeat_purchase_rate(crm, as_of=as_of)
-    key = pareto(crm, "monetary", as_of=as_of, window_days=days)
+    key = pareto_summary(crm, "monetary", as_of=as_of, window_days=days)
     high = next(
         t for t in tiers(crm, "monetary", as_of=as_of, window_days=days) if t.tier == "high"
     )
