@@ -66,6 +66,8 @@ INT64 = BoundedInt()
 def bound_integers(command: click.Command) -> None:
     """Give every ``type=int`` parameter of ``command`` and its subcommands the type :data:`INT64`.
 
+    An open-ended ``click.IntRange`` gets the 64-bit bound as its missing end
+    (out of range there is click's usage error, as for the range's own end).
     Called by :func:`crmcore.cli.build_cli` after plugins registered their
     commands, so an id or count of any command that would overflow the
     database's 64-bit integers is refused with one line instead of a driver error.
@@ -73,6 +75,15 @@ def bound_integers(command: click.Command) -> None:
     for param in command.params:
         if param.type is click.INT:
             param.type = INT64
+        elif isinstance(param.type, click.IntRange) and None in (param.type.min, param.type.max):
+            kind = param.type
+            param.type = click.IntRange(
+                INT64_MIN if kind.min is None else kind.min,
+                INT64_MAX if kind.max is None else kind.max,
+                min_open=kind.min_open,
+                max_open=kind.max_open,
+                clamp=kind.clamp,
+            )
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             bound_integers(sub)
