@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ def customers() -> None:
     """Customers: people and organisations."""
 
 
-def _row(data: dict[str, Any]) -> dict[str, Any]:
+def _row(data: Mapping[str, Any]) -> dict[str, Any]:
     return {**data, "tags": ", ".join(data.get("tags", []))}
 
 
