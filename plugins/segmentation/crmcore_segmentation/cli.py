@@ -312,10 +312,11 @@ def define_command(
 
 
 @segments_group.command("list")
+@_limit_option(0)
 @json_option
-def list_command(as_json: bool) -> None:
+def list_command(limit: int, as_json: bool) -> None:
     """List the saved segments with their member counts."""
-    rows = [s.as_dict() for s in saved.list_segments(get_crm())]
+    rows = [s.as_dict() for s in saved.list_segments(get_crm(), limit=_rows(limit))]
     if as_json:
         print_json(rows)
     else:

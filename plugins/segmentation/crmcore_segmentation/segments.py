@@ -135,11 +135,11 @@ def define_segment(
         return _get(uow, key)
 
 
-def list_segments(crm: CRM) -> list[Segment]:
-    """Every saved segment, by key."""
+def list_segments(crm: CRM, *, limit: int | None = None) -> list[Segment]:
+    """Every saved segment (the first ``limit`` of them), by key."""
     segments = table(crm.metadata, SEGMENTS)
     with crm.reading() as uow:
-        rows = uow.connection.execute(select(segments).order_by(segments.c.key)).all()
+        rows = uow.connection.execute(select(segments).order_by(segments.c.key).limit(limit)).all()
     return [_segment(r) for r in rows]
 
 

@@ -296,5 +296,8 @@ def test_every_listing_honours_limit_with_json(seg: CRM) -> None:
         everything = rows(run(seg, "segments", *args, "--json", "--limit", "0"))
         assert everything == json.loads(json.dumps(_plain(expected), default=str)), args
         assert rows(run(seg, "segments", *args, "--json", "--limit", "2")) == everything[:2], args
+    segments.define_segment(seg, "also", {"field": "customer.stage", "op": "exists"})
+    assert [s["key"] for s in run(seg, "segments", "list", "--json")] == ["all", "also"]
+    assert [s["key"] for s in run(seg, "segments", "list", "--json", "--limit", "1")] == ["all"]
     pareto = run(seg, "segments", "pareto", "--percent", "100", "--json", "--limit", "1")
     assert pareto["members"] == len(value.pareto(seg, percent=100).members) > 1
