@@ -59,3 +59,34 @@ def test_import_options_end_to_end(db_url: str, tmp_path: Path) -> None:
     assert Path(report["rejects_path"]).exists()
     crm(db_url, "customers", "purge-rejects", str(tmp_path))
     assert not Path(report["rejects_path"]).exists()
+
+
+def test_sigterm_says_what_was_committed_and_how_to_resume(db_url: str, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    assert crm(db_url, "init").exit_code == 0
+    assert crm(db_url, "customers", "add", "--name", "Buyer").exit_code == 0
+    orders = tmp_path / "orders.csv"
+    rows = "".join(
+        f"1,purchase,2025-06-01T10:{n // 60 % 60:02d}:{n % 60:02d}Z,{n % 97}.00,EUR\n"
+        for n in range(40_000)
+    )
+    orders.write_text("customer_id,kind,occurred_at,amount,currency\n" + rows)
+    executable = str(Path(sys.executable).parent / "crm")
+    command = [executable, "--db", db_url, "interactions", "import",
+               str(orders), "--commit-every", "2000", "--batch-size", "500"]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    message = err.decode().strip().splitlines()[-1]
+    assert message.startswith("Error: ") and "run it again to resume" in message
+    assert "up to line" in message
+    resumed = crm(db_url, "interactions", "import", str(orders), "--json")
+    report = json.loads(resumed.output)
+    assert report["already_stored"] > 0
+    assert report["imported"] + report["already_stored"] == 40_000
