@@ -207,3 +207,22 @@ def test_demo_is_deterministic(tmp_path: Path) -> None:
         return items, json.loads(interactions.output)
 
     assert snapshot(tmp_path / "a.db") == snapshot(tmp_path / "b.db")
+
+
+def test_any_exception_is_one_line_and_debug_shows_its_traceback() -> None:
+    group = build_cli()
+
+    @group.command("boom")
+    def boom() -> None:
+        raise RuntimeError("kaput\x1b[2J\nsecond line")
+
+    result = CliRunner().invoke(group, ["boom"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "Error: internal error (RuntimeError: kaput second line); "
+        "run with --debug for the traceback"
+    ]
+    debug = CliRunner().invoke(group, ["--debug", "boom"])
+    assert debug.exit_code == 1
+    assert "Traceback" in debug.stderr and "RuntimeError: kaput" in debug.stderr
+    assert debug.stderr.splitlines()[-1].startswith("Error: internal error (RuntimeError")
