@@ -39,9 +39,9 @@ stored is skipped and counted in ``ImportResult.already_stored``: re-running
 an import, completed or killed, stores nothing twice and earns nothing twice.
 The external id is, in this order: the row's ``external_id`` column; the
 column named by ``id_column`` (an order or ticket number); else a content
-key, ``content:`` and the BLAKE2b-128 hex digest of the row's non-empty
-cells by column name (without ``id``; JSON Lines: the object with sorted
-keys), so two identical rows of one file are one interaction.
+key (:meth:`crmcore.imports.columns.Columns.content_key`; JSON Lines: the
+object with sorted keys, hashed), so two identical rows of one file are one
+interaction.
 ``dedupe=False`` stores every row without an external id.
 """
 

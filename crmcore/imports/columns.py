@@ -27,6 +27,7 @@ class Columns:
     def __init__(self, header: Sequence[str], setters: Sequence[Setter]) -> None:
         self.header = list(header)
         self._setters = list(setters)
+        self._order: list[int] | None = None
 
     def parse(self, cells: Sequence[str]) -> dict[str, Any]:
         """Return the row dict of one record; raise ValidationError naming a bad cell's column."""
@@ -50,15 +51,24 @@ class Columns:
     def content_key(self, cells: Sequence[str]) -> str:
         """A key derived from the row's content: the same cells give the same key.
 
-        Column order, surrounding blanks, empty cells and the ignored ``id``
-        column do not change it, so a re-exported or re-ordered file keeps its keys.
+        The canonical text is ``name`` U+001E ``cell`` for every non-empty
+        cell (blanks around it stripped) except the ignored ``id`` column, in
+        the order of the column names, joined by U+001F: so column order and
+        surrounding blanks do not change the key.
         """
-        pairs = sorted(
-            (name, cell.strip())
-            for name, cell in zip(self.header, cells, strict=False)
-            if cell.strip() and name != "id"
-        )
-        return content_key(json.dumps(pairs, ensure_ascii=False))
+        if self._order is None:
+            self._order = sorted(
+                (i for i, name in enumerate(self.header) if name != "id"),
+                key=self.header.__getitem__,
+            )
+        header, width = self.header, len(cells)
+        parts = []
+        for i in self._order:
+            if i < width:
+                cell = cells[i].strip()
+                if cell:
+                    parts.append(f"{header[i]}\x1e{cell}")
+        return content_key("\x1f".join(parts))
 
 
 def content_key(canonical: str) -> str:
