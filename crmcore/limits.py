@@ -65,8 +65,8 @@ def json_problem(value: Any, limits: JsonLimits) -> str | None:
     Depth is measured without recursion; the exact size is computed only when
     a cheap upper bound exceeds the limit, so small documents cost one walk.
     """
-    if not isinstance(value, dict | list | tuple):
-        return None
+    if not value or not isinstance(value, dict | list | tuple):
+        return None  # empty documents are the common case on the bulk paths
     depth_limit, bound = limits.max_depth, 0
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
