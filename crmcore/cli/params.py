@@ -63,8 +63,34 @@ def _param_name(param: click.Parameter | None) -> str:
 INT64 = BoundedInt()
 
 
+class AsciiFloat(click.ParamType[float]):
+    """A float written with ASCII characters only (``float()`` also reads full-width digits)."""
+
+    name = "number"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        """The float ``value`` stands for; refuse non-ASCII digits and ``_`` separators."""
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        if not text.isascii() or "_" in text:
+            self.fail(f"{value!r} is not a number (ASCII digits only)", param, ctx)
+        try:
+            return float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a number", param, ctx)
+
+
+#: What ``type=float`` means on every ``crm`` command.
+ASCII_FLOAT = AsciiFloat()
+
+
 def bound_integers(command: click.Command) -> None:
     """Give every ``type=int`` parameter of ``command`` and its subcommands the type :data:`INT64`.
+
+    ``type=float`` parameters get :data:`ASCII_FLOAT`.
 
     An open-ended ``click.IntRange`` gets the 64-bit bound as its missing end
     (out of range there is click's usage error, as for the range's own end).
@@ -75,6 +101,8 @@ def bound_integers(command: click.Command) -> None:
     for param in command.params:
         if param.type is click.INT:
             param.type = INT64
+        elif param.type is click.FLOAT:
+            param.type = ASCII_FLOAT
         elif isinstance(param.type, click.IntRange) and None in (param.type.min, param.type.max):
             kind = param.type
             param.type = click.IntRange(
@@ -89,4 +117,4 @@ def bound_integers(command: click.Command) -> None:
             bound_integers(sub)
 
 
-__all__ = ["INT64", "BoundedInt", "bound_integers"]
+__all__ = ["ASCII_FLOAT", "INT64", "AsciiFloat", "BoundedInt", "bound_integers"]
