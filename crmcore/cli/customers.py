@@ -21,7 +21,7 @@ from crmcore.cli.context import (
 )
 from crmcore.cli.files import atomic_output, raw_cells_option
 from crmcore.cli.listing import iter_pages, print_listing
-from crmcore.cli.output import safe_line, safe_text
+from crmcore.cli.output import safe_json, safe_line, safe_text
 from crmcore.cli.parsing import parse_json_object, parse_pairs
 from crmcore.cli.transfer import import_command, purge_rejects_command
 from crmcore.entities import Channel, Customer, CustomerKind, Stage
@@ -225,9 +225,7 @@ def export(customer_id: int | None, fmt: str, output: Path | None, raw_cells: bo
     """
     crm = get_crm()
     if customer_id is not None:
-        data = json.dumps(
-            crm.customers.export(customer_id), indent=2, default=str, ensure_ascii=False
-        )
+        data = safe_json(crm.customers.export(customer_id))  # exact JSON, terminal-safe
         if output:
             with atomic_output(output) as out:
                 out.write(data + "\n")
