@@ -18,7 +18,9 @@ undone exactly (:func:`restore_cell`, which the CSV importers apply: an export
 imports again unchanged). Numeric columns (:data:`NUMERIC_COLUMNS`: ids, sizes,
 amounts, durations) are written as plain numbers, so ``-5.00`` stays a number.
 ``raw_cells=True`` (``crm ... export --raw-cells``) writes every cell verbatim,
-for programs that read the file. JSON Lines exports are never changed.
+for programs that read the file. JSON Lines exports are exact JSON, written
+with :func:`crmcore.serialization.json_text` (C1 and bidi controls as
+``\\uXXXX`` escapes, so no line acts on a terminal).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from crmcore.access import Action
 from crmcore.entities import Consent, Customer, Interaction
 from crmcore.errors import ValidationError
 from crmcore.interactions import interaction_from_row
-from crmcore.serialization import to_dict
+from crmcore.serialization import json_text, to_dict
 from crmcore.storage.tables import customers as customers_table
 from crmcore.storage.tables import interactions as interactions_table
 
@@ -153,7 +155,7 @@ def _write(
             count += 1
         return count
     for entity in entities:
-        out.write(json.dumps(to_dict(entity), ensure_ascii=False) + "\n")
+        out.write(json_text(to_dict(entity)) + "\n")
         count += 1
     return count
 

@@ -9,6 +9,7 @@ timestamp in crmcore carries its time zone.
 from __future__ import annotations
 
 import enum
+import json
 import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -173,6 +174,25 @@ def to_dict(entity: Any) -> dict[str, Any]:
     """Turn an entity into a JSON-safe dict."""
     result: dict[str, Any] = converter.unstructure(entity)
     return result
+
+
+# Characters json.dumps(ensure_ascii=False) writes raw although a terminal acts on them:
+# DEL, the C1 controls, bidi embeddings/overrides/isolates, line and paragraph separators.
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def json_text(data: Any, *, indent: int | None = None) -> str:
+    """``data`` as JSON text that is exact and safe to show on a terminal.
+
+    Non-ASCII text stays readable (``ensure_ascii=False``); JSON itself
+    escapes the C0 controls, and DEL, the C1 controls, the bidi controls and
+    U+2028/U+2029 are written as ``\\uXXXX`` escapes too, so parsing the text
+    gives ``data`` back unchanged. Decimals and dates become strings.
+    """
+    text = json.dumps(data, indent=indent, default=str, ensure_ascii=False)
+    if text.isascii():
+        return text
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _flatten(exc: BaseException, path: str) -> list[ValidationError]:

@@ -249,6 +249,19 @@ def test_cli_export_raw_cells_option(cli: Any) -> None:
     assert "\n1,=1+1," in cli("customers", "export", "--raw-cells").output
 
 
+def test_exports_on_stdout_cannot_drive_the_terminal(cli: Any, tmp_path: Path) -> None:
+    name = "Eve\x1b[2J\x9b31m\u202e"
+    assert cli("customers", "add", "--name", name).exit_code == 0
+    shown = cli("customers", "export").output
+    assert "Eve" in shown and not any(c in shown for c in ("\x1b", "\x9b", "\u202e"))
+    lines = cli("customers", "export", "--format", "jsonl").output
+    assert not any(c in lines for c in ("\x1b", "\x9b", "\u202e"))
+    assert json.loads(lines)["name"] == name
+    target = tmp_path / "all.csv"
+    assert cli("customers", "export", "-o", str(target)).exit_code == 0
+    assert name in target.read_text(encoding="utf-8")
+
+
 # ---- finding 5: integer and date ranges, ASCII numbers ----------------------------------------
 
 
@@ -349,7 +362,7 @@ def test_denied_interactions_export_prints_nothing(cli: Any) -> None:
 
 
 def test_listing_limit_beyond_one_page_with_json(cli: Any, db_url: str) -> None:
-    with CRM.open(db_url, discover=False) as crm:
+    with CRM.open(db_url) as crm:
         crm.customers.create_many({"name": f"c{i}"} for i in range(1203))
     listed = json.loads(cli("customers", "list", "--json", "--limit", "1100").output)
     assert listed["total"] == 1203 and len(listed["items"]) == 1100

@@ -19,7 +19,7 @@ from crmcore.cli.context import (
     print_record,
     print_table,
 )
-from crmcore.cli.files import atomic_output, raw_cells_option
+from crmcore.cli.files import atomic_output, raw_cells_option, terminal_safe
 from crmcore.cli.listing import iter_pages, print_listing
 from crmcore.cli.output import safe_json, safe_line, safe_text
 from crmcore.cli.parsing import parse_json_object, parse_pairs
@@ -235,7 +235,7 @@ def export(customer_id: int | None, fmt: str, output: Path | None, raw_cells: bo
     from crmcore.exports import export_customers
 
     if output is None:
-        export_customers(crm, sys.stdout, format=fmt, raw_cells=raw_cells)
+        export_customers(crm, terminal_safe(sys.stdout), format=fmt, raw_cells=raw_cells)
         return
     with atomic_output(output) as out:
         count = export_customers(crm, out, format=fmt, raw_cells=raw_cells)

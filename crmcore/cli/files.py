@@ -7,9 +7,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import click
+
+from crmcore.cli.output import strip_control
 
 
 @contextmanager
@@ -35,6 +37,26 @@ def atomic_output(path: Path) -> Iterator[TextIO]:
         raise
 
 
+def terminal_safe(stream: TextIO) -> TextIO:
+    """``stream`` with control characters and escape sequences stripped from what is written.
+
+    For exports printed on stdout: a file written with ``-o`` keeps every
+    character; what reaches the terminal cannot drive it (tab and newline kept).
+    """
+    return cast(TextIO, _TerminalSafe(stream))
+
+
+class _TerminalSafe:
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(strip_control(text))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
 def raw_cells_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--raw-cells`` (CSV cells verbatim, no formula neutralisation) to an export command."""
     return click.option(
@@ -44,4 +66,4 @@ def raw_cells_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-__all__ = ["atomic_output", "raw_cells_option"]
+__all__ = ["atomic_output", "raw_cells_option", "terminal_safe"]

@@ -16,7 +16,7 @@ from crmcore.cli.context import (
     json_option,
     print_json,
 )
-from crmcore.cli.files import atomic_output, raw_cells_option
+from crmcore.cli.files import atomic_output, raw_cells_option, terminal_safe
 from crmcore.cli.listing import iter_pages, print_listing
 from crmcore.cli.output import safe_line
 from crmcore.cli.parsing import parse_json_object, parse_timestamp
@@ -153,7 +153,7 @@ def export(customer_id: int | None, fmt: str, output: Path | None, raw_cells: bo
     crm = get_crm()
     options: dict[str, Any] = {"format": fmt, "customer_id": customer_id, "raw_cells": raw_cells}
     if output is None:
-        export_interactions(crm, sys.stdout, **options)
+        export_interactions(crm, terminal_safe(sys.stdout), **options)
         return
     with atomic_output(output) as out:
         count = export_interactions(crm, out, **options)

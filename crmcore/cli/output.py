@@ -12,13 +12,14 @@ every character a terminal could act on written as a ``\\uXXXX`` escape.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
+
+from crmcore.serialization import json_text
 
 # ECMA-48 escape sequences: CSI (ESC [ or 8-bit CSI ... final byte), the string
 # controls OSC/DCS/SOS/PM/APC up to their terminator (BEL or ST), and two-byte
@@ -33,8 +34,6 @@ _ESCAPE_SEQUENCE = re.compile(
 #: text display in an order other than the one it is stored in.
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _UNSAFE_IN_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-# Characters json.dumps(ensure_ascii=False) writes raw although a terminal acts on them.
-_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
 def strip_control(value: object, *, newlines: bool = True) -> str:
@@ -78,10 +77,7 @@ def safe_json(data: Any, *, indent: int | None = 2) -> str:
     as ``\\uXXXX`` escapes, so ``json.loads`` gives the same data back.
     Decimals and dates become strings.
     """
-    text = json.dumps(data, indent=indent, default=str, ensure_ascii=False)
-    if text.isascii():
-        return text
-    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return json_text(data, indent=indent)
 
 
 class SafeConsole(Console):
