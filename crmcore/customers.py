@@ -42,6 +42,8 @@ from crmcore.errors import (
     ValidationError,
     ValidationErrors,
 )
+from crmcore.events import emitters
+from crmcore.events.outbox import redact_customer_events
 from crmcore.identity import normalise_email, normalise_name, normalise_org_name, normalise_phone
 from crmcore.limits import INT32_MAX, JsonLimits, int_problem, json_problem, timestamp_problem
 from crmcore.pagination import Page, check_page
@@ -462,6 +464,7 @@ class CustomerService:
             )
         if tag_rows:
             insert_rows(uow.connection, customer_tags, tag_rows)
+        emitters.customers_created(uow, created)
         self._crm.lifecycle._record_events(uow, events)
         self._crm.audit.record_batch(
             uow,
@@ -623,6 +626,7 @@ class CustomerService:
                     )
                 ],
             )
+            emitters.customers_updated(uow, [change])
             self._crm.call_hook("crm_customers_updated", ctx=uow, changes=[change])
         return change
 
@@ -649,6 +653,7 @@ class CustomerService:
         with self._crm.unit_of_work(actor, ctx) as uow:
             customer = self._get(uow.connection, customer_id, lock=True)
             self._crm.access.check(Action.DELETE, customer, ctx=uow)
+            emitters.customers_removed(uow, "customer.deleted", [customer_id])
             self._crm.call_hook("crm_customers_deleted", ctx=uow, customers=[customer])
             uow.connection.execute(delete(customers).where(customers.c.id == customer_id))
             self._crm.audit.record(
@@ -1032,6 +1037,8 @@ class CustomerService:
             self._crm.access.check(Action.ERASE, customer, ctx=uow)
             self._crm.call_hook("crm_erase_customer", ctx=uow, customer_id=customer_id)
             anonymise(uow, customer_id)
+            redact_customer_events(uow, customer_id)
+            emitters.customers_removed(uow, "customer.erased", [customer_id])
             self._crm.audit.redact_customer(uow, customer_id)
             self._crm.audit.record(
                 uow, [AuditEntry("customer.erase", "customer", customer_id, customer_id)]

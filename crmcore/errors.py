@@ -61,8 +61,24 @@ class ConfigError(CRMError):
 
 
 class PluginError(CRMError):
-    """A plugin failed to load, declared something invalid, or raised in a hook."""
+    """A plugin failed to load, declared something invalid, or raised in a hook.
+
+    ``plugin`` and ``hook`` name the plugin and the hook, when known.
+    """
+
+    def __init__(self, message: str, *, plugin: str | None = None, hook: str | None = None) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+        self.hook = hook
+
+
+class PluginWarning(UserWarning):
+    """Something about a plugin deserves attention but does not stop the CRM (a plugin gone)."""
 
 
 class StorageError(CRMError):
     """The database could not be reached or is not initialised."""
+
+
+class DeliveryError(CRMError):
+    """A message broker or other destination could not be reached or refused a message."""

@@ -23,6 +23,7 @@ from crmcore.entities import (
     stamped,
 )
 from crmcore.errors import ConflictError, CRMError, NotFoundError, ValidationError, ValidationErrors
+from crmcore.events import emitters
 from crmcore.limits import (
     INT64_MAX,
     INT64_MIN,
@@ -335,6 +336,7 @@ class InteractionService:
                 for i in recorded
             ],
         )
+        emitters.interactions_recorded(uow, recorded)
         self._automatic_moves(uow, recorded, stages)
         self._crm.call_hook("crm_interactions_recorded", ctx=uow, interactions=recorded)
         return recorded

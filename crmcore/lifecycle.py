@@ -20,6 +20,7 @@ from sqlalchemy import Row, select, update
 from crmcore.access import Action
 from crmcore.entities import LifecycleEvent, Stage
 from crmcore.errors import TransitionError, ValidationError
+from crmcore.events import emitters
 from crmcore.serialization import from_dict
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.filters import among
@@ -183,6 +184,7 @@ class LifecycleService:
         self._crm.call_hook("crm_lifecycle_changed", ctx=uow, events=list(events))
 
     def _record_events(self, uow: UnitOfWork, events: Sequence[LifecycleEvent]) -> None:
+        emitters.lifecycle_changed(uow, events)
         if events:
             insert_rows(
                 uow.connection,

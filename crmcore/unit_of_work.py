@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from attrs import frozen
+from attrs import field, frozen
 from sqlalchemy import Connection
 
 if TYPE_CHECKING:
@@ -23,9 +24,41 @@ class UnitOfWork:
 
     Pass ``ctx=`` to any service method to make it join this transaction
     instead of opening its own.
+
+    :meth:`emit` records a domain event: it is written to the outbox in
+    this transaction and delivered after it commits (``crmcore.events``).
     """
 
     connection: Connection
     crm: CRM
     now: datetime
     actor: str | None = None
+    #: Events emitted so far, as (type, items), written to the outbox just before commit.
+    pending_events: list[tuple[str, list[dict[str, Any]]]] = field(
+        factory=list, eq=False, repr=False
+    )
+
+    def emit(
+        self, event_type: str, customer_id: int | None, data: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record one event of ``event_type`` (``"<plugin>.<what_happened>"``) about a customer.
+
+        ``data`` must be JSON-safe and should hold ids and codes, not personal
+        data (erasing the customer redacts plugin events' data). The event is
+        written to the outbox in this transaction and is delivered only if it
+        commits.
+        """
+        self.emit_many(event_type, [{"customer_id": customer_id, **(data or {})}])
+
+    def emit_many(self, event_type: str, items: Iterable[Mapping[str, Any]]) -> None:
+        """Record several events of one type; each item holds ``customer_id`` and the data."""
+        from crmcore.events.model import check_event_type
+
+        check_event_type(event_type)
+        batch = [dict(item) for item in items]
+        if not batch:
+            return
+        if self.pending_events and self.pending_events[-1][0] == event_type:
+            self.pending_events[-1][1].extend(batch)
+        else:
+            self.pending_events.append((event_type, batch))

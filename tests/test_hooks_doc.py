@@ -43,7 +43,16 @@ def test_every_hook_is_grouped_once_in_source_order() -> None:
     grouped = [hook.name for group in docgen.hook_groups() for hook in group.hooks]
     assert grouped == spec_names()
     names = [group.name for group in docgen.hook_groups()]
-    assert names == ["setup", "events", "validation", "views", "access control", "privacy", "demo"]
+    assert names == [
+        "setup",
+        "events",
+        "validation",
+        "views",
+        "access control",
+        "privacy",
+        "after commit",
+        "demo",
+    ]
 
 
 def test_signature_keeps_annotations_as_written() -> None:

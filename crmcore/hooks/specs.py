@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from crmcore.access import Principal
     from crmcore.app import CRM
     from crmcore.entities import Customer, CustomerChange, Interaction, LifecycleEvent
+    from crmcore.events import Event
     from crmcore.reporting import ReportChart
     from crmcore.signals import ChurnSignal, Period
     from crmcore.unit_of_work import UnitOfWork
@@ -270,6 +271,26 @@ def crm_erase_customer(ctx: UnitOfWork, customer_id: int) -> None:
     Called by :meth:`CustomerService.erase` inside its transaction, before core
     anonymises the customer row. Keep only aggregates that identify nobody.
     Raising rolls the erasure back everywhere.
+    """
+
+
+# --- after commit: outside any transaction -----------------------------------
+
+
+@hookspec
+def crm_events_committed(crm: CRM, events: Sequence[Event]) -> None:
+    """Domain events whose transaction just committed (``crmcore.events.Event``).
+
+    Called after every unit of work that emitted events has committed,
+    outside any transaction, with that unit of work's events in the order
+    they were emitted (core's: ``customer.created`` ... see docs/events.md;
+    plugins' own through ``ctx.emit``). Use it to notify other systems of
+    what is now certain. Each implementation runs in a pluggy call of its
+    own: an exception is logged with your plugin's name and reaches neither
+    the caller nor the other plugins. This is at most once (a crash right
+    after the commit skips it); for at-least-once delivery read the outbox
+    (``crm.events.iter(after=...)``) or run ``crm events relay``. Return
+    nothing.
     """
 
 

@@ -157,3 +157,25 @@ customer_grants = Table(
     ),
     Column("user", String(200), primary_key=True),
 )
+
+# The transactional outbox (crmcore.events): one row per group of events a unit of work
+# emitted, written in its transaction, in commit order.
+events = Table(
+    "crm_events",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("event_id", String(32), nullable=False, unique=True),
+    Column("type", String(100), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200)),
+    # One item per event: {"customer_id": ..., ...}; no foreign key, events outlive customers.
+    Column("items", JSONDocument, nullable=False),
+)
+
+event_cursors = Table(
+    "crm_event_cursors",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

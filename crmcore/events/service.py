@@ -1,0 +1,87 @@
+"""``crm.events``: reading the outbox, and the after-commit dispatch of new events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from typing import TYPE_CHECKING
+
+from crmcore.access import Action
+from crmcore.errors import ValidationError
+from crmcore.events.model import Event, check_event_type
+from crmcore.events.outbox import read_events
+
+if TYPE_CHECKING:
+    from crmcore.app import CRM
+
+_log = logging.getLogger("crmcore.events")
+
+
+class EventService:
+    """The outbox as a service. Get it as ``crm.events``; reading it needs the audit right."""
+
+    def __init__(self, crm: CRM) -> None:
+        self._crm = crm
+
+    def iter(
+        self,
+        *,
+        after: int = 0,
+        type: str | None = None,
+        customer_id: int | None = None,
+    ) -> Iterator[Event]:
+        """Every committed event after outbox position ``after``, in commit order, streamed.
+
+        Admins and managers only (:attr:`~crmcore.access.Action.AUDIT`): the
+        outbox spans every customer.
+        """
+        self._crm.access.check(Action.AUDIT)
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValidationError(f"after: must be a position >= 0, got {after!r}", field="after")
+        if type is not None:
+            check_event_type(type)
+        with self._crm.reading() as uow:
+            yield from read_events(
+                uow.connection, after=after, event_type=type, customer_id=customer_id
+            )
+
+    def list(
+        self,
+        *,
+        after: int = 0,
+        type: str | None = None,
+        customer_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Event]:
+        """At most ``limit`` events of :meth:`iter`."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
+            raise ValidationError(f"limit: must be 1 to 100000, got {limit!r}", field="limit")
+        return list(islice(self.iter(after=after, type=type, customer_id=customer_id), limit))
+
+    def dispatch(self, events: Sequence[Event]) -> None:
+        """Call ``crm_events_committed`` with events that just committed (outside any transaction).
+
+        A failing implementation is logged with its plugin's name and does not
+        reach the caller: the operation has committed. For delivery that must
+        not be lost, use the relay, which reads the outbox.
+        """
+        pm = self._crm.pm
+        impls = pm.hook.crm_events_committed.get_hookimpls()
+        if not impls:
+            return
+        batch = list(events)
+        plugins = {impl.plugin_name: impl.plugin for impl in impls}
+        # pluggy calls the last implementation first; one pluggy call per plugin,
+        # so that one failure does not keep the events from the others.
+        for impl in reversed(impls):
+            others = [p for name, p in plugins.items() if name != impl.plugin_name]
+            caller = pm.subset_hook_caller("crm_events_committed", remove_plugins=others)
+            try:
+                caller(crm=self._crm, events=batch)
+            except Exception:
+                _log.exception(
+                    "plugin %r failed in crm_events_committed (the events are committed; "
+                    "the relay still delivers them)",
+                    impl.plugin_name,
+                )
