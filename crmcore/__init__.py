@@ -1,11 +1,15 @@
 """crmcore: a plugin-based CRM framework and SDK.
 
-The public API is what this module exports: :class:`CRM`, the entities and
-the errors. Everything else is reached through a CRM object or, for plugin
-authors, through :mod:`crmcore.hooks`.
+The public API is what this module exports: :class:`CRM`, the entities,
+the errors, the access-control names (:class:`Principal`, :class:`Role`,
+:class:`Action`), the audit entry, report charts, domain events and the
+HTTP mapping of errors. Everything else is reached through a CRM object or,
+for plugin authors, through :mod:`crmcore.hooks`.
 """
 
+from crmcore.access import AccessDeniedError, Action, Principal, Role
 from crmcore.app import CRM
+from crmcore.audit import AuditEntry
 from crmcore.config import Config, load_config
 from crmcore.entities import (
     Channel,
@@ -33,7 +37,10 @@ from crmcore.errors import (
     ValidationError,
     ValidationErrors,
 )
+from crmcore.events import Event
+from crmcore.http import http_status
 from crmcore.pagination import Page
+from crmcore.reporting import ReportChart
 from crmcore.serialization import from_dict, to_dict
 from crmcore.signals import ChurnSignal, Period
 from crmcore.unit_of_work import UnitOfWork
@@ -42,6 +49,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CRM",
+    "AccessDeniedError",
+    "Action",
+    "AuditEntry",
     "CRMError",
     "Channel",
     "ChurnSignal",
@@ -54,6 +64,7 @@ __all__ = [
     "CustomerKind",
     "DeliveryError",
     "Direction",
+    "Event",
     "Gender",
     "Interaction",
     "InteractionKind",
@@ -63,6 +74,9 @@ __all__ = [
     "Page",
     "Period",
     "PluginError",
+    "Principal",
+    "ReportChart",
+    "Role",
     "Stage",
     "StorageError",
     "TransitionError",
@@ -71,6 +85,7 @@ __all__ = [
     "ValidationErrors",
     "__version__",
     "from_dict",
+    "http_status",
     "load_config",
     "to_dict",
 ]
