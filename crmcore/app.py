@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import jsonschema
 import pluggy
 from alembic.util.exc import CommandError as AlembicError
@@ -23,19 +25,27 @@ from crmcore.errors import (
     ConfigError,
     ConflictError,
     CRMError,
+    NotFoundError,
     PluginError,
+    PluginWarning,
     StorageError,
     ValidationError,
 )
 from crmcore.hooks.manager import (
     PluginInfo,
+    PluginSelection,
+    answers_by_plugin,
+    attribute_hook,
     disabled_plugin_modules,
+    failed_plugin,
     make_plugin_manager,
     plugin_infos,
+    recorded_answers,
+    unmet_requirements,
 )
 from crmcore.signals import ChurnSignal, Period
 from crmcore.storage import migrate
-from crmcore.storage.engine import make_engine
+from crmcore.storage.engine import READ_ONLY, WriteGuard, configure_engine, make_engine
 from crmcore.storage.tables import metadata as core_metadata
 from crmcore.unit_of_work import UnitOfWork
 
@@ -80,11 +90,17 @@ class CRM:
         engine: Engine,
         pm: pluggy.PluginManager,
         clock: Clock,
+        *,
+        owns_engine: bool = True,
     ) -> None:
         self.config = config
         self.engine = engine
         self.pm = pm
         self.clock = clock
+        self._owns_engine = owns_engine
+        self._guard = WriteGuard(engine)
+        #: One line per plugin whose data is in the database but which is gone.
+        self.schema_warnings: list[str] = []
         self.metadata: MetaData = core_metadata
         self._attributes_validator = (
             jsonschema.Draft202012Validator(dict(config.attributes_schema))
@@ -142,6 +158,10 @@ class CRM:
         discover: bool = True,
         clock: Clock | None = None,
         upgrade: bool = False,
+        engine: Engine | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+        load_plugins: Iterable[str] | None = None,
+        disable_plugins: Iterable[str] = (),
     ) -> CRM:
         """Open a CRM.
 
@@ -151,19 +171,56 @@ class CRM:
         exists and the SQLite default otherwise. ``plugins`` are registered in
         addition to those installed (``discover=False`` skips installed ones).
         ``clock`` returns the current aware datetime (tests inject a fixed one).
-        ``upgrade=True`` runs pending migrations of core and every plugin.
+        ``upgrade=True`` runs pending migrations of core and every plugin
+        (under a lock: any number of processes may do it at once).
+
+        ``engine`` is a SQLAlchemy engine to use instead of one made from the
+        configured URL (the CRM does not dispose it on close); otherwise
+        ``engine_options`` go to :func:`sqlalchemy.create_engine`
+        (``pool_size``, ``max_overflow`` ...). ``load_plugins`` (only these
+        installed plugins) and ``disable_plugins`` override the
+        ``CRM_LOAD_PLUGINS``/``CRM_DISABLE_PLUGINS`` environment variables.
+
+        A plugin that fails to load, or whose ``crm_requires`` is not met,
+        aborts opening with a :class:`~crmcore.errors.PluginError` naming
+        it. Opening reads the schema's state once: while an enabled plugin
+        (or core) has pending migrations, writes are refused with a
+        :class:`~crmcore.errors.StorageError`; a plugin whose revisions are in
+        the database but which is gone gives a :class:`~crmcore.errors.PluginWarning`.
         """
+        from crmcore import __version__
+
         config = _resolve_config(target)
-        pm = make_plugin_manager(plugins, discover=discover, disabled=config.disabled_plugins)
-        engine = make_engine(config.database_url)
-        crm = cls(config, engine, pm, clock or system_clock)
+        if discover:
+            selection = PluginSelection.from_environment().narrowed(load_plugins, disable_plugins)
+        else:
+            selection = PluginSelection(disabled=frozenset(disable_plugins))
+        pm = make_plugin_manager(
+            plugins, discover=discover, disabled=config.disabled_plugins, selection=selection
+        )
+        problems = unmet_requirements(pm, __version__)
+        if problems:
+            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise PluginError(problems[0] + more)
+        owns_engine = engine is None
+        if engine is None:
+            engine = make_engine(config.database_url, **dict(engine_options or {}))
+        elif engine_options:
+            raise ConfigError("engine_options: configure the engine you pass instead")
+        else:
+            configure_engine(engine)
+            url = engine.url.render_as_string(hide_password=False)
+            config = attrs.evolve(config, database_url=url)
+        crm = cls(config, engine, pm, clock or system_clock, owns_engine=owns_engine)
         try:
             crm._call_setup_hooks()
             if upgrade:
                 crm.upgrade()
+            else:
+                crm.check_schema()
             crm.call_hook("crm_startup", crm=crm)
         except BaseException:
-            engine.dispose()
+            crm.close()
             raise
         return crm
 
@@ -188,12 +245,15 @@ class CRM:
             self._plugin_config[name] = section
         unknown = set(self.config.plugin_sections) - {n for n, _ in self.pm.list_name_plugin()}
         unknown -= set(self.config.disabled_plugins)
+        unknown -= {*getattr(self.pm, "skipped", {}), *getattr(self.pm, "broken", {})}
         if unknown:
             raise ConfigError(f"config: [plugins.{sorted(unknown)[0]}] names no installed plugin")
 
     def close(self) -> None:
-        """Release the database connections."""
-        self.engine.dispose()
+        """Release the database connections (an engine given to :meth:`open` stays open)."""
+        self._guard.detach()
+        if self._owns_engine:
+            self.engine.dispose()
 
     def __enter__(self) -> CRM:
         return self
@@ -203,38 +263,124 @@ class CRM:
 
     # --- schema ------------------------------------------------------------
 
+    def migration_branches(self) -> dict[str, list[str]]:
+        """Version directories of every enabled plugin's alembic branch, by plugin."""
+        answers = self.collect("crm_migration_locations")
+        return {name: _flatten_locations([answer]) for name, answer in answers.items()}
+
+    def inactive_migration_branches(self) -> dict[str, list[str]]:
+        """Version directories of plugins installed but left out, by plugin (known, not run)."""
+        withheld: dict[str, object] = dict(getattr(self.pm, "withheld", {}))
+        skipped = set(getattr(self.pm, "skipped", {})) - set(withheld)
+        withheld.update(disabled_plugin_modules(skipped | set(self.config.disabled_plugins)))
+        branches = {}
+        for name, module in withheld.items():
+            function = getattr(module, "crm_migration_locations", None)
+            if callable(function) and name not in self.migration_branches():
+                branches[name] = _flatten_locations([function()])
+        return branches
+
     def migration_locations(self) -> list[str]:
         """Version directories of every enabled plugin's alembic branch."""
-        return _flatten_locations(self.call_hook("crm_migration_locations"))
+        return [d for dirs in self.migration_branches().values() for d in dirs]
 
     def inactive_migration_locations(self) -> list[str]:
         """Version directories of installed but disabled plugins (known, not upgraded)."""
-        results = []
-        for module in disabled_plugin_modules(self.config.disabled_plugins):
-            function = getattr(module, "crm_migration_locations", None)
-            if callable(function):
-                results.append(function())
-        return _flatten_locations(results)
+        return [d for dirs in self.inactive_migration_branches().values() for d in dirs]
 
-    def upgrade(self) -> None:
-        """Run pending migrations of core and every enabled plugin (``crm db upgrade``)."""
+    def upgrade(self) -> migrate.SchemaState:
+        """Run pending migrations of core and every enabled plugin (``crm db upgrade``).
+
+        Takes a lock for the migration's transaction, so concurrent upgrades
+        wait for each other. Revisions of plugins that are gone stay
+        recorded (each named in a :class:`~crmcore.errors.PluginWarning`).
+        """
         try:
-            migrate.upgrade(
+            state = migrate.upgrade(
                 self.engine,
                 self.metadata,
-                self.migration_locations(),
-                self.inactive_migration_locations(),
+                self.migration_branches(),
+                self.inactive_migration_branches(),
             )
         except DBAPIError as exc:
             raise StorageError(f"migration failed: {exc.orig}") from exc
         except AlembicError as exc:
             raise StorageError(f"migration failed: {exc}") from exc
+        self._apply_schema_state(state)
+        return state
+
+    def schema_state(self) -> migrate.SchemaState:
+        """What is applied, pending and unknown (plugins gone), per branch owner."""
+        try:
+            return migrate.state(
+                self.engine, self.migration_branches(), self.inactive_migration_branches()
+            )
+        except DBAPIError as exc:
+            raise self._storage_error(exc) from exc
+
+    def check_schema(self) -> migrate.SchemaState | None:
+        """Read the schema's state once: refuse writes while migrations are pending.
+
+        Called by :meth:`open`; call it again after another process upgraded
+        the database. ``None`` (and nothing refused) for a SQLite file that
+        does not exist yet.
+        """
+        database = self.engine.url.database
+        on_file = self.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
+        if on_file and not Path(str(database)).exists():
+            self._guard.refusal = None
+            return None
+        state = self.schema_state()
+        self._apply_schema_state(state)
+        return state
+
+    def _apply_schema_state(self, state: migrate.SchemaState) -> None:
+        self._guard.refusal = state.refusal()
+        self.schema_warnings = state.warnings()
+        for line in self.schema_warnings:
+            warnings.warn(line, PluginWarning, stacklevel=4)
 
     def pending_migrations(self) -> set[str]:
         """Head revisions not yet applied; empty when the schema is current."""
-        return migrate.pending(
-            self.engine, self.migration_locations(), self.inactive_migration_locations()
-        )
+        return self.schema_state().pending_heads()
+
+    def remove_plugin(
+        self, name: str, *, drop_data: bool, dry_run: bool = False
+    ) -> migrate.BranchRemoval:
+        """Remove plugin ``name``'s branch from the database (``crm plugins remove``).
+
+        ``drop_data``: its tables go (through its own downgrade when its
+        scripts are installed, else by dropping the tables named
+        ``<name>_...``); otherwise they stay and its revisions are forgotten.
+        One transaction; ``dry_run`` changes nothing and reports what would
+        go. The plugin must not be enabled (else ``crm db upgrade`` would
+        bring it back); administrators only.
+        """
+        self.access.check(Action.ADMINISTER)
+        if not dry_run and self.pm.get_plugin(name) is not None:
+            raise ConflictError(
+                f"plugin {name!r} is enabled: leave it out first (`crm --no-plugin {name} "
+                f"plugins remove {name} ...`), or uninstall it"
+            )
+        try:
+            removal = migrate.remove_branch(
+                self.engine,
+                self.metadata,
+                name,
+                drop_data=drop_data,
+                dry_run=dry_run,
+                active=self.migration_branches(),
+                inactive=self.inactive_migration_branches(),
+            )
+        except DBAPIError as exc:
+            raise StorageError(f"removing plugin {name!r} failed: {exc.orig}") from exc
+        except AlembicError as exc:
+            raise StorageError(f"removing plugin {name!r} failed: {exc}") from exc
+        if removal is None:
+            raise NotFoundError(f"plugin {name!r} has no tables or revisions in the database")
+        if not dry_run:
+            self.check_schema()
+        return removal
 
     def is_initialised(self) -> bool:
         """Whether core's tables exist in the database."""
@@ -251,35 +397,38 @@ class CRM:
         return plugin_infos(self.pm)
 
     def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
-        """Call hook ``name`` on every plugin; non-CRM exceptions become PluginError."""
+        """Call hook ``name`` through pluggy; a non-CRM exception becomes a PluginError.
+
+        The PluginError names the plugin that raised and the hook. A
+        :class:`~crmcore.errors.CRMError` passes unchanged.
+        """
+        caller = getattr(self.pm.hook, name)
+        attribute_hook(caller)
         try:
-            result: list[Any] = getattr(self.pm.hook, name)(**kwargs)
+            result: list[Any] = caller(**kwargs)
         except CRMError:
             raise
         except Exception as exc:
-            raise PluginError(f"a plugin failed in {name}: {type(exc).__name__}: {exc}") from exc
+            plugin = failed_plugin(exc)
+            who = f"plugin {plugin!r}" if plugin else "a plugin"
+            raise PluginError(
+                f"{who} failed in {name}: {type(exc).__name__}: {exc}", plugin=plugin, hook=name
+            ) from exc
         return result
 
     def collect(self, name: str, **kwargs: Any) -> dict[str, Any]:
-        """Call hook ``name`` on each plugin separately; return results keyed by plugin name.
+        """Call hook ``name`` through pluggy; return the answers keyed by plugin name.
 
         Used for hooks whose answers belong to one plugin each (config schema,
-        profile sections, metrics, export). ``None`` answers are left out.
+        profile sections, metrics, export, charts). The order is pluggy's
+        call order (the most recently registered plugin first, ``tryfirst``
+        and ``trylast`` move one); ``None`` answers are left out. A
+        ``wrapper=True`` implementation sees the list of answers and may
+        filter it or change its items in place.
         """
-        results: dict[str, Any] = {}
-        for impl in getattr(self.pm.hook, name).get_hookimpls():
-            plugin = impl.plugin_name
-            try:
-                value = impl.function(**{k: kwargs[k] for k in impl.argnames})
-            except CRMError:
-                raise
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {plugin!r} failed in {name}: {type(exc).__name__}: {exc}"
-                ) from exc
-            if value is not None:
-                results[plugin] = value
-        return results
+        with recorded_answers() as given:
+            answers = self.call_hook(name, **kwargs)
+        return answers_by_plugin(name, answers, given)
 
     # --- reports ---------------------------------------------------------------
 
@@ -341,13 +490,18 @@ class CRM:
     def reading(self, ctx: UnitOfWork | None = None) -> Iterator[UnitOfWork]:
         """A read-only snapshot connection, with the same error translation.
 
-        Joins ``ctx`` when given, so a read inside a unit of work sees its writes.
+        Joins ``ctx`` when given, so a read inside a unit of work sees its
+        writes. On SQLite the transaction is deferred: it takes no lock, sees
+        one snapshot from its first read, and neither waits for writers nor
+        makes them wait. Do not write through it.
         """
         if ctx is not None:
             yield ctx
             return
         try:
             with self.engine.connect() as connection:
+                # SQLite: BEGIN DEFERRED, so readers neither wait for nor block writers.
+                connection.execution_options(**{READ_ONLY: True})
                 yield UnitOfWork(connection=connection, crm=self, now=self.clock())
         except (OperationalError, ProgrammingError) as exc:
             raise self._storage_error(exc) from exc

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from crmcore.errors import ConfigError
+from crmcore.errors import ConfigError, StorageError
 
 #: The embedded default database.
 DEFAULT_URL = "sqlite:///crm.db"
@@ -30,6 +31,19 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    # Switching a new file to WAL needs it to itself; processes opening it at the
+    # same moment can get "database is locked" without the busy timeout applying.
+    for attempt in range(100):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -42,19 +56,81 @@ def _configure_sqlite(engine: Engine) -> None:
         # linger in free pages of the file.
         cursor.execute("PRAGMA secure_delete=ON")
         if engine.url.database not in (None, "", ":memory:"):
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # IMMEDIATE takes the write lock up front, so a unit of work that reads
-        # then writes never fails half-way with "database is locked".
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY):
+            # A reader takes no lock: its snapshot starts at its first SELECT and
+            # writers commit around it (WAL), so neither waits for the other.
+            connection.exec_driver_sql("BEGIN DEFERRED")
+        else:
+            # IMMEDIATE takes the write lock up front, so a unit of work that reads
+            # then writes never fails half-way with "database is locked".
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: Execution option of a connection that only reads: on SQLite its transaction
+#: starts with ``BEGIN DEFERRED`` (no write lock) instead of ``BEGIN IMMEDIATE``.
+READ_ONLY = "crm_read_only"
+
+#: Execution option of the migration connection, which writes while other writes are refused.
+MIGRATING = "crm_migrating"
+
+_CONFIGURED = "crm_configured"
+
+
+def configure_engine(engine: Engine) -> Engine:
+    """Give an engine made elsewhere crmcore's connection settings (once per engine).
+
+    SQLite: foreign keys, WAL, busy timeout, ``secure_delete``, and
+    ``BEGIN IMMEDIATE`` for writing transactions (``BEGIN DEFERRED`` for
+    connections with the :data:`READ_ONLY` option). Other backends are
+    left as they are.
+    """
+    backend = engine.dialect.name
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"database engine: backend {backend!r} is not supported")
+    if backend == "sqlite" and not getattr(engine, _CONFIGURED, False):
+        _configure_sqlite(engine)
+        setattr(engine, _CONFIGURED, True)
+    return engine
+
+
+class WriteGuard:
+    """Refuses writing transactions on an engine while ``refusal`` is set (one line).
+
+    Checked in the engine's ``begin`` event, so the cost per transaction is
+    one attribute read; read-only (:data:`READ_ONLY`) and migration
+    (:data:`MIGRATING`) connections pass.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.refusal: str | None = None
+        event.listen(engine, "begin", self._on_begin, insert=True)
+
+    def _on_begin(self, connection: Connection) -> None:
+        if self.refusal is None:
+            return
+        options = connection.get_execution_options()
+        if not options.get(READ_ONLY) and not options.get(MIGRATING):
+            raise StorageError(self.refusal)
+
+    def detach(self) -> None:
+        """Stop watching the engine (when the CRM closes)."""
+        if event.contains(self.engine, "begin", self._on_begin):
+            event.remove(self.engine, "begin", self._on_begin)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url`` (SQLite: WAL and foreign keys on; PostgreSQL: psycopg 3)."""
+    """Create an engine for ``url`` (SQLite: WAL and foreign keys on; PostgreSQL: psycopg 3).
+
+    ``kwargs`` go to :func:`sqlalchemy.create_engine` (``pool_size``,
+    ``max_overflow``, ``pool_recycle``, ``echo`` ...).
+    """
     url = normalise_url(url)
     try:
         parsed = make_url(url)
@@ -69,10 +145,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # generic plan made while a table was small (a seq scan for IN (...) lookups),
         # which turns bulk loads quadratic. Plan every statement with its values.
         kwargs.setdefault("connect_args", {}).setdefault("prepare_threshold", None)
-    engine = create_engine(parsed, **kwargs)
-    if backend == "sqlite":
-        _configure_sqlite(engine)
-    return engine
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except TypeError as exc:  # an option this backend's pool or dialect does not take
+        raise ConfigError(f"database engine options: {exc}") from None
+    return configure_engine(engine)
 
 
 def compact(engine: Engine, tables: tuple[str, ...] = ()) -> None:
