@@ -33,10 +33,12 @@ class UnitOfWork:
     crm: CRM
     now: datetime
     actor: str | None = None
-    #: Events emitted so far, as (type, items), written to the outbox just before commit.
+    #: Events emitted and not yet written to the outbox, as (type, items).
     pending_events: list[tuple[str, list[dict[str, Any]]]] = field(
         factory=list, eq=False, repr=False
     )
+    #: Ids of the outbox rows this unit of work wrote (numbered at commit).
+    outbox_rows: list[int] = field(factory=list, eq=False, repr=False)
 
     def emit(
         self, event_type: str, customer_id: int | None, data: Mapping[str, Any] | None = None
@@ -53,6 +55,7 @@ class UnitOfWork:
     def emit_many(self, event_type: str, items: Iterable[Mapping[str, Any]]) -> None:
         """Record several events of one type; each item holds ``customer_id`` and the data."""
         from crmcore.events.model import check_event_type
+        from crmcore.events.outbox import FLUSH_ITEMS, write_pending
 
         check_event_type(event_type)
         batch = [dict(item) for item in items]
@@ -62,3 +65,5 @@ class UnitOfWork:
             self.pending_events[-1][1].extend(batch)
         else:
             self.pending_events.append((event_type, batch))
+        if sum(len(group) for _, group in self.pending_events) >= FLUSH_ITEMS:
+            write_pending(self)

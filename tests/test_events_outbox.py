@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore.access import AccessDeniedError, Principal, Role
 from crmcore.events import Event
+from crmcore.events.outbox import write_pending
 from crmcore.storage.tables import events as events_table
 
 hookimpl = pluggy.HookimplMarker("crmcore")
@@ -178,3 +179,75 @@ def test_concurrent_writers_commit_events_in_position_order(crm: CRM) -> None:
     for cid in ids:
         mine = [e.data["interaction_id"] for e in recorded if e.customer_id == cid]
         assert mine == sorted(mine)
+
+
+def test_bulk_events_are_written_as_they_come_and_numbered_in_order(crm: CRM) -> None:
+    cid = crm.customers.create({"name": "Bulk"}).id
+    seen: list[int] = []
+
+    def observer(crm: CRM, events: Sequence[Event]) -> None:
+        seen.append(len(events))
+
+    crm.pm.register(_plugin(crm_events_committed=observer), name="observer")
+    crm.interactions.record_many(
+        ({"customer_id": cid, "kind": "inquiry", "occurred_at": "2026-01-01T10:00:00Z"}
+         for _ in range(2500)),
+        batch_size=1000,
+        keep=False,
+    )  # fmt: skip
+    with crm.engine.connect() as conn:
+        rows = (
+            conn.execute(
+                sa.select(
+                    events_table.c.position, sa.func.json_array_length(events_table.c["items"])
+                )
+                .where(events_table.c.type == "interaction.recorded")
+                .order_by(events_table.c.position)
+            ).all()
+            if crm.engine.dialect.name == "sqlite"
+            else conn.execute(
+                sa.select(
+                    events_table.c.position, sa.func.jsonb_array_length(events_table.c["items"])
+                )
+                .where(events_table.c.type == "interaction.recorded")
+                .order_by(events_table.c.position)
+            ).all()
+        )
+        positions = (
+            conn.execute(sa.select(events_table.c.position).order_by(events_table.c.position))
+            .scalars()
+            .all()
+        )
+    assert [size for _, size in rows] == [1000, 1000, 500]  # flushed per batch, not held
+    assert positions == list(range(1, len(positions) + 1))  # consecutive, in commit order
+    assert sum(seen) == 2500  # every event reached the hook, in groups
+
+
+def test_positions_follow_commit_order_not_start_order(postgres_url: str) -> None:
+    """A transaction that wrote its events first but commits last gets the later position."""
+    crm = CRM.open(postgres_url, discover=False, upgrade=True)
+    try:
+        first_wrote = threading.Event()
+        second_committed = threading.Event()
+
+        def slow() -> None:
+            with crm.unit_of_work() as uow:
+                crm.customers.create({"name": "Slow"}, ctx=uow)
+                write_pending(uow)  # as a bulk operation does once a batch is full
+                first_wrote.set()
+                second_committed.wait(timeout=30)
+
+        thread = threading.Thread(target=slow)
+        thread.start()
+        first_wrote.wait(timeout=30)
+        crm.customers.create({"name": "Fast"})
+        second_committed.set()
+        thread.join(timeout=30)
+        created = [e for e in crm.events.list() if e.type == "customer.created"]
+        names = {c.id: c.name for c in crm.customers.search().items}
+        assert [names[e.customer_id] for e in created] == ["Fast", "Slow"]
+        with crm.engine.connect() as conn:
+            ids = dict(conn.execute(sa.select(events_table.c.position, events_table.c.id)).all())
+        assert ids[created[0].position] > ids[created[1].position]  # Fast's row was written later
+    finally:
+        crm.close()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from crmcore.access import Action
 from crmcore.errors import ValidationError
 from crmcore.events.model import Event, check_event_type
-from crmcore.events.outbox import read_events
+from crmcore.events.outbox import read_events, read_rows
 
 if TYPE_CHECKING:
     from crmcore.app import CRM
@@ -59,29 +59,42 @@ class EventService:
             raise ValidationError(f"limit: must be 1 to 100000, got {limit!r}", field="limit")
         return list(islice(self.iter(after=after, type=type, customer_id=customer_id), limit))
 
-    def dispatch(self, events: Sequence[Event]) -> None:
-        """Call ``crm_events_committed`` with events that just committed (outside any transaction).
+    def dispatch(self, row_ids: Sequence[int]) -> None:
+        """Call ``crm_events_committed`` for the outbox rows a unit of work just committed.
 
+        Outside any transaction; nothing is read unless a plugin implements
+        the hook. The events go in groups (one call per up to 50 outbox rows,
+        in commit order), so a bulk import's events are never all in memory.
         A failing implementation is logged with its plugin's name and does not
-        reach the caller: the operation has committed. For delivery that must
-        not be lost, use the relay, which reads the outbox.
+        reach the caller (the operation has committed) nor the other plugins.
+        For delivery that must not be lost, use the relay, which reads the outbox.
         """
         pm = self._crm.pm
         impls = pm.hook.crm_events_committed.get_hookimpls()
         if not impls:
             return
-        batch = list(events)
         plugins = {impl.plugin_name: impl.plugin for impl in impls}
-        # pluggy calls the last implementation first; one pluggy call per plugin,
-        # so that one failure does not keep the events from the others.
-        for impl in reversed(impls):
-            others = [p for name, p in plugins.items() if name != impl.plugin_name]
-            caller = pm.subset_hook_caller("crm_events_committed", remove_plugins=others)
-            try:
-                caller(crm=self._crm, events=batch)
-            except Exception:
-                _log.exception(
-                    "plugin %r failed in crm_events_committed (the events are committed; "
-                    "the relay still delivers them)",
-                    impl.plugin_name,
-                )
+        callers = [
+            (
+                impl.plugin_name,
+                pm.subset_hook_caller(
+                    "crm_events_committed",
+                    remove_plugins=[p for n, p in plugins.items() if n != impl.plugin_name],
+                ),
+            )
+            # pluggy calls the last implementation first; one call per plugin, so that one
+            # failure does not keep the events from the others.
+            for impl in reversed(impls)
+        ]
+        with self._crm.reading() as uow:
+            for start in range(0, len(row_ids), 50):
+                batch = list(read_rows(uow.connection, row_ids[start : start + 50]))
+                for name, caller in callers:
+                    try:
+                        caller(crm=self._crm, events=batch)
+                    except Exception:
+                        _log.exception(
+                            "plugin %r failed in crm_events_committed (the events are "
+                            "committed; the relay still delivers them)",
+                            name,
+                        )

@@ -282,9 +282,10 @@ def crm_events_committed(crm: CRM, events: Sequence[Event]) -> None:
     """Domain events whose transaction just committed (``crmcore.events.Event``).
 
     Called after every unit of work that emitted events has committed,
-    outside any transaction, with that unit of work's events in the order
-    they were emitted (core's: ``customer.created`` ... see docs/events.md;
-    plugins' own through ``ctx.emit``). Use it to notify other systems of
+    outside any transaction, with that unit of work's events in commit
+    order (core's: ``customer.created`` ... see docs/events.md; plugins' own
+    through ``ctx.emit``); a bulk operation's events come in several calls
+    of up to 50 outbox rows each. Use it to notify other systems of
     what is now certain. Each implementation runs in a pluggy call of its
     own: an exception is logged with your plugin's name and reaches neither
     the caller nor the other plugins. This is at most once (a crash right

@@ -144,6 +144,8 @@ audit_log = Table(
     # No foreign key: entries outlive the customers they describe.
     Column("customer_id", BigInteger, index=True),
     Column("details", JSONDocument, nullable=False),
+    # Whom an application said the principal acted for (``actor`` is the principal).
+    Column("on_behalf_of", String(200)),
 )
 
 customer_grants = Table(
@@ -159,11 +161,12 @@ customer_grants = Table(
 )
 
 # The transactional outbox (crmcore.events): one row per group of events a unit of work
-# emitted, written in its transaction, in commit order.
+# emitted, written in its transaction; ``position`` is given at commit, in commit order.
 events = Table(
     "crm_events",
     metadata,
     Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("position", BigInteger, unique=True),
     Column("event_id", String(32), nullable=False, unique=True),
     Column("type", String(100), nullable=False, index=True),
     Column("at", UTCDateTime, nullable=False),

@@ -20,6 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "crm_events",
         sa.Column("id", IdType, primary_key=True, autoincrement=True),
+        sa.Column("position", sa.BigInteger),
         sa.Column("event_id", sa.String(32), nullable=False),
         sa.Column("type", sa.String(100), nullable=False),
         sa.Column("at", UTCDateTime, nullable=False),
@@ -27,6 +28,7 @@ def upgrade() -> None:
         sa.Column("items", JSONDocument, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_crm_events"),
         sa.UniqueConstraint("event_id", name="uq_crm_events_event_id"),
+        sa.UniqueConstraint("position", name="uq_crm_events_position"),
     )
     op.create_index("ix_crm_events_type", "crm_events", ["type"])
     op.create_table(
