@@ -122,6 +122,7 @@ class CRM:
         from crmcore.access import AccessControl
         from crmcore.audit import AuditLog
         from crmcore.customers import CustomerService
+        from crmcore.events import EventService
         from crmcore.interactions import InteractionService
         from crmcore.lifecycle import LifecycleService
 
@@ -130,6 +131,7 @@ class CRM:
         self.customers = CustomerService(self)
         self.interactions = InteractionService(self)
         self.lifecycle = LifecycleService(self)
+        self.events = EventService(self)
 
     def as_user(self, principal: Principal) -> CRM:
         """A view of this CRM acting for ``principal``: every service call is authorised.
@@ -476,15 +478,21 @@ class CRM:
         if ctx is not None:
             yield ctx
             return
+        from crmcore.events.outbox import number_rows
+
         try:
             with self.engine.begin() as connection:
                 if actor is None and self.principal is not None:
                     actor = self.principal.user
-                yield UnitOfWork(connection=connection, crm=self, now=self.clock(), actor=actor)
+                uow = UnitOfWork(connection=connection, crm=self, now=self.clock(), actor=actor)
+                yield uow
+                number_rows(uow)
         except IntegrityError as exc:
             raise self._conflict_error(exc) from exc
         except (OperationalError, ProgrammingError) as exc:
             raise self._storage_error(exc) from exc
+        if uow.outbox_rows:
+            self.events.dispatch(uow.outbox_rows)
 
     @contextmanager
     def reading(self, ctx: UnitOfWork | None = None) -> Iterator[UnitOfWork]:
