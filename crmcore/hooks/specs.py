@@ -14,7 +14,18 @@ Conventions:
   ``ctx.now`` is the clock's time; use it instead of ``datetime.now()``.
 * An exception raised by a hook inside a unit of work rolls the whole operation
   back and reaches the caller (a :class:`~crmcore.errors.CRMError` unchanged,
-  anything else wrapped in :class:`~crmcore.errors.PluginError`).
+  anything else wrapped in :class:`~crmcore.errors.PluginError` naming the
+  plugin and the hook).
+* **Order.** Every hook runs through pluggy's call loop: ``tryfirst``
+  implementations first, then the others, the most recently registered
+  plugin first, then ``trylast`` ones. Installed plugins register in the
+  order their entry points are found, then plugins given in code, in the
+  order given. Hooks whose answers belong to one plugin each (config schema,
+  migration locations, profile, metrics, report charts, export) are
+  collected in that order, keyed by plugin name, ``None`` answers left out.
+  A ``wrapper=True`` (or ``hookwrapper=True``) implementation wraps the
+  whole call: it sees the list of answers and may filter it or change its
+  items in place. ``pm.add_hookcall_monitoring`` sees every call.
 """
 
 from __future__ import annotations
@@ -302,7 +313,7 @@ def crm_events_committed(crm: CRM, events: Sequence[Event]) -> None:
 def crm_demo(crm: CRM, seed: int, console: Console) -> None:
     """Add your part to ``crm demo`` and print your report.
 
-    Called after core's demo data is loaded, in plugin registration order.
+    Called after core's demo data is loaded, in hook order (see the conventions).
     Generate data deterministically from ``seed``, write it through your own
     service functions, and print a short report to ``console``.
     """
