@@ -3,8 +3,16 @@
 Core writes an entry per entity touched (customer created, updated, deleted or
 erased; interaction recorded; lifecycle move) inside the operation's unit of
 work, so an entry exists exactly when the change committed. Plugins record
-their own writes with :meth:`AuditLog.record`. Values of sensitive fields are
-never written to the log, and erasing a customer redacts their entries.
+their own writes with :meth:`AuditLog.record` (one entry) or
+:meth:`AuditLog.record_batch` (bulk writes).
+
+The ``actor`` of an entry is the acting principal on a user's view
+(``crm.as_user``); a name the application passes as ``actor=`` is kept as
+``on_behalf_of`` and cannot replace it. Only the trusted system view (the CRM
+from ``CRM.open``) names its actor freely.
+
+Values of sensitive fields are never written to the log, and erasing a
+customer redacts their entries.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ class AuditEntry:
     actor: str | None = None
     at: datetime | None = None
     id: int | None = None
+    #: Whom the application said the actor acted for (recorded, never trusted as the actor).
+    on_behalf_of: str | None = None
 
 
 def redact(field_name: str, value: Any) -> Any:
@@ -84,20 +94,49 @@ class AuditLog:
     def __init__(self, crm: CRM) -> None:
         self._crm = crm
 
+    def _who(self, ctx: UnitOfWork, entry: AuditEntry) -> tuple[str | None, str | None]:
+        """(actor, on_behalf_of) as recorded: the actor is the principal whenever there is one.
+
+        A name claimed by the caller (``entry.actor``, or the unit of work's
+        ``actor`` given as ``actor=`` to a service) is kept as
+        ``on_behalf_of`` when it differs. Only the trusted system view, which
+        has no principal, names the actor itself.
+        """
+        principal = self._crm.principal or ctx.crm.principal
+        claimed = entry.actor if entry.actor is not None else ctx.actor
+        if principal is None:
+            return claimed, entry.on_behalf_of
+        if entry.on_behalf_of is not None:
+            return principal.user, entry.on_behalf_of
+        return principal.user, None if claimed in (None, principal.user) else claimed
+
     def record(self, ctx: UnitOfWork, entries: Iterable[AuditEntry]) -> int:
-        """Write entries inside ``ctx`` (actor and time default to the unit of work's)."""
-        rows: list[dict[str, Any]] = [
-            {
-                "at": entry.at or ctx.now,
-                "actor": entry.actor if entry.actor is not None else ctx.actor,
-                "action": entry.action,
-                "entity": entry.entity,
-                "entity_id": entry.entity_id,
-                "customer_id": entry.customer_id,
-                "details": dict(entry.details),
-            }
-            for entry in entries
-        ]
+        """Write entries inside ``ctx`` (actor and time default to the unit of work's).
+
+        On a user's view the actor is always the principal (see :meth:`_who`).
+        """
+        rows: list[dict[str, Any]] = []
+        for entry in entries:
+            actor, on_behalf_of = self._who(ctx, entry)
+            rows.append(
+                {
+                    "at": entry.at or ctx.now,
+                    "actor": actor,
+                    "on_behalf_of": on_behalf_of,
+                    "action": entry.action,
+                    "entity": entry.entity,
+                    "entity_id": entry.entity_id,
+                    "customer_id": entry.customer_id,
+                    "details": dict(entry.details),
+                }
+            )
+        for row in rows:
+            if row["on_behalf_of"] is not None and (
+                not isinstance(row["on_behalf_of"], str) or len(row["on_behalf_of"]) > 200
+            ):
+                raise ValidationError(
+                    "on_behalf_of: must be text of at most 200 characters", field="on_behalf_of"
+                )
         for row in rows:
             if not isinstance(row["action"], str) or not 0 < len(row["action"]) <= 60:
                 raise ValidationError(

@@ -66,6 +66,11 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "unreadable": {"enum": ["skip", "fail"]},
             },
         },
+        "access": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"allow_role_switch": {"type": "boolean"}},
+        },
         "limits": {
             "type": "object",
             "additionalProperties": False,
@@ -107,6 +112,8 @@ class Config:
     unreadable: str = "skip"
     #: Nesting depth and size allowed for each JSON document (``[limits]``).
     json_limits: JsonLimits = field(factory=JsonLimits)
+    #: Whether ``crm --user/--role`` may act as another user (``[access] allow_role_switch``).
+    allow_role_switch: bool = True
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: Path | None = None) -> Config:
@@ -150,6 +157,7 @@ class Config:
                 limits.get("json_max_depth", DEFAULT_JSON_MAX_DEPTH),
                 limits.get("json_max_bytes", DEFAULT_JSON_MAX_BYTES),
             ),
+            allow_role_switch=data.get("access", {}).get("allow_role_switch", True),
         )
 
 

@@ -301,9 +301,17 @@ def _prefix(exc: CRMError, where: str) -> CRMError:
     return type(exc)(f"{where}: {exc}")
 
 
-def _duplicate(key: tuple[str, str], existing_id: int, keys: IdentityKeys) -> ConflictError:
+def _duplicate(
+    key: tuple[str, str], existing_id: int, keys: IdentityKeys, *, visible: bool = True
+) -> ConflictError:
+    """The refusal of a duplicate; it names the holder only to whom may see it."""
     column, value = key
     value = keys.shown(column, value)
+    if not visible:
+        return ConflictError(
+            f"duplicate customer: {_KEY_LABELS[column]} {value!r} already belongs to "
+            "a customer you may not see"
+        )
     return ConflictError(
         f"duplicate customer: {_KEY_LABELS[column]} {value!r} already belongs to "
         f"customer {existing_id}",
@@ -423,7 +431,10 @@ class CustomerService:
         for position, item, customer, keys in good:
             clash = next(((col, v) for col, v in keys.pairs() if (col, v) in existing), None)
             if clash is not None:
-                self._reject(on_reject, position, item, _duplicate(clash, existing[clash], keys))
+                holder = existing[clash]
+                shown = self._crm.access.may_see(holder, ctx=uow)
+                error = _duplicate(clash, holder, keys, visible=shown)
+                self._reject(on_reject, position, item, error)
                 continue
             kept.append((position, item, customer, keys))
         kept = self._run_plugin_validation(uow, kept, on_reject)
@@ -703,17 +714,21 @@ class CustomerService:
         return customer
 
     def exists(self, customer_ids: Iterable[int], *, ctx: UnitOfWork | None = None) -> set[int]:
-        """Which of these ids belong to stored customers."""
+        """Which of these ids belong to stored customers the acting user may read.
+
+        A customer hidden from the user is left out exactly like one that
+        does not exist, so the answer reveals nothing about it.
+        """
         wanted = sorted(set(customer_ids))
         found: set[int] = set()
         with self._crm.reading(ctx) as uow:
+            visible = self._crm.access.visible_condition(ctx=uow) if wanted else None
             for start in range(0, len(wanted), _IN_CHUNK):
                 chunk = wanted[start : start + _IN_CHUNK]
-                found.update(
-                    uow.connection.execute(
-                        select(customers.c.id).where(customers.c.id.in_(chunk))
-                    ).scalars()
-                )
+                query = select(customers.c.id).where(customers.c.id.in_(chunk))
+                if visible is not None:
+                    query = query.where(visible)
+                found.update(uow.connection.execute(query).scalars())
         return found
 
     def _rows_to_customers(
@@ -912,7 +927,8 @@ class CustomerService:
         unreadable``): see :mod:`crmcore.unreadable`.
         """
         last = 0
-        visible = self._crm.access.visible_condition()
+        seen = self._crm.access.visibility()
+        visible = seen.condition
         while True:
             with self._crm.reading() as uow:
                 rows = uow.connection.execute(
@@ -922,23 +938,35 @@ class CustomerService:
                     .limit(batch_size)
                 ).all()
                 batch = self._rows_to_customers(uow.connection, rows, unreadable)
+                if seen.per_row:  # a crm_authorize policy without a SQL answer: ask per row
+                    batch = [c for c in batch if self._crm.access.allowed(Action.READ, c, ctx=uow)]
             if not rows:
                 return
             yield from batch
             last = rows[-1].id
 
     def find_duplicate(self, customer: Customer | Mapping[str, Any]) -> int | None:
-        """The id of a stored customer sharing an identity key with ``customer``, if any."""
+        """The id of a stored customer sharing an identity key with ``customer``, if any.
+
+        When every such customer is hidden from the acting user, a
+        ConflictError says that the key is taken without naming who holds it
+        (the duplicate is refused all the same on create).
+        """
         candidate = _coerce(customer)
         keys, errors = validate_customer(candidate, self._crm.clock(), None)
         if errors:
             raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
         assert keys is not None
+        keys = keys.blinded(self._crm.cipher)
         with self._crm.reading() as uow:
-            found = self._find_existing(
-                uow.connection, [keys.blinded(self._crm.cipher)], exclude_id=candidate.id
-            )
-        return min(found.values()) if found else None
+            found = self._find_existing(uow.connection, [keys], exclude_id=candidate.id)
+            visible = sorted(i for i in set(found.values()) if self._crm.access.may_see(i, ctx=uow))
+        if visible:
+            return visible[0]
+        if found:
+            key = min(found, key=lambda k: found[k])
+            raise _duplicate(key, found[key], keys, visible=False)
+        return None
 
     def rotate_encryption(
         self,

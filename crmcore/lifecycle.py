@@ -150,10 +150,12 @@ class LifecycleService:
 
         For plugins that decide moves themselves inside a unit of work; the
         caller is responsible for having checked each move with
-        :func:`check_transition`.
+        :func:`check_transition`. The acting user must be allowed to write
+        every customer moved (one query; AccessDeniedError otherwise).
         """
         if not events:
             return
+        self._crm.access.guard(uow, [e.customer_id for e in events], Action.WRITE)
         by_stage: dict[Stage, list[int]] = {}
         for event in events:
             by_stage.setdefault(event.to_stage, []).append(event.customer_id)

@@ -125,3 +125,24 @@ def crm_factory(db_url: str, clock: FrozenClock) -> Iterator[CRMFactory]:
     yield factory
     for instance in opened:
         instance.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print every access conformance matrix the tests ran (and write them to a file).
+
+    ``CRM_ACCESS_MATRIX=path`` also writes the matrices to that file.
+    """
+    from crmcore.conformance import recorded_matrices
+
+    matrices = recorded_matrices()
+    if not matrices:
+        return
+    text = "\n\n".join(m.format() for m in matrices)
+    terminalreporter.section("crmcore access conformance")
+    terminalreporter.write_line(text)
+    leaks = sum(len(m.failures) for m in matrices)
+    cells = sum(len(m.cells) for m in matrices)
+    terminalreporter.write_line(f"{len(matrices)} matrices, {cells} cells, {leaks} failures")
+    target = os.environ.get("CRM_ACCESS_MATRIX")
+    if target:
+        Path(target).write_text(text + "\n", encoding="utf-8")

@@ -1,8 +1,43 @@
-"""Helpers for testing code built on crmcore: a controllable clock."""
+"""Helpers for testing code built on crmcore: a controllable clock and the access kit.
+
+The access conformance kit (:func:`run_conformance`, :class:`Case`,
+:class:`Matrix`) lives in :mod:`crmcore.conformance` and is re-exported here.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+
+from crmcore.conformance import (
+    ADMIN_ONLY,
+    EVERYONE_ONLY,
+    PRINCIPALS,
+    SCOPED,
+    Case,
+    Cell,
+    Matrix,
+    Subjects,
+    fresh_customer,
+    prepare_customers,
+    recorded_matrices,
+    run_conformance,
+)
+
+__all__ = [
+    "ADMIN_ONLY",
+    "EVERYONE_ONLY",
+    "PRINCIPALS",
+    "SCOPED",
+    "Case",
+    "Cell",
+    "FrozenClock",
+    "Matrix",
+    "Subjects",
+    "fresh_customer",
+    "prepare_customers",
+    "recorded_matrices",
+    "run_conformance",
+]
 
 
 class FrozenClock:
