@@ -138,12 +138,13 @@ def validate_interaction(
         bad("text", f"longer than 100000 characters ({len(interaction.text)})")
     if interaction.handled_by is not None and len(interaction.handled_by) > 200:
         bad("handled_by", "longer than 200 characters")
-    for name, limit in (("source", 100), ("external_id", 200)):
-        value = getattr(interaction, name)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            bad(name, f"must be a non-empty string, got {value!r}", value)
-        elif value is not None and len(value) > limit:
-            bad(name, f"longer than {limit} characters ({len(value)})", value)
+    if interaction.source is not None or interaction.external_id is not None:
+        for name, limit in (("source", 100), ("external_id", 200)):
+            value = getattr(interaction, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                bad(name, f"must be a non-empty string, got {value!r}", value)
+            elif value is not None and len(value) > limit:
+                bad(name, f"longer than {limit} characters ({len(value)})", value)
     for index, item in enumerate(interaction.items):
         if item.quantity <= 0:
             bad(f"items.{index}.quantity", f"must be positive, got {item.quantity}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +33,9 @@ class UnitOfWork:
     crm: CRM
     now: datetime
     actor: str | None = None
-    #: Events emitted and not yet written to the outbox, as (type, items).
-    pending_events: list[tuple[str, list[dict[str, Any]]]] = field(
-        factory=list, eq=False, repr=False
-    )
+    #: Events emitted and not yet written to the outbox: (type, items) where items is a
+    #: list of dicts or, from :meth:`emit_rows`, ``{"fields": [...], "rows": [[...], ...]}``.
+    pending_events: list[tuple[str, Any]] = field(factory=list, eq=False, repr=False)
     #: Ids of the outbox rows this unit of work wrote (numbered at commit).
     outbox_rows: list[int] = field(factory=list, eq=False, repr=False)
 
@@ -55,15 +54,49 @@ class UnitOfWork:
     def emit_many(self, event_type: str, items: Iterable[Mapping[str, Any]]) -> None:
         """Record several events of one type; each item holds ``customer_id`` and the data."""
         from crmcore.events.model import check_event_type
-        from crmcore.events.outbox import FLUSH_ITEMS, write_pending
 
         check_event_type(event_type)
         batch = [dict(item) for item in items]
         if not batch:
             return
-        if self.pending_events and self.pending_events[-1][0] == event_type:
-            self.pending_events[-1][1].extend(batch)
+        last = self.pending_events[-1] if self.pending_events else None
+        if last is not None and last[0] == event_type and isinstance(last[1], list):
+            last[1].extend(batch)
         else:
             self.pending_events.append((event_type, batch))
-        if sum(len(group) for _, group in self.pending_events) >= FLUSH_ITEMS:
+        self._maybe_flush()
+
+    def emit_rows(
+        self, event_type: str, fields: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Record several events of one type given as rows of ``fields`` (compact; bulk paths).
+
+        ``fields[0]`` must be ``"customer_id"``; each row holds one value per
+        field. The events are those :meth:`emit_many` would record with
+        ``dict(zip(fields, row))``, stored without repeating the field names.
+        """
+        from crmcore.events.model import check_event_type
+
+        check_event_type(event_type)
+        if not fields or fields[0] != "customer_id":
+            raise ValueError("emit_rows: the first field must be 'customer_id'")
+        table = [list(row) for row in rows]
+        if not table:
+            return
+        last = self.pending_events[-1] if self.pending_events else None
+        if (
+            last is not None
+            and last[0] == event_type
+            and isinstance(last[1], dict)
+            and last[1]["fields"] == list(fields)
+        ):
+            last[1]["rows"].extend(table)
+        else:
+            self.pending_events.append((event_type, {"fields": list(fields), "rows": table}))
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        from crmcore.events.outbox import FLUSH_ITEMS, item_count, write_pending
+
+        if sum(item_count(items) for _, items in self.pending_events) >= FLUSH_ITEMS:
             write_pending(self)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore.access import AccessDeniedError, Principal, Role
 from crmcore.events import Event
-from crmcore.events.outbox import write_pending
+from crmcore.events.outbox import item_count, write_pending
 from crmcore.storage.tables import events as events_table
 
 hookimpl = pluggy.HookimplMarker("crmcore")
@@ -196,28 +196,17 @@ def test_bulk_events_are_written_as_they_come_and_numbered_in_order(crm: CRM) ->
         keep=False,
     )  # fmt: skip
     with crm.engine.connect() as conn:
-        rows = (
-            conn.execute(
-                sa.select(
-                    events_table.c.position, sa.func.json_array_length(events_table.c["items"])
-                )
-                .where(events_table.c.type == "interaction.recorded")
-                .order_by(events_table.c.position)
-            ).all()
-            if crm.engine.dialect.name == "sqlite"
-            else conn.execute(
-                sa.select(
-                    events_table.c.position, sa.func.jsonb_array_length(events_table.c["items"])
-                )
-                .where(events_table.c.type == "interaction.recorded")
-                .order_by(events_table.c.position)
-            ).all()
-        )
+        stored = conn.execute(
+            sa.select(events_table.c.position, events_table.c["items"])
+            .where(events_table.c.type == "interaction.recorded")
+            .order_by(events_table.c.position)
+        ).all()
         positions = (
             conn.execute(sa.select(events_table.c.position).order_by(events_table.c.position))
             .scalars()
             .all()
         )
+    rows = [(position, item_count(items)) for position, items in stored]
     assert [size for _, size in rows] == [1000, 1000, 500]  # flushed per batch, not held
     assert positions == list(range(1, len(positions) + 1))  # consecutive, in commit order
     assert sum(seen) == 2500  # every event reached the hook, in groups

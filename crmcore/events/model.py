@@ -80,9 +80,12 @@ def expand(
     event_type: str,
     at: datetime,
     actor: str | None,
-    items: list[dict[str, Any]],
+    items: Any,
 ) -> Iterator[Event]:
-    """The events of one outbox row (one per item)."""
+    """The events of one outbox row (one per item; ``items`` a dict list or a field table)."""
+    if isinstance(items, dict):
+        fields = items["fields"]
+        items = [dict(zip(fields, row, strict=True)) for row in items["rows"]]
     for index, item in enumerate(items):
         data = {k: v for k, v in item.items() if k != "customer_id"}
         yield Event(

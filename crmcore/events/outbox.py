@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, text, update
+from sqlalchemy.exc import StatementError
 
 from crmcore.errors import ValidationError
 from crmcore.events.model import CORE_EVENT_TYPES, Event, expand
@@ -30,29 +31,36 @@ FLUSH_ITEMS = 1000
 _ADVISORY_KEY = 0x63726D65  # "crme": serialises numbering-and-commit on PostgreSQL
 
 
+def item_count(items: Any) -> int:
+    """How many events an outbox row's ``items`` (dict list or field table) holds."""
+    return len(items["rows"]) if isinstance(items, dict) else len(items)
+
+
 def write_pending(uow: UnitOfWork) -> None:
     """Write the unit of work's pending events to the outbox (not yet numbered)."""
     if not uow.pending_events:
         return
-    rows = []
-    for event_type, items in uow.pending_events:
-        try:
-            json.dumps(items)
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(
-                f"event {event_type}: data is not JSON-safe: {exc}", field="data"
-            ) from None
-        rows.append(
-            {
-                "event_id": uuid.uuid4().hex,
-                "type": event_type,
-                "at": uow.now,
-                "actor": uow.actor,
-                "items": items,
-            }
-        )
+    rows = [
+        {
+            "event_id": uuid.uuid4().hex,
+            "type": event_type,
+            "at": uow.now,
+            "actor": uow.actor,
+            "items": items,
+        }
+        for event_type, items in uow.pending_events
+    ]
     uow.pending_events.clear()
-    ids = uow.connection.execute(insert(events).returning(events.c.id), rows).scalars().all()
+    try:
+        ids = uow.connection.execute(insert(events).returning(events.c.id), rows).scalars().all()
+    except (StatementError, TypeError, ValueError) as exc:
+        cause = exc.orig if isinstance(exc, StatementError) else exc
+        if not isinstance(cause, TypeError | ValueError):
+            raise
+        types = ", ".join(sorted({r["type"] for r in rows}))
+        raise ValidationError(
+            f"event {types}: data is not JSON-safe: {cause}", field="data"
+        ) from None
     uow.outbox_rows.extend(ids)
 
 
@@ -151,6 +159,8 @@ def redact_customer_events(uow: UnitOfWork, customer_id: int) -> int:
         )
     ).all()
     for row_id, items in rows:
+        if not isinstance(items, list):
+            continue
         redacted: list[dict[str, Any]] = [
             {"customer_id": customer_id, "redacted": True}
             if item.get("customer_id") == customer_id
