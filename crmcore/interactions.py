@@ -99,10 +99,15 @@ def validate_interaction(
         bad("items", too_big)
     if errors:
         return errors
-    for name in ("text", "handled_by", "currency", "payload", "source", "external_id"):
+    for name in ("text", "handled_by", "currency", "payload"):
         unstorable = text_problem(getattr(interaction, name), name)
         if unstorable:
             bad(*unstorable)
+    if interaction.source is not None or interaction.external_id is not None:
+        for name in ("source", "external_id"):
+            unstorable = text_problem(getattr(interaction, name), name)
+            if unstorable:
+                bad(*unstorable)
     for index, item in enumerate(interaction.items):
         for name in ("sku", "name", "category"):
             unstorable = text_problem(getattr(item, name), f"items.{index}.{name}")
@@ -355,7 +360,7 @@ class InteractionService:
         repeated inside the batch counts as already stored after its first row.
         A key stored for another customer is a conflict, not a repeat.
         """
-        if not any(i.external_id is not None for _, _, i in good):
+        if not [1 for _, _, i in good if i.external_id is not None]:
             return good
         keyed = []
         for position, item, interaction in good:

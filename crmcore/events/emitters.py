@@ -2,7 +2,8 @@
 
 Each function appends one group of events to the unit of work (as a compact
 field table: these run on the bulk paths); the services call them next to
-the matching in-transaction hook.
+the matching in-transaction hook. Enum members go in as they are: they are
+``StrEnum`` members, which JSON writes as their values.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ def interactions_recorded(uow: UnitOfWork, interactions: Sequence[Interaction]) 
             (
                 i.customer_id,
                 i.id,
-                i.kind.value,
-                i.channel.value,
+                i.kind,
+                i.channel,
                 i.occurred_at.isoformat(),
                 None if i.amount is None else str(i.amount),
                 i.currency,
@@ -81,8 +82,5 @@ def lifecycle_changed(uow: UnitOfWork, events: Sequence[LifecycleEvent]) -> None
     uow.emit_rows(
         "lifecycle.changed",
         _LIFECYCLE_CHANGED,
-        [
-            (e.customer_id, e.from_stage.value if e.from_stage else None, e.to_stage.value)
-            for e in events
-        ],
+        [(e.customer_id, e.from_stage, e.to_stage) for e in events],
     )
