@@ -338,8 +338,9 @@ class CRM:
 
     def _apply_schema_state(self, state: migrate.SchemaState) -> None:
         self._guard.refusal = state.refusal()
+        new = [line for line in state.warnings() if line not in self.schema_warnings]
         self.schema_warnings = state.warnings()
-        for line in self.schema_warnings:
+        for line in new:
             warnings.warn(line, PluginWarning, stacklevel=4)
 
     def pending_migrations(self) -> set[str]:

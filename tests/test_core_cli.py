@@ -164,7 +164,8 @@ def test_plugins_list(run) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_db_status_and_upgrade(run) -> None:  # type: ignore[no-untyped-def]
-    assert json.loads(ok(run("db", "status", "--json")).output) == {"pending": []}
+    status = json.loads(ok(run("db", "status", "--json")).output)
+    assert status == {"pending": [], "pending_by_owner": {}, "missing_plugins": {}}
     assert "up to date" in ok(run("db", "upgrade")).output
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,22 @@ from crmcore.cli.context import CLIState
 from crmcore.cli.output import safe_line
 from crmcore.cli.params import bound_integers
 from crmcore.config import default_config, load_config
-from crmcore.errors import CRMError
-from crmcore.hooks.manager import make_plugin_manager
+from crmcore.errors import CRMError, PluginWarning
+from crmcore.hooks.manager import (
+    DISABLE_ENV,
+    LOAD_ENV,
+    CRMPluginManager,
+    PluginSelection,
+    make_plugin_manager,
+    split_names,
+)
 
 #: Environment variable naming the config file when ``--config`` is not given.
 CONFIG_ENV = "CRM_CONFIG"
 #: Environment variable that turns ``--debug`` on.
 DEBUG_ENV = "CRM_DEBUG"
+#: ``click.Context.meta`` key of the plugin selection of the running ``crm``.
+SELECTION_KEY = "crmcore.plugin_selection"
 
 _CLICK_FLOW = (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort)
 
@@ -54,7 +64,28 @@ def error_line(exc: BaseException) -> str:
 
 
 class CRMGroup(click.Group):
-    """A click group that turns every error into one line on stderr and exit code 1."""
+    """A click group that turns every error into one line on stderr and exit code 1.
+
+    ``plugin_problems`` (one line per plugin that could not load) are printed
+    as warnings before anything else, ``--help`` and ``--version`` included.
+    """
+
+    plugin_problems: tuple[str, ...] = ()
+    #: Plugins that could not load or add their commands, with the reason.
+    broken_plugins: Mapping[str, str] = {}
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """Print the plugin problems, then parse as click does."""
+        if parent is None:
+            for problem in self.plugin_problems:
+                click.echo(safe_line(f"Warning: {problem}"), err=True)
+        return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; report any exception as one line, without a traceback.
@@ -62,7 +93,9 @@ class CRMGroup(click.Group):
         Click's own flow (usage errors, ``--help``, aborts) passes through.
         """
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _one_line_warning(warnings.showwarning)
+                return super().invoke(ctx)
         except _CLICK_FLOW:
             raise
         except Exception as exc:
@@ -106,6 +139,19 @@ class CRMGroup(click.Group):
     help="The role of --user.",
 )
 @click.option(
+    "--plugins",
+    "load_plugins",
+    metavar="NAMES",
+    help=f"Load only these installed plugins, comma-separated ('' for none; env {LOAD_ENV}).",
+)
+@click.option(
+    "--no-plugin",
+    "no_plugins",
+    metavar="NAME",
+    multiple=True,
+    help=f"Do not load this plugin; repeatable (env {DISABLE_ENV}, comma-separated).",
+)
+@click.option(
     "--debug",
     is_flag=True,
     help="On an internal error, print its traceback too (env CRM_DEBUG=1).",
@@ -119,6 +165,8 @@ def _root(
     actor: str | None,
     user: str | None,
     role: str,
+    load_plugins: str | None,
+    no_plugins: tuple[str, ...],
     debug: bool,
 ) -> None:
     """crmcore: customers, interactions and lifecycle, with every CRM strategy a plugin.
@@ -135,9 +183,13 @@ def _root(
         config = load_config(config_path) if config_path else default_config()
         if database:
             config = evolve(config, database_url=database)
-        crm = CRM.open(config)
+        crm = CRM.open(
+            config, load_plugins=selection.load, disable_plugins=selection.disabled
+        )
         return crm.as_user(Principal(user, Role(role))) if user else crm
 
+    selection = _selection(load_plugins, no_plugins)
+    ctx.meta[SELECTION_KEY] = selection
     state = ctx.ensure_object(CLIState)
     state.actor = actor or user
     state.opener = opener
@@ -183,6 +235,53 @@ def _config_path_from_argv(argv: Sequence[str]) -> Path | None:
     return Path(env) if env else None
 
 
+def _selection(load: str | None, disabled: Sequence[str]) -> PluginSelection:
+    names = [n for value in disabled for n in split_names(value)]
+    chosen = None if load is None else split_names(load)
+    return PluginSelection.from_environment().narrowed(load=chosen, disabled=names)
+
+
+def _selection_from_argv(argv: Sequence[str]) -> PluginSelection:
+    """Read ``--plugins``/``--no-plugin`` before click parses: left-out plugins add no commands."""
+    load: str | None = None
+    disabled: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            break
+        value = argv[index + 1] if index + 1 < len(argv) else None
+        if arg == "--plugins" and value is not None:
+            load = value
+        elif arg.startswith("--plugins="):
+            load = arg.split("=", 1)[1]
+        elif arg == "--no-plugin" and value is not None:
+            disabled.append(value)
+        elif arg.startswith("--no-plugin="):
+            disabled.append(arg.split("=", 1)[1])
+    return _selection(load, disabled)
+
+
+def cli_plugin_manager(
+    config_path: Path | None, selection: PluginSelection | None = None
+) -> CRMPluginManager:
+    """The plugins ``crm`` loads (a broken one recorded, not raised), without a database."""
+    config = load_config(config_path) if config_path else default_config()
+    return make_plugin_manager(
+        discover=True, disabled=config.disabled_plugins, selection=selection, strict=False
+    )
+
+
+def _register_plugin_commands(pm: CRMPluginManager, group: click.Group) -> None:
+    """Each plugin adds its commands on its own: one that fails is recorded as broken."""
+    caller = pm.hook.crm_register_commands
+    plugins = {impl.plugin_name: impl.plugin for impl in caller.get_hookimpls()}
+    for name in reversed(list(plugins)):  # pluggy's order: the most recent first
+        others = [p for n, p in plugins.items() if n != name]
+        try:
+            pm.subset_hook_caller("crm_register_commands", remove_plugins=others)(cli=group)
+        except Exception as exc:
+            pm.broken[name] = f"failed in crm_register_commands: {type(exc).__name__}: {exc}"
+
+
 def build_cli(argv: Sequence[str] = ()) -> click.Group:
     """A new ``crm`` group with core's commands and those of every enabled plugin.
 
@@ -198,12 +297,27 @@ def build_cli(argv: Sequence[str] = ()) -> click.Group:
         context_settings=_root.context_settings,
     )
     _register_builtin_commands(group)
-    path = _config_path_from_argv(argv)
-    config = load_config(path) if path else default_config()
-    pm = make_plugin_manager(discover=True, disabled=config.disabled_plugins)
-    pm.hook.crm_register_commands(cli=group)
+    pm = cli_plugin_manager(_config_path_from_argv(argv), _selection_from_argv(argv))
+    _register_plugin_commands(pm, group)
+    group.broken_plugins = dict(pm.broken)
+    group.plugin_problems = tuple(
+        f"plugin {name!r} is broken ({problem}); leave it out with --no-plugin {name}"
+        for name, problem in sorted(pm.broken.items())
+    )
     bound_integers(group)
     return group
+
+
+def _one_line_warning(show: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` printing crmcore's warnings as one ``Warning:`` line."""
+
+    def showwarning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+        if issubclass(category, PluginWarning):
+            click.echo(safe_line(f"Warning: {message}"), err=True)
+        else:
+            show(message, category, *args, **kw)
+
+    return showwarning
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,11 +1,14 @@
-"""``crm init``, ``crm db upgrade|status`` and ``crm plugins list``."""
+"""``crm init``, ``crm db upgrade|status`` and ``crm plugins list|remove``."""
 
 from __future__ import annotations
 
+import attrs
 import click
 
 from crmcore.cli.context import get_console, get_crm, json_option, print_json, print_table
 from crmcore.cli.output import safe_text
+from crmcore.hooks.manager import plugin_infos
+from crmcore.storage.migrate import CORE
 
 
 @click.command()
@@ -26,7 +29,10 @@ def db() -> None:
 
 @db.command()
 def upgrade() -> None:
-    """Apply pending migrations of core and every enabled plugin."""
+    """Apply pending migrations of core and every enabled plugin.
+
+    Revisions of plugins that are gone stay recorded (a warning names each).
+    """
     crm = get_crm()
     before = crm.pending_migrations()
     crm.upgrade()
@@ -38,38 +44,111 @@ def upgrade() -> None:
 
 @db.command()
 @json_option
-def status(as_json: bool) -> None:
-    """Show whether migrations are pending."""
+@click.option("--check", is_flag=True, help="Exit with code 1 when migrations are pending.")
+def status(as_json: bool, check: bool) -> None:
+    """Show whether migrations are pending, and plugins whose data is left behind."""
     crm = get_crm()
-    pending = sorted(crm.pending_migrations())
+    state = crm.schema_state()
+    pending = sorted(state.pending_heads())
     if as_json:
-        print_json({"pending": pending})
-    elif pending:
-        get_console().print(f"Pending: {safe_text(', '.join(pending))} (run `crm db upgrade`)")
+        print_json(
+            {
+                "pending": pending,
+                "pending_by_owner": {o: list(r) for o, r in sorted(state.pending.items())},
+                "missing_plugins": {o: list(r) for o, r in sorted(state.unknown.items())},
+            }
+        )
     else:
-        get_console().print("Schema up to date.")
+        if pending:
+            owners = ", ".join(
+                f"{'core' if o == CORE else o} ({', '.join(r)})"
+                for o, r in sorted(state.pending.items())
+            )
+            get_console().print(f"Pending: {safe_text(owners)} (run `crm db upgrade`)")
+        else:
+            get_console().print("Schema up to date.")
+    if check and pending:
+        raise click.exceptions.Exit(1)
 
 
 @click.group()
 def plugins() -> None:
-    """Installed plugins."""
+    """Installed plugins: list them, remove one's tables and migrations."""
 
 
 @plugins.command("list")
 @json_option
 def list_plugins(as_json: bool) -> None:
-    """Enabled plugins with their version and the hooks they implement."""
-    infos = get_crm().plugins()
+    """Every installed plugin: version, status (enabled, disabled, broken ...), hooks.
+
+    Needs no database, so it works while a plugin is broken.
+    """
+    from crmcore.cli import SELECTION_KEY, _config_path_from_argv, cli_plugin_manager
+
+    ctx = click.get_current_context()
+    config_path = ctx.find_root().params.get("config_path") or _config_path_from_argv([])
+    pm = cli_plugin_manager(config_path, ctx.meta.get(SELECTION_KEY))
+    broken = getattr(ctx.find_root().command, "broken_plugins", {})
+    infos = [
+        attrs.evolve(i, status="broken", problem=broken[i.name]) if i.name in broken else i
+        for i in plugin_infos(pm, everything=True)
+    ]
     rows = [
         {
             "name": i.name,
             "version": i.version,
+            "status": i.status,
             "distribution": i.distribution,
             "hooks": ", ".join(h.removeprefix("crm_") for h in i.hooks),
+            "problem": i.problem,
         }
         for i in infos
     ]
     if as_json:
         print_json([{**r, "hooks": list(i.hooks)} for r, i in zip(rows, infos, strict=True)])
     else:
-        print_table(rows, ["name", "version", "distribution", "hooks"], title="Plugins")
+        columns = ["name", "version", "status", "distribution", "hooks"]
+        if any(i.problem for i in infos):
+            columns.append("problem")
+        print_table(rows, columns, title="Plugins")
+
+
+@plugins.command("remove")
+@click.argument("name")
+@click.option(
+    "--drop-data/--keep-data",
+    "drop_data",
+    default=None,
+    help="Drop the plugin's tables and rows, or keep them and only forget its migrations.",
+)
+@click.option("--dry-run", is_flag=True, help="Show the tables and rows concerned; change nothing.")
+@json_option
+def remove_plugin(name: str, drop_data: bool | None, dry_run: bool, as_json: bool) -> None:
+    """Remove plugin NAME from the database: its alembic branch, and its data or not.
+
+    Run it once the plugin is uninstalled, or with `crm --no-plugin NAME`
+    while it is still installed (its own downgrade then drops its tables).
+    """
+    if drop_data is None and not dry_run:
+        raise click.UsageError("choose --drop-data (its tables go) or --keep-data (they stay)")
+    crm = get_crm()
+    removal = crm.remove_plugin(name, drop_data=bool(drop_data), dry_run=dry_run)
+    if as_json:
+        print_json(
+            {
+                "plugin": removal.name,
+                "tables": dict(removal.tables),
+                "revisions": list(removal.revisions),
+                "drop_data": removal.drop_data,
+                "dry_run": removal.dry_run,
+            }
+        )
+        return
+    title = f"Tables of plugin {name}"
+    if drop_data is not None:
+        title += f" ({'would be ' if dry_run else ''}{'dropped' if drop_data else 'kept'})"
+    rows = [{"table": t, "rows": n} for t, n in removal.tables.items()]
+    print_table(rows, ["table", "rows"], title=title)
+    revisions = ", ".join(removal.revisions) or "none"
+    forgotten = "would be forgotten" if dry_run else "forgotten"
+    get_console().print(f"Migrations ({safe_text(revisions)}): {forgotten}.")

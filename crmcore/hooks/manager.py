@@ -308,7 +308,10 @@ def unmet_requirements(pm: CRMPluginManager, core_version: str | None) -> list[s
             try:
                 requirement = Requirement(str(text))
             except InvalidRequirement as exc:
-                problems.append(f"plugin {name!r} declares an invalid requirement {text!r}: {exc}")
+                reason = str(exc).splitlines()[0]
+                problems.append(
+                    f"plugin {name!r} declares an invalid requirement {text!r}: {reason}"
+                )
                 continue
             wanted = requirement.name
             if wanted == PROJECT_NAME:
