@@ -1,23 +1,24 @@
 """JSON written as it is produced: arrays (and an object's last array) from iterators.
 
-The text is the same as ``json.dumps(data, indent=2, default=str,
-ensure_ascii=False)`` of the whole document (what ``print_json`` prints), but
+The text is the same as ``print_json`` of the whole document (core's
+:func:`~crmcore.cli.output.safe_json`: indented, exact and terminal-safe), but
 each item is encoded and written when the iterator yields it, so a listing of
 any length prints in constant memory.
 """
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import click
 
+from crmcore.cli.output import safe_json
+
 
 def _dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str, ensure_ascii=False)
+    return safe_json(data, indent=2)
 
 
 def _write_items(items: Iterable[Any], indent: str) -> int:

@@ -301,3 +301,18 @@ def test_every_listing_honours_limit_with_json(seg: CRM) -> None:
     assert [s["key"] for s in run(seg, "segments", "list", "--json", "--limit", "1")] == ["all"]
     pareto = run(seg, "segments", "pareto", "--percent", "100", "--json", "--limit", "1")
     assert pareto["members"] == len(value.pareto(seg, percent=100).members) > 1
+
+
+def test_streamed_json_is_print_json_of_the_whole_document(seg: CRM) -> None:
+    """Streamed listings print exactly what print_json prints: exact, terminal-safe JSON."""
+    from crmcore.cli.output import safe_json
+
+    cid = seg.customers.create({"name": "Evil \u202etxt.exe"}).id
+    segments.define_segment(seg, "one", {"field": "customer.id", "op": "eq", "value": cid})
+    result = CliRunner().invoke(
+        build_cli(), ["segments", "members", "one", "--json"], obj=CLIState(crm=seg)
+    )
+    assert result.exit_code == 0, result.output
+    expected = _plain(segments.segment_members(seg, "one"))
+    assert result.output == safe_json(expected) + "\n"
+    assert "\u202e" not in result.output and json.loads(result.output) == expected
