@@ -148,7 +148,7 @@ def requirement_of(function: Callable[..., Any]) -> Requirement | None:
 
 
 def service_functions(*modules: ModuleType) -> dict[str, Callable[..., Any]]:
-    """Public functions defined in these modules whose first parameter is ``crm`` or ``ctx``.
+    """Public functions defined in these modules taking ``crm``, ``ctx`` or ``uow`` first.
 
     These are a plugin's service functions: each must carry a declaration.
     """
@@ -160,7 +160,7 @@ def service_functions(*modules: ModuleType) -> dict[str, Callable[..., Any]]:
             if inspect.unwrap(value).__module__ != module.__name__:
                 continue
             parameters = list(inspect.signature(value).parameters)
-            if parameters and parameters[0] in ("crm", "ctx"):
+            if parameters and parameters[0] in ("crm", "ctx", "uow"):
                 found[f"{module.__name__.rsplit('.', 1)[-1]}.{name}"] = value
     return found
 

@@ -29,13 +29,15 @@ Rules (documented in ``docs/plugins/loyalty.md``):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import case, func, select
 
 from crmcore import Interaction, InteractionKind, UnitOfWork
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore.storage.filters import among
 from crmcore_loyalty import ledger
 from crmcore_loyalty.programme import settings_of
@@ -66,6 +68,11 @@ def refund_of(interaction: Interaction) -> int | None:
     return None
 
 
+def _customers_of(crm: Any, ctx: Any, arguments: Mapping[str, Any]) -> list[int]:
+    return [i.customer_id for i in arguments["interactions"]]
+
+
+@requires(Action.WRITE, customer=_customers_of)
 def earn_from_interactions(ctx: UnitOfWork, interactions: Sequence[Interaction]) -> int:
     """Earn for the batch's purchases and reverse for its refunds; return entries written.
 

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, or_, select
 
 from crmcore import CRM, Period
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore_loyalty.programme import settings_of
 from crmcore_loyalty.tables import ledger_table, members_table
 
@@ -26,6 +28,7 @@ def _member_at(crm: CRM, moment: datetime) -> Any:
     )
 
 
+@requires(Action.REPORT)
 def period_kpis(crm: CRM, connection: Connection, period: Period) -> dict[str, Any]:
     """The programme's KPIs for ``[period.start, period.end)``.
 
@@ -133,12 +136,14 @@ def period_kpis(crm: CRM, connection: Connection, period: Period) -> dict[str, A
     }
 
 
+@requires(Action.REPORT)
 def metrics(crm: CRM, period: Period) -> dict[str, Any]:
     """The ``crm_metrics`` answer: :func:`period_kpis` in a read snapshot."""
     with crm.reading() as uow:
         return period_kpis(crm, uow.connection, period)
 
 
+@requires(Action.REPORT)
 def programme_report(crm: CRM, *, as_of: datetime | None = None) -> dict[str, Any]:
     """The programme at a glance: members by status and tier, liability, last 365 days' KPIs."""
     programme = settings_of(crm)

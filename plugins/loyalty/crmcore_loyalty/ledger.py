@@ -152,6 +152,20 @@ def entry_row(
     }
 
 
+def _audit(ctx: UnitOfWork, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Audit written entries through core: one entry per kind (a batch entry when many)."""
+    by_kind: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_kind.setdefault(str(row["kind"]), []).append(row)
+    for kind, entries in by_kind.items():
+        if len(entries) == 1:
+            row = entries[0]
+            subjects = [(row["id"], row["customer_id"], {"points": int(row["points"])})]
+        else:
+            subjects = [(r["id"], r["customer_id"], {}) for r in entries]
+        ctx.crm.audit.record_batch(ctx, f"loyalty.{kind}", "loyalty_entry", subjects)
+
+
 def append(ctx: UnitOfWork, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Append entries (from :func:`entry_row`); create the lots of the positive ones.
 
@@ -171,6 +185,7 @@ def append(ctx: UnitOfWork, rows: Sequence[dict[str, Any]]) -> list[int]:
             select(ledger.c.id).where(among(ctx.connection, ledger.c.id, ids))
         ).scalars()
     )
+    _audit(ctx, [row for row in stamped if row["id"] in written])
     credited = [new_id for new_id, row in zip(ids, rows, strict=True) if row["points"] > 0]
     if credited and written:
         ctx.connection.execute(
