@@ -435,10 +435,11 @@ class CRM:
 
     # --- reports ---------------------------------------------------------------
 
-    def metrics(self, period: Period) -> dict[str, Any]:
+    def metrics(self, period: Period, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
         """Core figures and every plugin's ``crm_metrics`` for ``period``.
 
-        Returns ``{"core": {...}, "<plugin>": {...}, ...}``.
+        Returns ``{"core": {...}, "<plugin>": {...}, ...}``; core's figures
+        are read inside ``ctx`` when given.
         """
         from crmcore.metrics import core_metrics
 
@@ -447,7 +448,7 @@ class CRM:
             raise ValidationError(
                 f"period: expected a Period, got {type(period).__name__}", field="period"
             )
-        with self.reading() as uow:
+        with self.reading(ctx) as uow:
             result: dict[str, Any] = {"core": core_metrics(uow.connection, period)}
         result.update(self.collect("crm_metrics", crm=self, period=period))
         return result

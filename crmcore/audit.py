@@ -235,8 +235,12 @@ class AuditLog:
         until: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
+        ctx: UnitOfWork | None = None,
     ) -> Page[AuditEntry]:
-        """Entries matching every filter given, newest first (``action`` may end with ``*``)."""
+        """Entries matching every filter given, newest first (``action`` may end with ``*``).
+
+        With ``ctx``, reads inside that unit of work (its own entries included).
+        """
         self._crm.access.check(Action.AUDIT)
         check_page(limit, offset)
         conditions: list[ColumnElement[bool]] = []
@@ -262,7 +266,7 @@ class AuditLog:
         if until is not None:
             conditions.append(audit_log.c.at < until)
         where = and_(True, *conditions)
-        with self._crm.reading() as uow:
+        with self._crm.reading(ctx) as uow:
             total = uow.connection.execute(
                 select(func.count()).select_from(audit_log).where(where)
             ).scalar_one()

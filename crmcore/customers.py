@@ -774,6 +774,7 @@ class CustomerService:
         limit: int = 50,
         offset: int = 0,
         unreadable: str | None = None,
+        ctx: UnitOfWork | None = None,
     ) -> Page[Customer]:
         """Find customers; every filter given must match.
 
@@ -786,7 +787,8 @@ class CustomerService:
         :class:`Page`; ``total`` counts every match, ``items`` leaves out
         customers whose sealed fields cannot be opened (counted in the page's
         ``skipped``) unless ``unreadable`` (default ``[security] unreadable``)
-        is ``"fail"``: see :mod:`crmcore.unreadable`.
+        is ``"fail"``: see :mod:`crmcore.unreadable`. With ``ctx``, reads
+        inside that unit of work (a hook sees the operation's own writes).
         """
         check_page(limit, offset)
         conditions = self._conditions(name, email, phone, tag, stage, owner, kind, attributes)
@@ -806,7 +808,7 @@ class CustomerService:
         if visible is not None:
             conditions.append(visible)
         where = and_(True, *conditions)
-        with self._crm.reading() as uow:
+        with self._crm.reading(ctx) as uow:
             total = uow.connection.execute(
                 select(func.count()).select_from(customers).where(where)
             ).scalar_one()
@@ -918,7 +920,11 @@ class CustomerService:
         return stored_forms(self._crm.cipher, kind, normalised)
 
     def iter_all(
-        self, *, batch_size: int = 1000, unreadable: str | None = None
+        self,
+        *,
+        batch_size: int = 1000,
+        unreadable: str | None = None,
+        ctx: UnitOfWork | None = None,
     ) -> Iterator[Customer]:
         """Every customer in id order, read in batches (memory stays flat).
 
@@ -930,7 +936,7 @@ class CustomerService:
         seen = self._crm.access.visibility()
         visible = seen.condition
         while True:
-            with self._crm.reading() as uow:
+            with self._crm.reading(ctx) as uow:
                 rows = uow.connection.execute(
                     select(customers)
                     .where(customers.c.id > last, true() if visible is None else visible)
@@ -945,7 +951,9 @@ class CustomerService:
             yield from batch
             last = rows[-1].id
 
-    def find_duplicate(self, customer: Customer | Mapping[str, Any]) -> int | None:
+    def find_duplicate(
+        self, customer: Customer | Mapping[str, Any], *, ctx: UnitOfWork | None = None
+    ) -> int | None:
         """The id of a stored customer sharing an identity key with ``customer``, if any.
 
         When every such customer is hidden from the acting user, a
@@ -958,7 +966,7 @@ class CustomerService:
             raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
         assert keys is not None
         keys = keys.blinded(self._crm.cipher)
-        with self._crm.reading() as uow:
+        with self._crm.reading(ctx) as uow:
             found = self._find_existing(uow.connection, [keys], exclude_id=candidate.id)
             visible = sorted(i for i in set(found.values()) if self._crm.access.may_see(i, ctx=uow))
         if visible:
@@ -1001,24 +1009,24 @@ class CustomerService:
 
     # --- views and privacy ----------------------------------------------------
 
-    def profile(self, customer_id: int) -> dict[str, Any]:
+    def profile(self, customer_id: int, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
         """The 360° view: customer, recent interactions, lifecycle and every plugin's section."""
-        customer = self.get(customer_id)
-        timeline = self._crm.interactions.timeline(customer_id, limit=20)
+        customer = self.get(customer_id, ctx=ctx)
+        timeline = self._crm.interactions.timeline(customer_id, limit=20, ctx=ctx)
         sections = self._crm.collect("crm_customer_profile", crm=self._crm, customer=customer)
         return {
             "customer": to_dict(customer),
             "recent_interactions": [to_dict(i) for i in timeline.items],
             "interaction_count": timeline.total,
-            "lifecycle": [to_dict(e) for e in self._crm.lifecycle.history(customer_id)],
+            "lifecycle": [to_dict(e) for e in self._crm.lifecycle.history(customer_id, ctx=ctx)],
             "plugins": sections,
         }
 
-    def export(self, customer_id: int) -> dict[str, Any]:
+    def export(self, customer_id: int, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
         """Everything held on one customer, from core and every plugin, JSON-safe."""
         from crmcore.storage.tables import interactions
 
-        with self._crm.reading() as uow:
+        with self._crm.reading(ctx) as uow:
             customer = self._get(uow.connection, customer_id)
             self._crm.access.check(Action.EXPORT, customer, ctx=uow)
             rows = uow.connection.execute(

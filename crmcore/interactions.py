@@ -464,11 +464,12 @@ class InteractionService:
         until: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
+        ctx: UnitOfWork | None = None,
     ) -> Page[Interaction]:
         """Interactions matching every filter given, newest first.
 
         ``since`` is inclusive and ``until`` exclusive; both must be
-        timezone-aware.
+        timezone-aware. With ``ctx``, reads inside that unit of work.
         """
         check_page(limit, offset)
         conditions: list[ColumnElement[bool]] = []
@@ -493,7 +494,7 @@ class InteractionService:
         if visible is not None:
             conditions.append(interactions.c.customer_id.in_(select(customers.c.id).where(visible)))
         where = and_(True, *conditions)
-        with self._crm.reading() as uow:
+        with self._crm.reading(ctx) as uow:
             total = uow.connection.execute(
                 select(func.count()).select_from(interactions).where(where)
             ).scalar_one()
@@ -518,9 +519,10 @@ class InteractionService:
         until: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
+        ctx: UnitOfWork | None = None,
     ) -> Page[Interaction]:
         """One customer's interactions, newest first; NotFoundError for an unknown customer."""
-        self._crm.customers.get(customer_id)
+        self._crm.customers.get(customer_id, ctx=ctx)
         return self.list(
             customer_id=customer_id,
             kinds=kinds,
@@ -529,6 +531,7 @@ class InteractionService:
             until=until,
             limit=limit,
             offset=offset,
+            ctx=ctx,
         )
 
     @staticmethod

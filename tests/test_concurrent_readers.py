@@ -130,4 +130,10 @@ def test_a_hook_reads_inside_its_own_unit_of_work(crm: CRM) -> None:
         crm.customers.update(cid, {"name": "Bea"}, ctx=uow)
         assert crm.customers.get(cid, ctx=uow).name == "Bea"
         assert [e.to_stage for e in crm.lifecycle.history(cid, ctx=uow)] == ["prospect"]
+        assert [c.name for c in crm.customers.search(limit=5, ctx=uow).items] == ["Bea"]
+        assert [c.name for c in crm.customers.iter_all(ctx=uow)] == ["Bea"]
+        assert crm.customers.profile(cid, ctx=uow)["customer"]["name"] == "Bea"
+        assert crm.customers.export(cid, ctx=uow)["customer"]["name"] == "Bea"
+        assert crm.interactions.list(customer_id=cid, ctx=uow).total == 0
+        assert crm.audit.query(customer_id=cid, ctx=uow).total >= 1
         assert crm.customers.get(cid).name == "Ann"  # another reader: the last commit
