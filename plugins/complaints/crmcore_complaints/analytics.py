@@ -50,6 +50,8 @@ from sqlalchemy import (
 )
 
 from crmcore import CRM, Period
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore_complaints.tables import breaches_table, cases_table, history_table
 from crmcore_complaints.workflow import ACTIVE, State
 
@@ -97,6 +99,7 @@ def percentiles(
     return {p: None if v is None else int(v) for p, v in zip(points, row, strict=True)}
 
 
+@requires(Action.REPORT)
 def metrics(crm: CRM, period: Period) -> dict[str, Any]:
     """The plugin's KPIs for ``period`` (flat, for ``crm report``); see the module docstring."""
     cases = cases_table(crm.metadata)
@@ -177,6 +180,7 @@ def _bucket_bounds(period: Period, buckets: int) -> list[datetime]:
     return [period.start + step * i for i in range(buckets)] + [period.end]
 
 
+@requires(Action.REPORT)
 def trends(
     crm: CRM, period: Period, *, buckets: int = 6, top: int = 5, by: str = "category"
 ) -> dict[str, Any]:
@@ -220,6 +224,7 @@ def trends(
     return {"buckets": [b.isoformat() for b in bounds[:-1]], "series": series}
 
 
+@requires(Action.REPORT)
 def hot_issues(crm: CRM, period: Period, *, buckets: int = 6, top: int = 5) -> list[dict[str, Any]]:
     """Categories rising in the last slice of ``period`` against their average before.
 
@@ -245,6 +250,7 @@ def hot_issues(crm: CRM, period: Period, *, buckets: int = 6, top: int = 5) -> l
     return rising[:top]
 
 
+@requires(Action.REPORT)
 def workload(crm: CRM, period: Period, now: datetime | None = None) -> list[dict[str, Any]]:
     """Per assignee: complaints being handled now, overdue now, resolved in the period.
 
@@ -291,6 +297,7 @@ def workload(crm: CRM, period: Period, now: datetime | None = None) -> list[dict
     ]
 
 
+@requires(Action.REPORT)
 def top_counts(crm: CRM, period: Period, *, by: str = "category", top: int = 5) -> list[Any]:
     """The ``top`` categories (complaints opened) or root causes (resolutions) of ``period``."""
     cases = cases_table(crm.metadata)
@@ -307,6 +314,7 @@ def top_counts(crm: CRM, period: Period, *, by: str = "category", top: int = 5) 
     return [{"name": name, "count": int(n)} for name, n in rows]
 
 
+@requires(Action.REPORT)
 def backlog(crm: CRM) -> dict[str, int]:
     """Complaints per state right now (every state listed, zero included)."""
     cases = cases_table(crm.metadata)
@@ -319,6 +327,7 @@ def backlog(crm: CRM) -> dict[str, int]:
     return {s.value: int(found.get(s.value, 0)) for s in State}
 
 
+@requires(Action.REPORT)
 def report(crm: CRM, period: Period) -> dict[str, Any]:
     """Everything ``crm complaints report`` shows for ``period``, JSON-safe."""
     return {

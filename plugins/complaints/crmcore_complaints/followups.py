@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import select
 
 from crmcore import UnitOfWork
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore_complaints.entities import Complaint
 from crmcore_complaints.service import ComplaintService
 from crmcore_complaints.settings import settings_of
@@ -34,6 +36,7 @@ def _description(response: Mapping[str, Any]) -> str:
     return f"{text}: {comment}" if comment else text
 
 
+@requires(Action.WRITE, scoped=True)  # opened through ComplaintService.open_many, which guards
 def open_followups(ctx: UnitOfWork, responses: Sequence[Mapping[str, Any]]) -> list[Complaint]:
     """Open one follow-up complaint per low-score response not followed up yet.
 

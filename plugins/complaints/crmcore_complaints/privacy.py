@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from crmcore import UnitOfWork
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore_complaints.entities import Complaint
 from crmcore_complaints.service import compensation_json, history_entry
 from crmcore_complaints.tables import (
@@ -20,6 +22,7 @@ from crmcore_complaints.tables import (
 _CHUNK = 400
 
 
+@requires(Action.EXPORT, customer="customer_id")
 def export(ctx: UnitOfWork, customer_id: int) -> dict[str, Any] | None:
     """Everything the plugin holds on the customer: complaints with history, compensation, breaches.
 
@@ -64,6 +67,7 @@ def export(ctx: UnitOfWork, customer_id: int) -> dict[str, Any] | None:
     return {"complaints": result}
 
 
+@requires(Action.ERASE, customer="customer_id")
 def erase(ctx: UnitOfWork, customer_id: int) -> None:
     """Forget the customer: detach their complaints and strip every free-text detail.
 
@@ -109,6 +113,7 @@ def erase(ctx: UnitOfWork, customer_id: int) -> None:
         )
 
 
+@requires(Action.DELETE, customer="customer_ids")
 def forget(ctx: UnitOfWork, customer_ids: Sequence[int]) -> None:
     """Delete the complaints of customers about to be deleted (their children cascade)."""
     cases = cases_table(ctx.crm.metadata)

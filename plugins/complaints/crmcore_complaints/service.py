@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, func, insert, select, update
 
 from crmcore import CRM, Channel, Page, UnitOfWork
+from crmcore.access import Action
 from crmcore.errors import ConflictError, NotFoundError, ValidationError
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.types import money_problem
@@ -234,6 +235,7 @@ class ComplaintService:
                     f"complaints[{start + offset}]: {exc}", field=exc.field, value=exc.value
                 ) from None
         customer_ids = {p["customer_id"] for p in parsed}
+        self._crm.access.guard(uow, customer_ids, Action.WRITE)  # one query per batch
         existing = self._crm.customers.exists(customer_ids, ctx=uow)
         for offset, row in enumerate(parsed):
             if row["customer_id"] not in existing:
@@ -317,7 +319,7 @@ class ComplaintService:
                     )
                 )
         uow.connection.execute(insert(self.cases), rows)
-        uow.connection.execute(insert(self.history_table), history)
+        self._write_history(uow, history, {r["id"]: r["customer_id"] for r in rows})
         return [Complaint.from_row(r) for r in rows]
 
     def _check_source_refs(self, uow: UnitOfWork, parsed: Sequence[dict[str, Any]]) -> None:
@@ -387,7 +389,41 @@ class ComplaintService:
         row = uow.connection.execute(query).first()
         if row is None:
             raise NotFoundError(f"complaint_id: complaint {complaint_id} does not exist")
+        # Every per-complaint operation loads through here: reads need READ on the
+        # complaint's customer, changes (locked loads) WRITE.
+        action = Action.WRITE if lock else Action.READ
+        uow.crm.access.guard(uow, row.customer_id, action)
         return Complaint.from_row(row._mapping)
+
+    def _write_history(
+        self,
+        uow: UnitOfWork,
+        entries: Sequence[Mapping[str, Any]],
+        owners: dict[int, int] | None = None,
+    ) -> None:
+        """Insert history entries and audit them through core (a batch entry per action).
+
+        ``owners`` maps complaint ids to customer ids when the caller knows them.
+        """
+        if not entries:
+            return
+        uow.connection.execute(insert(self.history_table), entries)
+        ids = [] if owners is not None else sorted({e["complaint_id"] for e in entries})
+        owners = dict(owners or {})
+        for start in range(0, len(ids), _CHUNK):
+            query = select(self.cases.c.id, self.cases.c.customer_id).where(
+                self.cases.c.id.in_(ids[start : start + _CHUNK])
+            )
+            owners.update({cid: customer for cid, customer in uow.connection.execute(query)})
+        by_action: dict[str, list[tuple[int | None, int | None, Mapping[str, Any]]]] = {}
+        for entry in entries:
+            cid = entry["complaint_id"]
+            details = {"from": entry["from_value"], "to": entry["to_value"]}
+            by_action.setdefault(entry["action"], []).append((cid, owners.get(cid), details))
+        for action, subjects in by_action.items():
+            if len(subjects) > 1:
+                subjects = [(i, c, {}) for i, c, _ in subjects]
+            uow.crm.audit.record_batch(uow, f"complaints.{action}", "complaint", subjects)
 
     def list(
         self,
@@ -433,6 +469,7 @@ class ComplaintService:
         if active is not None:
             states = [s.value for s in ACTIVE]
             conditions.append(c.state.in_(states) if active else c.state.not_in(states))
+        conditions.append(self._crm.access.where(c.customer_id))  # only visible customers
         where = and_(True, *conditions)
         with self._crm.reading() as uow:
             total = uow.connection.execute(
@@ -576,8 +613,8 @@ class ComplaintService:
         uow.connection.execute(
             update(self.cases).where(self.cases.c.id == complaint.id).values(values)
         )
-        uow.connection.execute(
-            insert(self.history_table),
+        self._write_history(
+            uow,
             [
                 self._entry(
                     complaint.id,
@@ -693,8 +730,8 @@ class ComplaintService:
                 .where(self.cases.c.id == complaint.id)
                 .values(assignee=name, updated_at=when)
             )
-            uow.connection.execute(
-                insert(self.history_table),
+            self._write_history(
+                uow,
                 [
                     self._entry(
                         complaint.id, when, uow.actor, "assign", complaint.assignee, name, note=note
@@ -735,8 +772,8 @@ class ComplaintService:
                 .where(self.cases.c.id == complaint.id)
                 .values(rating=rating, rated_at=when)
             )
-            uow.connection.execute(
-                insert(self.history_table),
+            self._write_history(
+                uow,
                 [
                     self._entry(
                         complaint.id,
@@ -763,8 +800,10 @@ class ComplaintService:
         or stopped after it. Each breach is marked once per complaint and
         target (idempotent: a second sweep finds nothing new), recorded in the
         history and in ``complaints_breaches``. Returns the breaches fired,
-        ordered by complaint id then target.
+        ordered by complaint id then target. A programme-wide run: refused
+        unless the acting user may write every customer (admins, managers).
         """
+        self._crm.access.require(Action.WRITE)
         with self._crm.unit_of_work(actor, ctx) as uow:
             now = moment(uow, None)
             c = self.cases.c
@@ -810,8 +849,8 @@ class ComplaintService:
                         [{"cid": cid} for cid in ids],
                     )
             uow.connection.execute(insert(self.breaches_table), breaches)
-            uow.connection.execute(
-                insert(self.history_table),
+            self._write_history(
+                uow,
                 [
                     self._entry(
                         b["complaint_id"],

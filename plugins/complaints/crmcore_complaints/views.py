@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 
 from crmcore import CRM, ChurnSignal, Customer
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore_complaints.entities import Complaint
 from crmcore_complaints.settings import settings_of
 from crmcore_complaints.tables import cases_table
@@ -20,6 +22,7 @@ SIGNAL_SOURCE = "complaints"
 _CHUNK = 400
 
 
+@requires(Action.READ, customer=lambda crm, ctx, a: a["customer"].id)
 def profile_section(crm: CRM, customer: Customer, recent: int = 5) -> dict[str, Any] | None:
     """The customer's complaints in the 360° view: counts, breaches, rating, the latest ones."""
     if customer.id is None:
@@ -64,6 +67,7 @@ def profile_section(crm: CRM, customer: Customer, recent: int = 5) -> dict[str, 
     }
 
 
+@requires(Action.READ, customer="customer_ids")
 def churn_signals(crm: CRM, customer_ids: Sequence[int]) -> list[ChurnSignal]:
     """Signals for customers with recent or repeated complaints (one grouped query per chunk).
 
