@@ -27,7 +27,7 @@ from crmcore.cli.context import CLIState
 from crmcore.cli.output import safe_line
 from crmcore.cli.params import bound_integers
 from crmcore.config import default_config, load_config
-from crmcore.errors import CRMError, PluginWarning
+from crmcore.errors import ConfigError, CRMError, PluginWarning
 from crmcore.hooks.manager import (
     DISABLE_ENV,
     LOAD_ENV,
@@ -129,8 +129,16 @@ class CRMGroup(click.Group):
     envvar=CONFIG_ENV,
     help="Configuration file (default ./crm.toml when present; env CRM_CONFIG).",
 )
-@click.option("--actor", help="Who is acting, for the audit log (default: --user).")
-@click.option("--user", help="Act as this user: every command is checked against their role.")
+@click.option(
+    "--actor",
+    help="On whose behalf you act, for the audit log: recorded as on_behalf_of, "
+    "never instead of --user.",
+)
+@click.option(
+    "--user",
+    help="Act as this user: every command is checked against their role "
+    "(an operator tool; [access] allow_role_switch = false turns it off).",
+)
 @click.option(
     "--role",
     type=click.Choice(["admin", "manager", "agent"]),
@@ -183,11 +191,19 @@ def _root(
         config = load_config(config_path) if config_path else default_config()
         if database:
             config = evolve(config, database_url=database)
+        switching = user is not None or role_given
+        if switching and not config.allow_role_switch:
+            raise ConfigError(
+                "--user/--role: role switching is turned off in crm.toml "
+                "([access] allow_role_switch = false)"
+            )
         crm = CRM.open(
             config, load_plugins=selection.load, disable_plugins=selection.disabled
         )
         return crm.as_user(Principal(user, Role(role))) if user else crm
 
+    # --role without --user still counts as asking to switch (refused when switching is off).
+    role_given = ctx.get_parameter_source("role") is not click.core.ParameterSource.DEFAULT
     selection = _selection(load_plugins, no_plugins)
     ctx.meta[SELECTION_KEY] = selection
     state = ctx.ensure_object(CLIState)
@@ -202,6 +218,7 @@ def _register_builtin_commands(group: click.Group) -> None:
         audit,
         customers,
         demo,
+        events,
         interactions,
         lifecycle,
         report,
@@ -219,6 +236,7 @@ def _register_builtin_commands(group: click.Group) -> None:
         audit.audit,
         access.access,
         security.security,
+        events.events,
         demo.demo,
     ):
         group.add_command(command)
