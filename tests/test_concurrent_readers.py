@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from crmcore import CRM
+from crmcore import CRM, UnitOfWork
+from crmcore.hooks import hookimpl
+from crmcore.pytest_plugin import CRMFactory
 from crmcore.storage.tables import customers as customers_table
 from crmcore.testing import FrozenClock
 
@@ -137,3 +140,47 @@ def test_a_hook_reads_inside_its_own_unit_of_work(crm: CRM) -> None:
         assert crm.interactions.list(customer_id=cid, ctx=uow).total == 0
         assert crm.audit.query(customer_id=cid, ctx=uow).total >= 1
         assert crm.customers.get(cid).name == "Ann"  # another reader: the last commit
+
+
+class MemberReader:
+    """Reads loyalty's records from inside a hook, in the hook's own unit of work."""
+
+    crm_plugin_name = "member_reader"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+
+    @hookimpl(trylast=True)
+    def crm_interactions_recorded(self, ctx: UnitOfWork, interactions: list[Any]) -> None:
+        from crmcore_loyalty import service
+
+        for interaction in interactions:
+            member = service.get_member(ctx.crm, interaction.customer_id, ctx=ctx)
+            points = service.balance(ctx.crm, interaction.customer_id, ctx=ctx).points
+            self.seen.append((member.status, points))
+
+
+def test_a_plugin_hook_reads_loyalty_inside_its_unit_of_work(
+    crm_factory: CRMFactory, clock: FrozenClock
+) -> None:
+    import crmcore_loyalty.plugin
+    from crmcore_loyalty import service
+
+    reader = MemberReader()
+    crm = crm_factory(plugins=[crmcore_loyalty.plugin, reader])
+    cid = crm.customers.create({"name": "Ann"}).id
+    assert cid is not None
+    with crm.unit_of_work() as uow:
+        service.enroll(crm, cid, ctx=uow)  # not committed yet: only ctx sees the member
+        crm.interactions.record(
+            {
+                "customer_id": cid,
+                "kind": "purchase",
+                "occurred_at": clock(),
+                "amount": "10.00",
+                "currency": "EUR",
+            },
+            ctx=uow,
+        )
+    assert len(reader.seen) == 1
+    assert reader.seen[0][0] == "active"

@@ -49,7 +49,7 @@ from sqlalchemy import (
     select,
 )
 
-from crmcore import CRM, Period
+from crmcore import CRM, Period, UnitOfWork
 from crmcore.access import Action
 from crmcore.scoping import requires
 from crmcore_complaints.tables import breaches_table, cases_table, history_table
@@ -100,14 +100,14 @@ def percentiles(
 
 
 @requires(Action.REPORT)
-def metrics(crm: CRM, period: Period) -> dict[str, Any]:
+def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
     """The plugin's KPIs for ``period`` (flat, for ``crm report``); see the module docstring."""
     cases = cases_table(crm.metadata)
     history = history_table(crm.metadata)
     breaches = breaches_table(crm.metadata)
     interactions = crm.metadata.tables["crm_interactions"]
     c = cases.c
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         conn = uow.connection
         opened, recurrences = conn.execute(
             select(func.count(), func.count(c.recurrence_of)).where(_in(c.opened_at, period))
@@ -182,7 +182,13 @@ def _bucket_bounds(period: Period, buckets: int) -> list[datetime]:
 
 @requires(Action.REPORT)
 def trends(
-    crm: CRM, period: Period, *, buckets: int = 6, top: int = 5, by: str = "category"
+    crm: CRM,
+    period: Period,
+    *,
+    buckets: int = 6,
+    top: int = 5,
+    by: str = "category",
+    ctx: UnitOfWork | None = None,
 ) -> dict[str, Any]:
     """Counts per equal slice of ``period`` for the ``top`` categories (or root causes).
 
@@ -202,7 +208,7 @@ def trends(
         else_=literal(buckets - 1),
     ).label("slice")
     where = and_(_in(time_column, period), column.is_not(None))
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         leaders = [
             name
             for name, _ in uow.connection.execute(
@@ -251,7 +257,9 @@ def hot_issues(crm: CRM, period: Period, *, buckets: int = 6, top: int = 5) -> l
 
 
 @requires(Action.REPORT)
-def workload(crm: CRM, period: Period, now: datetime | None = None) -> list[dict[str, Any]]:
+def workload(
+    crm: CRM, period: Period, now: datetime | None = None, *, ctx: UnitOfWork | None = None
+) -> list[dict[str, Any]]:
     """Per assignee: complaints being handled now, overdue now, resolved in the period.
 
     ``overdue`` counts active complaints past a due instant (first response
@@ -280,7 +288,7 @@ def workload(crm: CRM, period: Period, now: datetime | None = None) -> list[dict
         .group_by(c.assignee)
         .order_by(func.count(case((active, 1))).desc(), c.assignee)
     )
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         rows = uow.connection.execute(query).all()
     return [
         {
@@ -298,12 +306,14 @@ def workload(crm: CRM, period: Period, now: datetime | None = None) -> list[dict
 
 
 @requires(Action.REPORT)
-def top_counts(crm: CRM, period: Period, *, by: str = "category", top: int = 5) -> list[Any]:
+def top_counts(
+    crm: CRM, period: Period, *, by: str = "category", top: int = 5, ctx: UnitOfWork | None = None
+) -> list[Any]:
     """The ``top`` categories (complaints opened) or root causes (resolutions) of ``period``."""
     cases = cases_table(crm.metadata)
     column = cases.c.category if by == "category" else cases.c.root_cause
     time_column = cases.c.opened_at if by == "category" else cases.c.resolved_at
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         rows = uow.connection.execute(
             select(column, func.count())
             .where(_in(time_column, period), column.is_not(None))
@@ -315,10 +325,10 @@ def top_counts(crm: CRM, period: Period, *, by: str = "category", top: int = 5) 
 
 
 @requires(Action.REPORT)
-def backlog(crm: CRM) -> dict[str, int]:
+def backlog(crm: CRM, *, ctx: UnitOfWork | None = None) -> dict[str, int]:
     """Complaints per state right now (every state listed, zero included)."""
     cases = cases_table(crm.metadata)
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         found: dict[str, int] = dict(
             uow.connection.execute(
                 select(cases.c.state, func.count()).group_by(cases.c.state)

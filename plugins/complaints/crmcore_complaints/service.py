@@ -437,6 +437,7 @@ class ComplaintService:
         active: bool | None = None,
         limit: int = 50,
         offset: int = 0,
+        ctx: UnitOfWork | None = None,
     ) -> Page[Complaint]:
         """Complaints matching every filter given, newest first.
 
@@ -471,7 +472,7 @@ class ComplaintService:
             conditions.append(c.state.in_(states) if active else c.state.not_in(states))
         conditions.append(self._crm.access.where(c.customer_id))  # only visible customers
         where = and_(True, *conditions)
-        with self._crm.reading() as uow:
+        with self._crm.reading(ctx) as uow:
             total = uow.connection.execute(
                 select(func.count()).select_from(self.cases).where(where)
             ).scalar_one()
@@ -489,10 +490,12 @@ class ComplaintService:
             offset=offset,
         )
 
-    def history(self, complaint_id: int) -> builtins.list[HistoryEntry]:
+    def history(
+        self, complaint_id: int, *, ctx: UnitOfWork | None = None
+    ) -> builtins.list[HistoryEntry]:
         """Every change of the complaint, oldest first; NotFoundError for an unknown id."""
         h = self.history_table.c
-        with self._crm.reading() as uow:
+        with self._crm.reading(ctx) as uow:
             self._load(uow, complaint_id)
             rows = uow.connection.execute(
                 select(self.history_table)
@@ -501,10 +504,12 @@ class ComplaintService:
             ).all()
         return [history_entry(r) for r in rows]
 
-    def compensations(self, complaint_id: int) -> builtins.list[dict[str, Any]]:
+    def compensations(
+        self, complaint_id: int, *, ctx: UnitOfWork | None = None
+    ) -> builtins.list[dict[str, Any]]:
         """Compensation granted for the complaint, oldest first, JSON-safe."""
         t = self.compensations_table
-        with self._crm.reading() as uow:
+        with self._crm.reading(ctx) as uow:
             self._load(uow, complaint_id)
             rows = uow.connection.execute(
                 select(t).where(t.c.complaint_id == complaint_id).order_by(t.c.id)

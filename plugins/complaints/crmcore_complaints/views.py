@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, select
 
-from crmcore import CRM, ChurnSignal, Customer
+from crmcore import CRM, ChurnSignal, Customer, UnitOfWork
 from crmcore.access import Action
 from crmcore.scoping import requires
 from crmcore_complaints.entities import Complaint
@@ -23,14 +23,16 @@ _CHUNK = 400
 
 
 @requires(Action.READ, customer=lambda crm, ctx, a: a["customer"].id)
-def profile_section(crm: CRM, customer: Customer, recent: int = 5) -> dict[str, Any] | None:
+def profile_section(
+    crm: CRM, customer: Customer, recent: int = 5, *, ctx: UnitOfWork | None = None
+) -> dict[str, Any] | None:
     """The customer's complaints in the 360° view: counts, breaches, rating, the latest ones."""
     if customer.id is None:
         return None
     cases = cases_table(crm.metadata)
     c = cases.c
     active = c.state.in_([s.value for s in ACTIVE])
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         total, open_now, breached, recurrences, rating = uow.connection.execute(
             select(
                 func.count(),
@@ -68,7 +70,9 @@ def profile_section(crm: CRM, customer: Customer, recent: int = 5) -> dict[str, 
 
 
 @requires(Action.READ, customer="customer_ids")
-def churn_signals(crm: CRM, customer_ids: Sequence[int]) -> list[ChurnSignal]:
+def churn_signals(
+    crm: CRM, customer_ids: Sequence[int], *, ctx: UnitOfWork | None = None
+) -> list[ChurnSignal]:
     """Signals for customers with recent or repeated complaints (one grouped query per chunk).
 
     * a complaint opened in the last ``churn.recent_days`` (default 90): weight
@@ -86,7 +90,7 @@ def churn_signals(crm: CRM, customer_ids: Sequence[int]) -> list[ChurnSignal]:
     recent = c.opened_at >= recent_since
     signals: list[ChurnSignal] = []
     wanted = sorted(set(customer_ids))
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         for start in range(0, len(wanted), _CHUNK):
             rows = uow.connection.execute(
                 select(

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, or_, select
 
-from crmcore import CRM, Period
+from crmcore import CRM, Period, UnitOfWork
 from crmcore.access import Action
 from crmcore.scoping import requires
 from crmcore_loyalty.programme import settings_of
@@ -137,19 +137,21 @@ def period_kpis(crm: CRM, connection: Connection, period: Period) -> dict[str, A
 
 
 @requires(Action.REPORT)
-def metrics(crm: CRM, period: Period) -> dict[str, Any]:
+def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
     """The ``crm_metrics`` answer: :func:`period_kpis` in a read snapshot."""
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         return period_kpis(crm, uow.connection, period)
 
 
 @requires(Action.REPORT)
-def programme_report(crm: CRM, *, as_of: datetime | None = None) -> dict[str, Any]:
+def programme_report(
+    crm: CRM, *, as_of: datetime | None = None, ctx: UnitOfWork | None = None
+) -> dict[str, Any]:
     """The programme at a glance: members by status and tier, liability, last 365 days' KPIs."""
     programme = settings_of(crm)
     when = as_of or crm.clock()
     members = members_table(crm.metadata)
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         by_status: dict[str, int] = dict(
             uow.connection.execute(
                 select(members.c.status, func.count()).group_by(members.c.status)

@@ -308,7 +308,7 @@ def leave(
 
 
 @requires(Action.READ, customer="customer_id")
-def get_member(crm: CRM, customer_id: int) -> Member:
+def get_member(crm: CRM, customer_id: int, *, ctx: UnitOfWork | None = None) -> Member:
     """The member record of a customer; NotFoundError when they never enrolled."""
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         return Member.from_row(member_row(uow, customer_id, lock=False))

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from crmcore import CRM, Customer, NotFoundError, ValidationError
+from crmcore import CRM, Customer, NotFoundError, UnitOfWork, ValidationError
 from crmcore.access import Action
 from crmcore.scoping import requires
 from crmcore_loyalty import ledger
@@ -30,7 +30,13 @@ def _profile_customer(crm: CRM, ctx: Any, arguments: Any) -> int | None:
 
 
 @requires(Action.READ, customer="customer_id")
-def balance(crm: CRM, customer_id: int, *, as_of: date | datetime | None = None) -> Balance:
+def balance(
+    crm: CRM,
+    customer_id: int,
+    *,
+    as_of: date | datetime | None = None,
+    ctx: UnitOfWork | None = None,
+) -> Balance:
     """A member's balance (ledger sum), what is available, and points expiring soon.
 
     ``as_of`` (default now) only decides which points count as overdue and
@@ -38,7 +44,7 @@ def balance(crm: CRM, customer_id: int, *, as_of: date | datetime | None = None)
     Raises NotFoundError for non-members.
     """
     programme = settings_of(crm)
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         when = resolve_as_of(as_of, crm.clock())
         member = member_row(uow, customer_id, lock=False)
         points = ledger.balances(uow, [customer_id])[customer_id]
@@ -64,7 +70,7 @@ def balance(crm: CRM, customer_id: int, *, as_of: date | datetime | None = None)
 
 @requires(Action.READ, customer="customer_id")
 def history(
-    crm: CRM, customer_id: int, *, limit: int = 50, offset: int = 0
+    crm: CRM, customer_id: int, *, limit: int = 50, offset: int = 0, ctx: UnitOfWork | None = None
 ) -> list[dict[str, Any]]:
     """A member's ledger, newest first, each entry with ``balance_after`` (running sum).
 
@@ -89,7 +95,7 @@ def history(
         .limit(limit)
         .offset(offset)
     )
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         member_row(uow, customer_id, lock=False)
         rows = uow.connection.execute(query).all()
     return [
@@ -98,10 +104,12 @@ def history(
 
 
 @requires(Action.READ, customer="customer_id")
-def tier_history(crm: CRM, customer_id: int) -> list[dict[str, Any]]:
+def tier_history(
+    crm: CRM, customer_id: int, *, ctx: UnitOfWork | None = None
+) -> list[dict[str, Any]]:
     """A member's tier changes, oldest first (NotFoundError for non-members)."""
     table = tier_changes_table(crm.metadata)
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         member_row(uow, customer_id, lock=False)
         rows = uow.connection.execute(
             select(table).where(table.c.customer_id == customer_id).order_by(table.c.at, table.c.id)

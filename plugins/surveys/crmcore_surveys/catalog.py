@@ -207,7 +207,7 @@ def survey_by_id(connection: Connection, crm: CRM, survey_id: int) -> SurveyVers
     return _from_row(row)
 
 
-def list_surveys(crm: CRM) -> list[dict[str, Any]]:
+def list_surveys(crm: CRM, *, ctx: UnitOfWork | None = None) -> list[dict[str, Any]]:
     """Every survey (latest version) with its version count, invitations and responses."""
     surveys = surveys_table(crm.metadata)
     invitations = invitations_table(crm.metadata)
@@ -243,7 +243,7 @@ def list_surveys(crm: CRM) -> list[dict[str, Any]]:
         .outerjoin(answered, answered.c.key == surveys.c.key)
         .order_by(surveys.c.key)
     )
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         rows = uow.connection.execute(query).all()
     return [
         {

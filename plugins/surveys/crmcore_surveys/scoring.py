@@ -30,7 +30,7 @@ from sqlalchemy import (
     select,
 )
 
-from crmcore import CRM, NotFoundError, Period, ValidationError
+from crmcore import CRM, NotFoundError, Period, UnitOfWork, ValidationError
 from crmcore_surveys.catalog import SurveyVersion, survey_by_id
 from crmcore_surveys.definitions import WEIGHTING_METHODS
 from crmcore_surveys.population import CUSTOMER_FIELDS, field_expression
@@ -802,6 +802,7 @@ def survey_report(
     trend: str | None = "month",
     weighting: str | None = None,
     ahp_matrix: Sequence[Sequence[float]] | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> dict[str, Any]:
     """Every score of survey ``key`` (all versions, or ``version``) as JSON-safe data.
 
@@ -819,7 +820,7 @@ def survey_report(
         )
     if ahp_matrix is not None and weighting not in (None, "ahp"):
         raise ValidationError("ahp_matrix: only with the ahp weighting", field="ahp_matrix")
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         surveys = surveys_table(crm.metadata)
         known = uow.connection.execute(
             select(surveys.c.version, surveys.c.title)
@@ -927,9 +928,9 @@ def _grouped_rows(
     return rows
 
 
-def overall_metrics(crm: CRM, period: Period) -> dict[str, Any]:
+def overall_metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
     """Every survey's figures for ``period``: NPS, CSAT %, CES, responses, response rate."""
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         scorer = Scorer(crm, uow.connection, Scope(period=period))
         nps, csat, ces = _one(scorer.nps()), _one(scorer.csat()), _one(scorer.ces())
         invitations = scorer.invitations()

@@ -41,14 +41,16 @@ def _nps_category(score: int) -> str:
     return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
 
 
-def profile_section(crm: CRM, customer: Customer) -> dict[str, Any] | None:
+def profile_section(
+    crm: CRM, customer: Customer, *, ctx: UnitOfWork | None = None
+) -> dict[str, Any] | None:
     """The customer's latest scores per survey, response count and open invitations."""
     if customer.id is None:
         return None
     metadata = crm.metadata
     responses, answers = responses_table(metadata), answers_table(metadata)
     invitations, surveys = invitations_table(metadata), surveys_table(metadata)
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         rows = uow.connection.execute(
             select(responses, surveys.c.key, surveys.c.version)
             .join(surveys, surveys.c.id == responses.c.survey_id)
@@ -108,7 +110,9 @@ def metrics(crm: CRM, period: Period) -> dict[str, Any]:
     return overall_metrics(crm, period)
 
 
-def churn_signals(crm: CRM, customer_ids: Sequence[int]) -> list[ChurnSignal]:
+def churn_signals(
+    crm: CRM, customer_ids: Sequence[int], *, ctx: UnitOfWork | None = None
+) -> list[ChurnSignal]:
     """A signal per customer with low-score responses in the last ``churn_window_days``.
 
     Weight ``min(0.9, 0.4 + 0.15 * (low scores - 1))``; the reason names the latest.
@@ -117,7 +121,7 @@ def churn_signals(crm: CRM, customer_ids: Sequence[int]) -> list[ChurnSignal]:
     since = crm.clock() - timedelta(days=days)
     responses, surveys = responses_table(crm.metadata), surveys_table(crm.metadata)
     signals = []
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         for chunk in _chunks(customer_ids):
             ranked = (
                 select(
