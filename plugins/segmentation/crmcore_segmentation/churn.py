@@ -233,6 +233,7 @@ def iter_churn(
     *,
     as_of: datetime | None = None,
     stages: Sequence[str] | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> Iterator[ChurnAssessment]:
     """Customers whose churn score reaches the threshold, by customer id, streamed.
 
@@ -259,7 +260,7 @@ def iter_churn(
         Column("baseline", Integer, nullable=False),
         Column("recency_days", Integer, nullable=False),
     )
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         conn = uow.connection
         candidates.create(conn)
         try:
@@ -305,6 +306,7 @@ def ranked_churn(
     as_of: datetime | None = None,
     stages: Sequence[str] | None = None,
     limit: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> Iterator[ChurnAssessment]:
     """:func:`iter_churn` highest score first, then by id; at most ``limit`` of them.
 
@@ -316,10 +318,12 @@ def ranked_churn(
     if limit is not None:
         yield from heapq.nsmallest(limit, found, key=_rank)
         return
-    yield from _ranked_in_database(crm, found)
+    yield from _ranked_in_database(crm, found, ctx=ctx)
 
 
-def _ranked_in_database(crm: CRM, found: Iterator[ChurnAssessment]) -> Iterator[ChurnAssessment]:
+def _ranked_in_database(
+    crm: CRM, found: Iterator[ChurnAssessment], *, ctx: UnitOfWork | None = None
+) -> Iterator[ChurnAssessment]:
     ranked = _scratch(
         "ranked",
         Column("stage", String(20), nullable=False),
@@ -330,7 +334,7 @@ def _ranked_in_database(crm: CRM, found: Iterator[ChurnAssessment]) -> Iterator[
         Column("recency_days", Integer, nullable=False),
         Column("reasons", Text, nullable=False),
     )
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         conn = uow.connection
         ranked.create(conn)
         conn.commit()
@@ -367,6 +371,7 @@ def assess_churn(
     as_of: datetime | None = None,
     stages: Sequence[str] | None = None,
     limit: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> list[ChurnAssessment]:
     """Customers whose churn score reaches the threshold, highest score first, then by id.
 
@@ -374,7 +379,7 @@ def assess_churn(
     keeps the first ``limit`` (only they are held in memory). To stream every
     one use :func:`ranked_churn` or, in id order, :func:`iter_churn`.
     """
-    found = iter_churn(crm, as_of=as_of, stages=stages)
+    found = iter_churn(crm, as_of=as_of, stages=stages, ctx=ctx)
     if limit is not None:
         return heapq.nsmallest(limit, found, key=_rank)
     return sorted(found, key=_rank)
@@ -453,7 +458,9 @@ def apply_churn_warnings(
     return list(apply_churn(crm, as_of=as_of, actor=actor, ctx=ctx).top)
 
 
-def recent_alerts(crm: CRM, *, limit: int = 20) -> list[dict[str, Any]]:
+def recent_alerts(
+    crm: CRM, *, limit: int = 20, ctx: UnitOfWork | None = None
+) -> list[dict[str, Any]]:
     """The latest churn alerts, newest first: customer, name, score, reasons, at."""
     alerts = table(crm.metadata, CHURN_ALERTS)
     customers = crm.metadata.tables["crm_customers"]
@@ -463,7 +470,7 @@ def recent_alerts(crm: CRM, *, limit: int = 20) -> list[dict[str, Any]]:
         .order_by(alerts.c.at.desc(), alerts.c.score.desc(), alerts.c.customer_id)
         .limit(limit)
     )
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         return [
             {
                 "customer_id": int(r.customer_id),

@@ -206,6 +206,7 @@ def iter_customer_values(
     as_of: datetime | None = None,
     customer_ids: Sequence[int] | None = None,
     limit: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> Iterator[CustomerValue]:
     """:func:`customer_values` as an iterator: rows stream from the database as consumed.
 
@@ -224,7 +225,7 @@ def iter_customer_values(
     strength = cast(life.c.revenue, Float) / observed
     query = select(life).order_by(strength.desc(), life.c.customer_id).limit(limit)
     streamed = query.execution_options(yield_per=FETCH_SIZE)
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         if customer_ids is None:
             for row in uow.connection.execute(streamed):
                 yield _customer_value(row, today, settings)
@@ -242,6 +243,7 @@ def customer_values(
     as_of: datetime | None = None,
     customer_ids: Sequence[int] | None = None,
     limit: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> list[CustomerValue]:
     """Lifetime value, predictive CLV and profit per customer with a counted purchase.
 
@@ -250,7 +252,9 @@ def customer_values(
     proportional), then by id. ``customer_ids`` restricts the rows. For
     many customers prefer :func:`iter_customer_values` (same rows, streamed).
     """
-    return list(iter_customer_values(crm, as_of=as_of, customer_ids=customer_ids, limit=limit))
+    return list(
+        iter_customer_values(crm, as_of=as_of, customer_ids=customer_ids, limit=limit, ctx=ctx)
+    )
 
 
 def set_costs(

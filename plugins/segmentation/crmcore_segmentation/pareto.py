@@ -16,7 +16,7 @@ from typing import Any
 from attrs import frozen
 from sqlalchemy import BigInteger, Select, case, func, literal, select
 
-from crmcore import CRM, ValidationError
+from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore_segmentation.lifetime import FETCH_SIZE
 from crmcore_segmentation.purchases import raw_sum, to_money
 from crmcore_segmentation.settings import settings_of
@@ -138,6 +138,7 @@ def pareto_summary(
     percent: Decimal | float | int | str | None = None,
     as_of: datetime | None = None,
     window_days: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> ParetoSummary:
     """The Pareto set's total, valued customers, member count and value, in one SQL aggregate.
 
@@ -155,7 +156,7 @@ def pareto_summary(
         func.coalesce(func.sum(running.c.in_set), 0).label("members"),
         raw_sum(member_value).label("members_value"),
     )
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         row = uow.connection.execute(query).one()
     return ParetoSummary(
         basis=chosen,
@@ -175,6 +176,7 @@ def iter_pareto_members(
     as_of: datetime | None = None,
     window_days: int | None = None,
     limit: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Members of the Pareto set (``customer_id``, ``value``) by value descending then id.
 
@@ -193,11 +195,13 @@ def iter_pareto_members(
         .limit(limit)
         .execution_options(yield_per=FETCH_SIZE)
     )
-    return _stream(crm, query)
+    return _stream(crm, query, ctx=ctx)
 
 
-def _stream(crm: CRM, query: Select[Any]) -> Iterator[dict[str, Any]]:
-    with crm.reading() as uow:
+def _stream(
+    crm: CRM, query: Select[Any], *, ctx: UnitOfWork | None = None
+) -> Iterator[dict[str, Any]]:
+    with crm.reading(ctx) as uow:
         for r in uow.connection.execute(query):
             yield {"customer_id": int(r.customer_id), "value": to_money(r.value)}
 
@@ -209,6 +213,7 @@ def pareto(
     percent: Decimal | float | int | str | None = None,
     as_of: datetime | None = None,
     window_days: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> ParetoSet:
     """The Pareto set on ``basis`` (``monetary``: revenue in the RFM window, or ``profit``).
 
@@ -216,9 +221,11 @@ def pareto(
     and :func:`iter_pareto_members`. Raises ValidationError for an unknown
     basis or a percent outside (0, 100].
     """
-    summary = pareto_summary(crm, basis, percent=percent, as_of=as_of, window_days=window_days)
+    summary = pareto_summary(
+        crm, basis, percent=percent, as_of=as_of, window_days=window_days, ctx=ctx
+    )
     members = iter_pareto_members(
-        crm, summary.basis, percent=summary.percent, as_of=as_of, window_days=window_days
+        crm, summary.basis, percent=summary.percent, as_of=as_of, window_days=window_days, ctx=ctx
     )
     return ParetoSet(
         basis=summary.basis,

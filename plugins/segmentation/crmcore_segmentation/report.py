@@ -28,7 +28,7 @@ def _window(period: Period) -> int:
     return max(1, (period.end - period.start).days)
 
 
-def metrics(crm: CRM, period: Period) -> dict[str, Any]:
+def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
     """KPIs of ``period`` (RFM and value over the period itself, as of its end).
 
     ``buyers``, ``repeat_purchase_rate`` (lifetime, as of the end),
@@ -48,7 +48,7 @@ def metrics(crm: CRM, period: Period) -> dict[str, Any]:
         t for t in tiers(crm, "monetary", as_of=as_of, window_days=days) if t.tier == "high"
     )
     events = crm.metadata.tables["crm_lifecycle_events"]
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         moved = uow.connection.execute(
             select(func.count()).where(
                 events.c.to_stage == "at_risk",
@@ -123,14 +123,16 @@ def charts(crm: CRM, period: Period) -> list[ReportChart]:
     ]
 
 
-def profile_section(crm: CRM, customer: Customer) -> dict[str, Any] | None:
+def profile_section(
+    crm: CRM, customer: Customer, *, ctx: UnitOfWork | None = None
+) -> dict[str, Any] | None:
     """RFM scores and segment, lifetime value, saved segments and the latest churn alert."""
     if customer.id is None:
         return None
     scores = rfm_scores(crm, customer_ids=[customer.id])
     values = customer_values(crm, customer_ids=[customer.id])
     alerts = table(crm.metadata, CHURN_ALERTS)
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         segments = segments_of(uow, customer.id)
         alert = uow.connection.execute(
             select(alerts)

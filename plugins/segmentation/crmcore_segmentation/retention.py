@@ -23,7 +23,7 @@ from typing import Any
 from attrs import frozen
 from sqlalchemy import Integer, case, func, literal, select
 
-from crmcore import CRM, Period, ValidationError
+from crmcore import CRM, Period, UnitOfWork, ValidationError
 from crmcore.storage.types import UTCDateTime
 from crmcore_segmentation.calendar_sql import month_label, month_number
 from crmcore_segmentation.purchases import counted_purchases
@@ -64,7 +64,9 @@ def _last_month(as_of: datetime) -> int:
     return month_number(as_of - timedelta(microseconds=1))
 
 
-def cohort_matrix(crm: CRM, *, as_of: datetime | None = None, months: int = 12) -> list[Cohort]:
+def cohort_matrix(
+    crm: CRM, *, as_of: datetime | None = None, months: int = 12, ctx: UnitOfWork | None = None
+) -> list[Cohort]:
     """Cohorts of the last ``months`` months up to ``as_of`` (default now), oldest first.
 
     Each cohort has ``months`` columns (months since 0 .. months-1); see the
@@ -98,7 +100,7 @@ def cohort_matrix(crm: CRM, *, as_of: datetime | None = None, months: int = 12) 
         .group_by(firsts.c.cohort, offset)
     )
     counts: dict[int, dict[int, int]] = {}
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         for row in uow.connection.execute(query):
             counts.setdefault(int(row.cohort), {})[int(row.offset)] = int(row.active)
     cohorts = []
@@ -130,7 +132,7 @@ class Retention:
     churn_rate: Decimal | None
 
 
-def retention(crm: CRM, period: Period) -> Retention:
+def retention(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> Retention:
     """Retention and churn rate of ``period`` (counted purchases as of ``period.end``)."""
     previous = period.previous()
     purchases = counted_purchases(
@@ -149,7 +151,7 @@ def retention(crm: CRM, period: Period) -> Retention:
         func.coalesce(func.sum(per_customer.c.was), 0),
         func.coalesce(func.sum(per_customer.c.was * per_customer.c.stays), 0),
     )
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         before, kept = (int(v) for v in uow.connection.execute(query).one())
     rate = percent(kept, before)
     return Retention(
@@ -163,7 +165,7 @@ def retention(crm: CRM, period: Period) -> Retention:
 
 
 def monthly_retention(
-    crm: CRM, *, as_of: datetime | None = None, months: int = 12
+    crm: CRM, *, as_of: datetime | None = None, months: int = 12, ctx: UnitOfWork | None = None
 ) -> list[dict[str, Any]]:
     """Month-on-month retention for the last ``months`` months up to ``as_of``.
 
@@ -193,7 +195,7 @@ def monthly_retention(
         )
         .group_by(activity.c.month)
     )
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         bases = {int(r.month): int(r.n) for r in uow.connection.execute(base)}
         kepts = {int(r.month): int(r.n) for r in uow.connection.execute(kept)}
     series = []
@@ -212,7 +214,9 @@ def monthly_retention(
     return series
 
 
-def repeat_purchase_rate(crm: CRM, *, as_of: datetime | None = None) -> dict[str, Any]:
+def repeat_purchase_rate(
+    crm: CRM, *, as_of: datetime | None = None, ctx: UnitOfWork | None = None
+) -> dict[str, Any]:
     """Customers with 2+ counted purchases before ``as_of`` as a % of those with 1+."""
     moment = resolve_as_of(crm, as_of)
     purchases = counted_purchases(crm, moment, currency=settings_of(crm).currency).subquery("p")
@@ -225,6 +229,6 @@ def repeat_purchase_rate(crm: CRM, *, as_of: datetime | None = None) -> dict[str
     query = select(
         func.count(), func.coalesce(func.sum(case((per_customer.c.n >= 2, 1), else_=0)), 0)
     )
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         buyers, repeaters = (int(v) for v in uow.connection.execute(query).one())
     return {"buyers": buyers, "repeat_buyers": repeaters, "rate": percent(repeaters, buyers)}

@@ -29,7 +29,7 @@ from attrs import frozen
 from sqlalchemy import Integer, Select, and_, case, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from crmcore import CRM, ValidationError
+from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore_segmentation.calendar_sql import day_number
 from crmcore_segmentation.purchases import counted_purchases, raw_sum, to_money
 from crmcore_segmentation.settings import OTHER_SEGMENT, SegmentRule, Settings, settings_of
@@ -194,6 +194,7 @@ def iter_rfm_scores(
     customer_ids: Sequence[int] | None = None,
     segment: str | None = None,
     limit: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> Iterator[RFMScore]:
     """:func:`rfm_scores` as an iterator: rows stream from the database as consumed."""
     scored = rfm_query(crm, as_of=as_of, window_days=window_days).subquery("rfm")
@@ -202,13 +203,18 @@ def iter_rfm_scores(
         query = query.where(scored.c.segment == segment)
     if limit is not None:
         query = query.limit(limit)
-    return _stream_scores(crm, query, customer_ids, scored.c.customer_id)
+    return _stream_scores(crm, query, customer_ids, scored.c.customer_id, ctx=ctx)
 
 
 def _stream_scores(
-    crm: CRM, query: Select[Any], customer_ids: Sequence[int] | None, key: ColumnElement[Any]
+    crm: CRM,
+    query: Select[Any],
+    customer_ids: Sequence[int] | None,
+    key: ColumnElement[Any],
+    *,
+    ctx: UnitOfWork | None = None,
 ) -> Iterator[RFMScore]:
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         if customer_ids is None:
             for row in uow.connection.execute(query.execution_options(yield_per=_FETCH)):
                 yield _score(row)
@@ -228,6 +234,7 @@ def rfm_scores(
     customer_ids: Sequence[int] | None = None,
     segment: str | None = None,
     limit: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> list[RFMScore]:
     """RFM scores by customer id, optionally only ``customer_ids`` or one ``segment``.
 
@@ -244,12 +251,17 @@ def rfm_scores(
             customer_ids=customer_ids,
             segment=segment,
             limit=limit,
+            ctx=ctx,
         )
     )
 
 
 def rfm_grid(
-    crm: CRM, *, as_of: datetime | None = None, window_days: int | None = None
+    crm: CRM,
+    *,
+    as_of: datetime | None = None,
+    window_days: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> dict[str, Any]:
     """Customers and mean monetary value per (R, F) cell, aggregated in SQL.
 
@@ -263,7 +275,7 @@ def rfm_grid(
     ).group_by(scored.c.r, scored.c.f)
     counts = [[0] * 5 for _ in range(5)]
     means: list[list[Decimal | None]] = [[None] * 5 for _ in range(5)]
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         for row in uow.connection.execute(query):
             i, j = 5 - int(row.r), int(row.f) - 1
             counts[i][j] = int(row.n)
@@ -272,14 +284,18 @@ def rfm_grid(
 
 
 def segment_summary(
-    crm: CRM, *, as_of: datetime | None = None, window_days: int | None = None
+    crm: CRM,
+    *,
+    as_of: datetime | None = None,
+    window_days: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> list[dict[str, Any]]:
     """Customers, total and mean monetary value per RFM segment, in the table's order."""
     scored = rfm_query(crm, as_of=as_of, window_days=window_days).subquery("rfm")
     query = select(
         scored.c.segment, func.count().label("n"), raw_sum(scored.c.monetary).label("total")
     ).group_by(scored.c.segment)
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         found = {
             row.segment: (int(row.n), to_money(row.total)) for row in uow.connection.execute(query)
         }

@@ -135,17 +135,19 @@ def define_segment(
         return _get(uow, key)
 
 
-def list_segments(crm: CRM, *, limit: int | None = None) -> list[Segment]:
+def list_segments(
+    crm: CRM, *, limit: int | None = None, ctx: UnitOfWork | None = None
+) -> list[Segment]:
     """Every saved segment (the first ``limit`` of them), by key."""
     segments = table(crm.metadata, SEGMENTS)
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         rows = uow.connection.execute(select(segments).order_by(segments.c.key).limit(limit)).all()
     return [_segment(r) for r in rows]
 
 
-def get_segment(crm: CRM, key: str) -> Segment:
+def get_segment(crm: CRM, key: str, *, ctx: UnitOfWork | None = None) -> Segment:
     """One saved segment; NotFoundError when unknown."""
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         return _get(uow, key)
 
 
@@ -297,7 +299,7 @@ def _change_batches(
 
 
 def iter_segment_members(
-    crm: CRM, key: str, *, limit: int | None = None
+    crm: CRM, key: str, *, limit: int | None = None, ctx: UnitOfWork | None = None
 ) -> Iterator[dict[str, Any]]:
     """:func:`segment_members` as an iterator: rows stream from the database as consumed.
 
@@ -314,22 +316,30 @@ def iter_segment_members(
         .limit(limit)
         .execution_options(yield_per=1000)
     )
-    return _stream_members(crm, query)
+    return _stream_members(crm, query, ctx=ctx)
 
 
-def _stream_members(crm: CRM, query: Select[Any]) -> Iterator[dict[str, Any]]:
-    with crm.reading() as uow:
+def _stream_members(
+    crm: CRM, query: Select[Any], *, ctx: UnitOfWork | None = None
+) -> Iterator[dict[str, Any]]:
+    with crm.reading(ctx) as uow:
         for r in uow.connection.execute(query):
             yield {"customer_id": int(r.customer_id), "name": r.name, "joined_at": r.joined_at}
 
 
-def segment_members(crm: CRM, key: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+def segment_members(
+    crm: CRM, key: str, *, limit: int | None = None, ctx: UnitOfWork | None = None
+) -> list[dict[str, Any]]:
     """Current members of segment ``key`` by id: ``customer_id``, ``name``, ``joined_at``."""
-    return list(iter_segment_members(crm, key, limit=limit))
+    return list(iter_segment_members(crm, key, limit=limit, ctx=ctx))
 
 
 def membership_history(
-    crm: CRM, key: str | None = None, *, customer_id: int | None = None
+    crm: CRM,
+    key: str | None = None,
+    *,
+    customer_id: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> list[dict[str, Any]]:
     """Joins and leaves, oldest first, of one segment and/or one customer."""
     history = table(crm.metadata, HISTORY)
@@ -343,7 +353,7 @@ def membership_history(
         query = query.where(segments.c.key == key)
     if customer_id is not None:
         query = query.where(history.c.customer_id == customer_id)
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         return [
             {
                 "segment": r.key,

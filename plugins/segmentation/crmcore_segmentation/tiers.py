@@ -16,7 +16,7 @@ from typing import Any
 from attrs import frozen
 from sqlalchemy import Integer, Select, case, func, literal, select
 
-from crmcore import CRM, ValidationError
+from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore_segmentation.lifetime import FETCH_SIZE, lifetime_query
 from crmcore_segmentation.purchases import raw_sum, to_money
 from crmcore_segmentation.rfm import rfm_query
@@ -106,13 +106,14 @@ def tiers(
     *,
     as_of: datetime | None = None,
     window_days: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> list[TierSummary]:
     """Customers, total value and value share (%, 2 decimals) per tier, high first."""
     tiered = tier_query(crm, basis, as_of=as_of, window_days=window_days).subquery("t")
     query = select(
         tiered.c.tier, func.count().label("n"), raw_sum(tiered.c.value).label("total")
     ).group_by(tiered.c.tier)
-    with crm.reading() as uow:
+    with crm.reading(ctx) as uow:
         found = {r.tier: (int(r.n), int(r.total or 0)) for r in uow.connection.execute(query)}
     grand = sum(total for _, total in found.values())
     return [
@@ -134,6 +135,7 @@ def iter_tier_members(
     as_of: datetime | None = None,
     window_days: int | None = None,
     limit: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> Iterator[dict[str, Any]]:
     """:func:`tier_members` as an iterator streaming from the database."""
     if tier not in TIERS:
@@ -148,11 +150,13 @@ def iter_tier_members(
         .limit(limit)
         .execution_options(yield_per=FETCH_SIZE)
     )
-    return _stream_members(crm, query)
+    return _stream_members(crm, query, ctx=ctx)
 
 
-def _stream_members(crm: CRM, query: Select[Any]) -> Iterator[dict[str, Any]]:
-    with crm.reading() as uow:
+def _stream_members(
+    crm: CRM, query: Select[Any], *, ctx: UnitOfWork | None = None
+) -> Iterator[dict[str, Any]]:
+    with crm.reading(ctx) as uow:
         for r in uow.connection.execute(query):
             yield {"customer_id": int(r.customer_id), "value": to_money(r.value)}
 
@@ -165,8 +169,11 @@ def tier_members(
     as_of: datetime | None = None,
     window_days: int | None = None,
     limit: int | None = None,
+    ctx: UnitOfWork | None = None,
 ) -> list[dict[str, Any]]:
     """Customers of one tier, by value descending then id: ``customer_id``, ``value``."""
     return list(
-        iter_tier_members(crm, tier, basis, as_of=as_of, window_days=window_days, limit=limit)
+        iter_tier_members(
+            crm, tier, basis, as_of=as_of, window_days=window_days, limit=limit, ctx=ctx
+        )
     )
