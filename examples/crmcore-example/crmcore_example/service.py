@@ -29,7 +29,9 @@ from crmcore import (
     Period,
     UnitOfWork,
 )
+from crmcore.access import Action
 from crmcore.reporting import ReportChart
+from crmcore.scoping import requires
 from crmcore.storage.types import UTCDateTime
 from crmcore_example.tables import touches_table
 
@@ -76,6 +78,7 @@ class Settings:
 _settings: WeakKeyDictionary[CRM, Settings] = WeakKeyDictionary()
 
 
+@requires(Action.READ, scoped=True)  # configuration, no customer data
 def remember_settings(crm: CRM) -> Settings:
     """Read the plugin's section once, when ``crm`` has opened (``crm_startup``)."""
     settings = Settings.from_config(crm.plugin_config(PLUGIN_NAME))
@@ -83,12 +86,14 @@ def remember_settings(crm: CRM) -> Settings:
     return settings
 
 
+@requires(Action.READ, scoped=True)  # configuration, no customer data
 def settings_of(crm: CRM) -> Settings:
     """Return the settings ``crm`` opened with."""
     settings = _settings.get(crm)
     return settings if settings is not None else remember_settings(crm)
 
 
+@requires(Action.READ, scoped=True)  # the policy itself: must not ask itself
 def authorize(crm: CRM, user: str, action: str) -> bool | None:
     """Deny everything but reading to the configured ``read_only_users``; no opinion otherwise."""
     if user in settings_of(crm).read_only_users:
@@ -131,6 +136,7 @@ def _lock_rows(ctx: UnitOfWork, customer_ids: Iterable[int]) -> dict[int, int]:
 # --- events ------------------------------------------------------------------
 
 
+@requires(Action.WRITE, customer="customer_ids")
 def start_tracking(ctx: UnitOfWork, customer_ids: Sequence[int]) -> None:
     """Give new customers a row at zero (one executemany for the batch)."""
     if customer_ids:
@@ -140,6 +146,7 @@ def start_tracking(ctx: UnitOfWork, customer_ids: Sequence[int]) -> None:
         )
 
 
+@requires(Action.WRITE, customer="customer_ids")
 def stop_tracking(ctx: UnitOfWork, customer_ids: Sequence[int]) -> None:
     """Delete the rows of customers about to be deleted or erased."""
     table = _table(ctx.crm)
@@ -161,17 +168,23 @@ def _increment(ctx: UnitOfWork, column: str, counts: Mapping[int, int]) -> None:
     )
 
 
+@requires(
+    Action.WRITE,
+    customer=lambda crm, ctx, a: [c.after.id for c in a["changes"] if c.after.id is not None],
+)
 def count_updates(ctx: UnitOfWork, changes: Sequence[CustomerChange]) -> None:
     """Count updates that changed something, per customer."""
     counts = Counter(c.after.id for c in changes if c.changed and c.after.id is not None)
     _increment(ctx, "updates", counts)
 
 
+@requires(Action.WRITE, customer=lambda crm, ctx, a: [e.customer_id for e in a["events"]])
 def count_moves(ctx: UnitOfWork, events: Sequence[LifecycleEvent]) -> None:
     """Count lifecycle moves per customer (the initial stage at creation is no move)."""
     _increment(ctx, "moves", Counter(e.customer_id for e in events if e.from_stage is not None))
 
 
+@requires(Action.WRITE, customer=lambda crm, ctx, a: [i.customer_id for i in a["interactions"]])
 def record_touches(ctx: UnitOfWork, interactions: Sequence[Interaction]) -> None:
     """Add the batch's interactions to each customer's touches; fire milestones.
 
@@ -213,6 +226,7 @@ def record_touches(ctx: UnitOfWork, interactions: Sequence[Interaction]) -> None
 # --- validation ------------------------------------------------------------------
 
 
+@requires(Action.READ, scoped=True)  # looks only at the customers given
 def blocked_emails(crm: CRM, customers: Sequence[Customer]) -> list[tuple[int, str]]:
     """``(index, message)`` for each customer whose email is in the blocked domain."""
     blocked = settings_of(crm).blocked_domain
@@ -248,6 +262,7 @@ def _read(ctx: UnitOfWork, customer_id: int) -> dict[str, Any] | None:
     return None if row is None else _row_data(row)
 
 
+@requires(Action.READ, customer="customer_id")
 def touches_of(crm: CRM, customer_id: int) -> dict[str, Any]:
     """Return one customer's counts (zero when not tracked); NotFoundError for unknown ids."""
     with crm.reading() as uow:
@@ -257,6 +272,7 @@ def touches_of(crm: CRM, customer_id: int) -> dict[str, Any]:
     return {"customer_id": customer_id, **(data or empty)}
 
 
+@requires(Action.READ, customer=lambda crm, ctx, a: a["customer"].id)
 def profile_section(crm: CRM, customer: Customer) -> dict[str, Any] | None:
     """Return the customer's section of the 360° view: ``touches``, ``last_touch_at``."""
     if customer.id is None:
@@ -268,6 +284,7 @@ def profile_section(crm: CRM, customer: Customer) -> dict[str, Any] | None:
     return {"touches": data["touches"], "last_touch_at": data["last_touch_at"]}
 
 
+@requires(Action.REPORT)
 def metrics(crm: CRM, period: Period) -> dict[str, int]:
     """Count interactions in ``[period.start, period.end)`` and the customers they touched."""
     interactions = crm.metadata.tables["crm_interactions"]
@@ -279,6 +296,7 @@ def metrics(crm: CRM, period: Period) -> dict[str, int]:
     return {"touches_in_period": int(touches), "customers_touched": int(customers)}
 
 
+@requires(Action.REPORT)
 def touches_by_channel_chart(crm: CRM, period: Period) -> ReportChart:
     """A bar chart of the interactions in ``period`` per channel."""
     interactions = crm.metadata.tables["crm_interactions"]
@@ -298,6 +316,7 @@ def touches_by_channel_chart(crm: CRM, period: Period) -> ReportChart:
     )
 
 
+@requires(Action.READ, customer="customer_ids")
 def never_touched(crm: CRM, customer_ids: Sequence[int]) -> list[ChurnSignal]:
     """Return a churn signal for each of these customers without a single touch."""
     table = _table(crm)
@@ -317,14 +336,15 @@ def never_touched(crm: CRM, customer_ids: Sequence[int]) -> list[ChurnSignal]:
     ]
 
 
+@requires(Action.READ, scoped=True)  # the query keeps visible customers only
 def top_touched(crm: CRM, limit: int = 5) -> list[dict[str, Any]]:
-    """Return the most touched customers, most touches first, with their names."""
+    """Return the most touched customers the acting user may see, most touches first."""
     table = _table(crm)
     customers = crm.metadata.tables["crm_customers"]
     query = (
         select(customers.c.id, customers.c.name, table.c.touches, table.c.last_touch_at)
         .join(table, table.c.customer_id == customers.c.id)
-        .where(table.c.touches > 0)
+        .where(table.c.touches > 0, crm.access.where(customers.c.id))
         .order_by(table.c.touches.desc(), customers.c.id)
         .limit(limit)
     )
@@ -344,11 +364,13 @@ def top_touched(crm: CRM, limit: int = 5) -> list[dict[str, Any]]:
 # --- privacy ---------------------------------------------------------------------
 
 
+@requires(Action.EXPORT, customer="customer_id")
 def export(ctx: UnitOfWork, customer_id: int) -> dict[str, Any] | None:
     """Return everything the plugin holds on the customer, JSON-safe (``None``: nothing)."""
     return _read(ctx, customer_id)
 
 
+@requires(Action.ERASE, customer="customer_id")
 def erase(ctx: UnitOfWork, customer_id: int) -> None:
     """Forget the customer: the counts are about them, so the row goes."""
     stop_tracking(ctx, [customer_id])
