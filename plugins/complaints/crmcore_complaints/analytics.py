@@ -231,13 +231,15 @@ def trends(
 
 
 @requires(Action.REPORT)
-def hot_issues(crm: CRM, period: Period, *, buckets: int = 6, top: int = 5) -> list[dict[str, Any]]:
+def hot_issues(
+    crm: CRM, period: Period, *, buckets: int = 6, top: int = 5, ctx: UnitOfWork | None = None
+) -> list[dict[str, Any]]:
     """Categories rising in the last slice of ``period`` against their average before.
 
     ``increase`` is the last slice's count minus the mean of the earlier
     slices; only rising categories are returned, the steepest first.
     """
-    data = trends(crm, period, buckets=buckets, top=max(top * 3, 10))
+    data = trends(crm, period, buckets=buckets, top=max(top * 3, 10), ctx=ctx)
     rising = []
     for name, counts in data["series"].items():
         before = counts[:-1]
@@ -338,16 +340,16 @@ def backlog(crm: CRM, *, ctx: UnitOfWork | None = None) -> dict[str, int]:
 
 
 @requires(Action.REPORT)
-def report(crm: CRM, period: Period) -> dict[str, Any]:
+def report(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
     """Everything ``crm complaints report`` shows for ``period``, JSON-safe."""
     return {
         "period": {"start": period.start.isoformat(), "end": period.end.isoformat()},
-        "kpis": metrics(crm, period),
-        "backlog": backlog(crm),
-        "top_categories": top_counts(crm, period, by="category"),
-        "top_root_causes": top_counts(crm, period, by="root_cause"),
+        "kpis": metrics(crm, period, ctx=ctx),
+        "backlog": backlog(crm, ctx=ctx),
+        "top_categories": top_counts(crm, period, by="category", ctx=ctx),
+        "top_root_causes": top_counts(crm, period, by="root_cause", ctx=ctx),
         "hot_issues": hot_issues(crm, period),
-        "category_trend": trends(crm, period, by="category"),
-        "root_cause_trend": trends(crm, period, by="root_cause"),
-        "workload": workload(crm, period),
+        "category_trend": trends(crm, period, by="category", ctx=ctx),
+        "root_cause_trend": trends(crm, period, by="root_cause", ctx=ctx),
+        "workload": workload(crm, period, ctx=ctx),
     }

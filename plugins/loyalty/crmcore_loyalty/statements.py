@@ -121,7 +121,9 @@ def tier_history(
 
 
 @requires(Action.READ, customer=_profile_customer)
-def profile_section(crm: CRM, customer: Customer) -> dict[str, Any] | None:
+def profile_section(
+    crm: CRM, customer: Customer, *, ctx: UnitOfWork | None = None
+) -> dict[str, Any] | None:
     """The customer's section of the 360° view (``None`` for non-members).
 
     Member number, status, tier and its benefits, balance, available points,
@@ -133,7 +135,7 @@ def profile_section(crm: CRM, customer: Customer) -> dict[str, Any] | None:
         member = get_member(crm, customer.id)
     except NotFoundError:
         return None
-    current = balance(crm, customer.id)
+    current = balance(crm, customer.id, ctx=ctx)
     tier = settings_of(crm).tier(member.tier)
     return {
         "member_number": member.member_number,
