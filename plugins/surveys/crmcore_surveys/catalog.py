@@ -15,6 +15,9 @@ from attrs import frozen
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from crmcore import CRM, ConflictError, NotFoundError, UnitOfWork
+from crmcore.access import Action
+from crmcore.audit import AuditEntry
+from crmcore.scoping import requires
 from crmcore.storage.ids import allocate_ids
 from crmcore_surveys.definitions import Definition, validate_definition
 from crmcore_surveys.tables import (
@@ -109,6 +112,17 @@ def _insert_version(uow: UnitOfWork, definition: Definition, version: int) -> Su
     )
 
 
+def _audit(uow: UnitOfWork, action: str, survey: SurveyVersion) -> None:
+    uow.crm.audit.record(
+        uow,
+        [
+            AuditEntry(
+                action, "survey", survey.id, None, {"key": survey.key, "version": survey.version}
+            )
+        ],
+    )
+
+
 def latest_row(connection: Connection, crm: CRM, key: str, *, lock: bool = False) -> Any:
     """The row of the latest version of survey ``key``, or ``None``."""
     surveys = surveys_table(crm.metadata)
@@ -118,6 +132,7 @@ def latest_row(connection: Connection, crm: CRM, key: str, *, lock: bool = False
     return connection.execute(query).first()
 
 
+@requires(Action.WRITE)  # a survey is sent to everyone: managers, admins
 def create_survey(
     crm: CRM,
     definition: Mapping[str, Any] | Definition,
@@ -136,9 +151,12 @@ def create_survey(
             raise ConflictError(
                 f"key: survey {checked.key!r} already exists; update it to create a new version"
             )
-        return _insert_version(uow, checked, 1)
+        created = _insert_version(uow, checked, 1)
+        _audit(uow, "surveys.create", created)
+        return created
 
 
+@requires(Action.WRITE)
 def update_survey(
     crm: CRM,
     definition: Mapping[str, Any] | Definition,
@@ -167,7 +185,9 @@ def update_survey(
             select(func.count()).where(responses.c.survey_id == row.id)
         ).scalar_one()
         if answered:
-            return _insert_version(uow, checked, row.version + 1)
+            created = _insert_version(uow, checked, row.version + 1)
+            _audit(uow, "surveys.update", created)
+            return created
         uow.connection.execute(
             update(surveys)
             .where(surveys.c.id == row.id)
@@ -175,11 +195,14 @@ def update_survey(
         )
         uow.connection.execute(delete(questions).where(questions.c.survey_id == row.id))
         uow.connection.execute(insert(questions), _question_rows(row.id, checked))
-        return SurveyVersion(
+        replaced = SurveyVersion(
             row.id, checked.key, row.version, checked.title, checked, row.created_at, row.created_by
         )
+        _audit(uow, "surveys.update", replaced)
+        return replaced
 
 
+@requires(Action.READ, scoped=True)  # a definition holds no customer data
 def get_survey(
     crm: CRM, key: str, version: int | None = None, *, ctx: UnitOfWork | None = None
 ) -> SurveyVersion:
@@ -207,20 +230,24 @@ def survey_by_id(connection: Connection, crm: CRM, survey_id: int) -> SurveyVers
     return _from_row(row)
 
 
+@requires(Action.READ, scoped=True)  # counts only visible customers
 def list_surveys(crm: CRM, *, ctx: UnitOfWork | None = None) -> list[dict[str, Any]]:
     """Every survey (latest version) with its version count, invitations and responses."""
     surveys = surveys_table(crm.metadata)
     invitations = invitations_table(crm.metadata)
     responses = responses_table(crm.metadata)
+    # Counts cover only the customers the acting user may read.
     invited = (
         select(surveys.c.key, func.count(invitations.c.id).label("n"))
         .join(invitations, invitations.c.survey_id == surveys.c.id)
+        .where(crm.access.where(invitations.c.customer_id, ctx=ctx))
         .group_by(surveys.c.key)
         .subquery()
     )
     answered = (
         select(surveys.c.key, func.count(responses.c.id).label("n"))
         .join(responses, responses.c.survey_id == surveys.c.id)
+        .where(crm.access.where(responses.c.customer_id, ctx=ctx))
         .group_by(surveys.c.key)
         .subquery()
     )

@@ -17,6 +17,8 @@ from attrs import frozen
 from sqlalchemy import exists, insert, literal, select
 
 from crmcore import CRM, Channel, NotFoundError, UnitOfWork, ValidationError
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore.storage.ids import allocate_ids
 from crmcore_surveys.catalog import latest_row, survey_by_id
 from crmcore_surveys.population import field_expression, filter_conditions
@@ -98,6 +100,7 @@ def _channel(value: str) -> str:
         ) from None
 
 
+@requires(Action.WRITE, scoped=True)  # guards named ids, scopes the population
 def invite(
     crm: CRM,
     key: str,
@@ -139,6 +142,7 @@ def invite(
             raise NotFoundError(f"survey: no survey {key!r}")
         survey = survey_by_id(uow.connection, crm, row.id)
         if ids is not None:
+            crm.access.guard(uow, ids, Action.WRITE)
             missing = sorted(set(ids) - crm.customers.exists(ids, ctx=uow))
             if missing:
                 raise NotFoundError(f"customer_ids: customer {missing[0]} does not exist")
@@ -155,7 +159,11 @@ def invite(
             customers.c.consent_surveys.label("consent"),
             invited.label("invited"),
             stratum.label("stratum"),
-        ).where(*filter_conditions(customers, tags, filters))
+        ).where(
+            *filter_conditions(customers, tags, filters),
+            # The population is what the acting user may write: filters see nothing else.
+            crm.access.where(customers.c.id, Action.WRITE, ctx=uow),
+        )
         rows: list[Any] = []
         if ids is None:
             rows = list(uow.connection.execute(base.order_by(customers.c.id)))
@@ -189,6 +197,12 @@ def invite(
                     }
                     for inv in made
                 ],
+            )
+            crm.audit.record_batch(
+                uow,
+                "surveys.invite",
+                "survey_invitation",
+                [(inv.id, inv.customer_id, {"survey": survey.key}) for inv in made],
             )
     return InvitationResult(
         survey_key=survey.key,

@@ -26,6 +26,8 @@ from crmcore import (
     ValidationError,
     ValidationErrors,
 )
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore.storage.ids import allocate_ids
 from crmcore_surveys.catalog import SurveyVersion, latest_row, survey_by_id
 from crmcore_surveys.definitions import Definition, Question
@@ -498,7 +500,9 @@ class _Recorder:
             if ready.token is not None:
                 self.tokens_seen.add(ready.token)
             prepared.append((item, ready))
-        known = self.crm.customers.exists({p.customer_id for _, p in prepared}, ctx=self.uow)
+        wanted = {p.customer_id for _, p in prepared}
+        self.crm.access.guard(self.uow, wanted, Action.WRITE)  # one query per batch
+        known = self.crm.customers.exists(wanted, ctx=self.uow)
         kept: list[_Prepared] = []
         for item, ready in prepared:
             if ready.customer_id not in known:
@@ -593,6 +597,12 @@ class _Recorder:
             )
         connection.execute(insert(responses), response_rows)
         connection.execute(insert(answers_table(metadata)), answer_rows)
+        self.crm.audit.record_batch(
+            self.uow,
+            "surveys.response",
+            "survey_response",
+            [(r.id, r.customer_id, {"survey": r.survey_key}) for r in recorded],
+        )
         answered = [
             {"iid": p.invitation_id, "at": p.answered_at}
             for p in kept
@@ -611,6 +621,7 @@ class _Recorder:
         return recorded
 
 
+@requires(Action.WRITE, scoped=True)  # every batch guards its customers
 def record_responses(
     crm: CRM,
     items: Iterable[Mapping[str, Any]],
@@ -658,6 +669,7 @@ def record_responses(
     return stored
 
 
+@requires(Action.WRITE, scoped=True)  # through record_responses
 def record_response(
     crm: CRM,
     *,

@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 
 from crmcore import CRM, NotFoundError, Period, UnitOfWork, ValidationError
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore_surveys.catalog import SurveyVersion, survey_by_id
 from crmcore_surveys.definitions import WEIGHTING_METHODS
 from crmcore_surveys.population import CUSTOMER_FIELDS, field_expression
@@ -792,6 +794,7 @@ def _one(mapping: Mapping[str | None, Any]) -> Any:
     return mapping.get(None)
 
 
+@requires(Action.REPORT)
 def survey_report(
     crm: CRM,
     key: str,
@@ -928,6 +931,7 @@ def _grouped_rows(
     return rows
 
 
+@requires(Action.REPORT)
 def overall_metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
     """Every survey's figures for ``period``: NPS, CSAT %, CES, responses, response rate."""
     with crm.reading(ctx) as uow:

@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from crmcore import CRM, ChurnSignal, Customer, Period, UnitOfWork
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore_surveys.catalog import survey_by_id
 from crmcore_surveys.responses import response_index
 from crmcore_surveys.scoring import overall_metrics
@@ -41,6 +43,7 @@ def _nps_category(score: int) -> str:
     return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
 
 
+@requires(Action.READ, customer=lambda crm, ctx, a: a["customer"].id)
 def profile_section(
     crm: CRM, customer: Customer, *, ctx: UnitOfWork | None = None
 ) -> dict[str, Any] | None:
@@ -105,11 +108,13 @@ def profile_section(
     return {"responses": int(total), "pending_invitations": int(pending), "latest": scores}
 
 
+@requires(Action.REPORT)
 def metrics(crm: CRM, period: Period) -> dict[str, Any]:
     """KPIs for ``crm report``: NPS, CSAT %, CES, responses, response rate, low scores."""
     return overall_metrics(crm, period)
 
 
+@requires(Action.READ, customer="customer_ids")
 def churn_signals(
     crm: CRM, customer_ids: Sequence[int], *, ctx: UnitOfWork | None = None
 ) -> list[ChurnSignal]:
@@ -165,6 +170,7 @@ def churn_signals(
     return signals
 
 
+@requires(Action.EXPORT, customer="customer_id")
 def export(ctx: UnitOfWork, customer_id: int) -> dict[str, Any] | None:
     """Everything held on the customer: invitations, responses with answers. JSON-safe."""
     metadata = ctx.crm.metadata
@@ -231,6 +237,7 @@ def export(ctx: UnitOfWork, customer_id: int) -> dict[str, Any] | None:
     }
 
 
+@requires(Action.ERASE, customer="customer_id")
 def erase(ctx: UnitOfWork, customer_id: int) -> None:
     """Right to erasure: unlink the customer's responses and drop everything personal.
 
@@ -253,6 +260,7 @@ def erase(ctx: UnitOfWork, customer_id: int) -> None:
     ctx.connection.execute(delete(invitations).where(invitations.c.customer_id == customer_id))
 
 
+@requires(Action.DELETE, customer="customer_ids")
 def forget(ctx: UnitOfWork, customer_ids: Sequence[int]) -> None:
     """Delete the responses, answers and invitations of customers about to be deleted."""
     metadata = ctx.crm.metadata
