@@ -197,9 +197,7 @@ def _root(
                 "--user/--role: role switching is turned off in crm.toml "
                 "([access] allow_role_switch = false)"
             )
-        crm = CRM.open(
-            config, load_plugins=selection.load, disable_plugins=selection.disabled
-        )
+        crm = CRM.open(config, load_plugins=selection.load, disable_plugins=selection.disabled)
         return crm.as_user(Principal(user, Role(role))) if user else crm
 
     # --role without --user still counts as asking to switch (refused when switching is off).
