@@ -67,9 +67,10 @@ class SchemaOperations:
         skipped = set(getattr(self.pm, "skipped", {})) - set(withheld)
         withheld.update(disabled_plugin_modules(skipped | set(self.config.disabled_plugins)))
         branches = {}
+        active = self.migration_branches()
         for name, module in withheld.items():
             function = getattr(module, "crm_migration_locations", None)
-            if callable(function) and name not in self.migration_branches():
+            if callable(function) and name not in active:
                 branches[name] = _flatten_locations([function()])
         return branches
 
