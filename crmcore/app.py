@@ -387,7 +387,7 @@ class CRM(SchemaOperations):
         """A uniqueness violation the pre-checks could not see (a concurrent writer won the race).
 
         On PostgreSQL the violated key and value are known, so the error can
-        name the customer that now holds them.
+        name the customer that now holds them (to a principal who may read it).
         """
         diag = getattr(exc.orig, "diag", None)
         detail = getattr(diag, "message_detail", None) or ""
@@ -407,6 +407,11 @@ class CRM(SchemaOperations):
         from crmcore.encryption import is_blind_index
 
         shown = "(encrypted)" if is_blind_index(value) else repr(value)  # never show an index
+        if not self.access.may_see(existing):  # name the holder only to whom may read it
+            return ConflictError(
+                f"duplicate customer: {label[column]} {shown} already belongs to a customer "
+                "you may not see (registered concurrently)"
+            )
         return ConflictError(
             f"duplicate customer: {label[column]} {shown} already belongs to customer {existing} "
             "(registered concurrently)",

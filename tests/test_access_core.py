@@ -269,3 +269,28 @@ def test_role_switch_can_be_turned_off(db_url: str, tmp_path: Path) -> None:
         assert "role switching is turned off" in refused.output
         assert "Traceback" not in refused.output
     assert runner.invoke(build_cli(), [*base, "customers", "list"]).exit_code == 0
+
+
+def test_a_lost_race_does_not_name_a_hidden_winner(postgres_url: str) -> None:
+    rival = CRM.open(postgres_url, discover=False, upgrade=True)
+
+    class Racer:
+        """Registers the same email for bob between the agent's pre-check and write."""
+
+        @hookimpl
+        def crm_validate_customers(self, ctx: Any, customers: Any) -> None:
+            rival.customers.create({"name": "Winner", "email": "race@x.org", "owner": "bob"})
+
+    crm = CRM.open(postgres_url, plugins=[Racer()], discover=False)
+    try:
+        alice = crm.as_user(Principal("alice"))
+        with pytest.raises(ConflictError) as info:
+            alice.customers.create({"name": "Loser", "email": "race@x.org"})
+        assert str(info.value) == (
+            "duplicate customer: email 'race@x.org' already belongs to a customer you may not "
+            "see (registered concurrently)"
+        )
+        assert info.value.existing_id is None
+    finally:
+        crm.close()
+        rival.close()
