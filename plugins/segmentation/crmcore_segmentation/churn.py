@@ -53,6 +53,8 @@ from sqlalchemy import (
 )
 
 from crmcore import CRM, Stage, UnitOfWork
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore.storage.types import UTCDateTime
 from crmcore_segmentation.calendar_sql import day_number
 from crmcore_segmentation.purchases import counted_purchases
@@ -94,6 +96,7 @@ class ChurnAssessment:
         }
 
 
+@requires(Action.READ, scoped=True)  # builds SQL; the caller scopes what it reads
 def churn_query(crm: CRM, *, as_of: datetime | None = None) -> Select[Any]:
     """Per customer with a counted purchase: behaviour counts and the SQL part of the score.
 
@@ -228,6 +231,7 @@ def _assess_rows(crm: CRM, rows: Sequence[Any], churn: ChurnSettings) -> list[Ch
     return found
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def iter_churn(
     crm: CRM,
     *,
@@ -249,7 +253,8 @@ def iter_churn(
     scored = churn_query(crm, as_of=as_of).subquery("churn")
     columns = ["customer_id", "stage", "recent", "baseline", "recency_days"]
     query = select(*(scored.c[name] for name in columns)).where(
-        scored.c.partial_score + literal(churn.weight_plugins + _SLACK, Float) >= churn.threshold
+        scored.c.partial_score + literal(churn.weight_plugins + _SLACK, Float) >= churn.threshold,
+        crm.access.where(scored.c.customer_id, ctx=ctx),
     )
     if stages is not None:
         query = query.where(scored.c.stage.in_(list(stages)))
@@ -300,6 +305,7 @@ def _rank(assessment: ChurnAssessment) -> tuple[float, int]:
     return (-assessment.score, assessment.customer_id)
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def ranked_churn(
     crm: CRM,
     *,
@@ -365,6 +371,7 @@ def _ranked_in_database(
             conn.commit()
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def assess_churn(
     crm: CRM,
     *,
@@ -393,6 +400,7 @@ class ChurnMoves:
     top: tuple[ChurnAssessment, ...]
 
 
+@requires(Action.WRITE, scoped=True)  # moves only assessed (visible) customers; core guards
 def apply_churn(
     crm: CRM,
     *,
@@ -444,6 +452,7 @@ def apply_churn(
     return ChurnMoves(moved=len(flagged), top=tuple(top))
 
 
+@requires(Action.WRITE, scoped=True)  # through apply_churn
 def apply_churn_warnings(
     crm: CRM,
     *,
@@ -458,6 +467,7 @@ def apply_churn_warnings(
     return list(apply_churn(crm, as_of=as_of, actor=actor, ctx=ctx).top)
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def recent_alerts(
     crm: CRM, *, limit: int = 20, ctx: UnitOfWork | None = None
 ) -> list[dict[str, Any]]:
@@ -467,6 +477,7 @@ def recent_alerts(
     query = (
         select(alerts, customers.c.name)
         .join(customers, customers.c.id == alerts.c.customer_id)
+        .where(crm.access.where(alerts.c.customer_id, ctx=ctx))
         .order_by(alerts.c.at.desc(), alerts.c.score.desc(), alerts.c.customer_id)
         .limit(limit)
     )

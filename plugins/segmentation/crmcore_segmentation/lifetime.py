@@ -41,6 +41,9 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from crmcore import CRM, UnitOfWork, ValidationError
+from crmcore.access import Action
+from crmcore.audit import AuditEntry
+from crmcore.scoping import requires
 from crmcore.storage.types import money_problem
 from crmcore_segmentation.calendar_sql import day_number
 from crmcore_segmentation.per_customer import merge_per_customer
@@ -68,6 +71,7 @@ def _margin_raw(settings: Settings) -> int:
     return int(raw)
 
 
+@requires(Action.READ, scoped=True)  # builds SQL; the caller scopes what it reads
 def lifetime_query(crm: CRM, *, as_of: datetime | None = None) -> Select[Any]:
     """Per customer with a counted purchase before ``as_of``: lifetime figures and profit.
 
@@ -200,6 +204,7 @@ def _customer_value(row: Any, as_of_day: int, settings: Settings) -> CustomerVal
     )
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def iter_customer_values(
     crm: CRM,
     *,
@@ -223,7 +228,12 @@ def iter_customer_values(
         (tenure > settings.min_tenure_days, tenure), else_=literal(settings.min_tenure_days)
     )
     strength = cast(life.c.revenue, Float) / observed
-    query = select(life).order_by(strength.desc(), life.c.customer_id).limit(limit)
+    query = (
+        select(life)
+        .where(crm.access.where(life.c.customer_id, ctx=ctx))
+        .order_by(strength.desc(), life.c.customer_id)
+        .limit(limit)
+    )
     streamed = query.execution_options(yield_per=FETCH_SIZE)
     with crm.reading(ctx) as uow:
         if customer_ids is None:
@@ -237,6 +247,7 @@ def iter_customer_values(
                 yield _customer_value(row, today, settings)
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def customer_values(
     crm: CRM,
     *,
@@ -257,6 +268,7 @@ def customer_values(
     )
 
 
+@requires(Action.WRITE, customer="customer_id")
 def set_costs(
     crm: CRM,
     customer_id: int,
@@ -304,6 +316,18 @@ def set_costs(
                 .values(updated_at=uow.now, **values)
             )
         row = uow.connection.execute(select(costs).where(costs.c.customer_id == customer_id)).one()
+        uow.crm.audit.record(
+            uow,
+            [
+                AuditEntry(
+                    "segmentation.costs",
+                    "customer_costs",
+                    customer_id,
+                    customer_id,
+                    {k: str(v) for k, v in values.items()},
+                )
+            ],
+        )
     return {
         "customer_id": customer_id,
         "acquisition": None if row.acquisition is None else str(row.acquisition),

@@ -17,6 +17,8 @@ from attrs import frozen
 from sqlalchemy import BigInteger, Select, case, func, literal, select
 
 from crmcore import CRM, UnitOfWork, ValidationError
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore_segmentation.lifetime import FETCH_SIZE
 from crmcore_segmentation.purchases import raw_sum, to_money
 from crmcore_segmentation.settings import settings_of
@@ -80,6 +82,7 @@ class ParetoSummary:
         }
 
 
+@requires(Action.READ, scoped=True)  # reads no data
 def resolve_percent(crm: CRM, percent: Decimal | float | int | str | None) -> Decimal:
     """``percent`` or the configured one; ValidationError unless in (0, 100], 2 decimals."""
     value = settings_of(crm).pareto_percent if percent is None else Decimal(str(percent))
@@ -92,6 +95,7 @@ def resolve_percent(crm: CRM, percent: Decimal | float | int | str | None) -> De
     return value
 
 
+@requires(Action.READ, scoped=True)  # builds SQL; the caller scopes what it reads
 def pareto_query(
     crm: CRM,
     basis: str | None = None,
@@ -131,6 +135,7 @@ def pareto_query(
     )
 
 
+@requires(Action.REPORT)  # an aggregate over every customer
 def pareto_summary(
     crm: CRM,
     basis: str | None = None,
@@ -168,6 +173,7 @@ def pareto_summary(
     )
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def iter_pareto_members(
     crm: CRM,
     basis: str | None = None,
@@ -190,7 +196,7 @@ def iter_pareto_members(
     ).subquery("pareto")
     query = (
         select(running.c.customer_id, running.c.value)
-        .where(running.c.in_set == 1)
+        .where(running.c.in_set == 1, crm.access.where(running.c.customer_id, ctx=ctx))
         .order_by(running.c.value.desc(), running.c.customer_id)
         .limit(limit)
         .execution_options(yield_per=FETCH_SIZE)
@@ -206,6 +212,7 @@ def _stream(
             yield {"customer_id": int(r.customer_id), "value": to_money(r.value)}
 
 
+@requires(Action.REPORT)  # an aggregate over every customer
 def pareto(
     crm: CRM,
     basis: str | None = None,

@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from crmcore import CRM, Customer, Period, UnitOfWork
+from crmcore.access import Action
 from crmcore.reporting import ReportChart
+from crmcore.scoping import requires
 from crmcore_segmentation.retention import (
     cohort_matrix,
     monthly_retention,
@@ -28,6 +30,7 @@ def _window(period: Period) -> int:
     return max(1, (period.end - period.start).days)
 
 
+@requires(Action.REPORT)  # an aggregate over every customer
 def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
     """KPIs of ``period`` (RFM and value over the period itself, as of its end).
 
@@ -69,6 +72,7 @@ def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[
     }
 
 
+@requires(Action.REPORT)  # an aggregate over every customer
 def rfm_segments_count(crm: CRM, period: Period) -> dict[str, int]:
     """Buyers, champions and at-risk (at_risk + cant_lose) customers in the period's RFM."""
     from crmcore_segmentation.rfm import segment_summary
@@ -84,6 +88,7 @@ def rfm_segments_count(crm: CRM, period: Period) -> dict[str, int]:
     }
 
 
+@requires(Action.REPORT)  # an aggregate over every customer
 def charts(crm: CRM, period: Period) -> list[ReportChart]:
     """The RFM grid (R x F, customers), the cohort retention heatmap, the retention trend."""
     grid = rfm_grid(crm, as_of=period.end, window_days=_window(period))
@@ -123,6 +128,7 @@ def charts(crm: CRM, period: Period) -> list[ReportChart]:
     ]
 
 
+@requires(Action.READ, customer=lambda crm, ctx, a: a["customer"].id)
 def profile_section(
     crm: CRM, customer: Customer, *, ctx: UnitOfWork | None = None
 ) -> dict[str, Any] | None:
@@ -154,6 +160,7 @@ def profile_section(
     }
 
 
+@requires(Action.EXPORT, customer="customer_id")
 def export(ctx: UnitOfWork, customer_id: int) -> dict[str, Any] | None:
     """Everything the plugin stores about the customer, JSON-safe."""
     metadata = ctx.crm.metadata
@@ -196,6 +203,7 @@ def export(ctx: UnitOfWork, customer_id: int) -> dict[str, Any] | None:
     return data
 
 
+@requires(Action.DELETE, customer="customer_ids")
 def forget(ctx: UnitOfWork, customer_ids: Sequence[int]) -> None:
     """Delete every row of the plugin about these customers (erasure and deletion).
 

@@ -24,6 +24,8 @@ from attrs import frozen
 from sqlalchemy import Integer, case, func, literal, select
 
 from crmcore import CRM, Period, UnitOfWork, ValidationError
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore.storage.types import UTCDateTime
 from crmcore_segmentation.calendar_sql import month_label, month_number
 from crmcore_segmentation.purchases import counted_purchases
@@ -64,6 +66,7 @@ def _last_month(as_of: datetime) -> int:
     return month_number(as_of - timedelta(microseconds=1))
 
 
+@requires(Action.REPORT)  # an aggregate over every customer
 def cohort_matrix(
     crm: CRM, *, as_of: datetime | None = None, months: int = 12, ctx: UnitOfWork | None = None
 ) -> list[Cohort]:
@@ -132,6 +135,7 @@ class Retention:
     churn_rate: Decimal | None
 
 
+@requires(Action.REPORT)  # an aggregate over every customer
 def retention(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> Retention:
     """Retention and churn rate of ``period`` (counted purchases as of ``period.end``)."""
     previous = period.previous()
@@ -164,6 +168,7 @@ def retention(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> Ret
     )
 
 
+@requires(Action.REPORT)  # an aggregate over every customer
 def monthly_retention(
     crm: CRM, *, as_of: datetime | None = None, months: int = 12, ctx: UnitOfWork | None = None
 ) -> list[dict[str, Any]]:
@@ -214,6 +219,7 @@ def monthly_retention(
     return series
 
 
+@requires(Action.REPORT)  # an aggregate over every customer
 def repeat_purchase_rate(
     crm: CRM, *, as_of: datetime | None = None, ctx: UnitOfWork | None = None
 ) -> dict[str, Any]:

@@ -30,6 +30,8 @@ from sqlalchemy import Integer, Select, and_, case, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from crmcore import CRM, UnitOfWork, ValidationError
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore_segmentation.calendar_sql import day_number
 from crmcore_segmentation.purchases import counted_purchases, raw_sum, to_money
 from crmcore_segmentation.settings import OTHER_SEGMENT, SegmentRule, Settings, settings_of
@@ -67,6 +69,7 @@ class RFMScore:
         }
 
 
+@requires(Action.READ, scoped=True)  # reads no data
 def resolve_as_of(crm: CRM, as_of: datetime | None) -> datetime:
     """``as_of``, or the CRM clock's now; ValidationError for a naive datetime."""
     if as_of is None:
@@ -117,6 +120,7 @@ def quintile(below: ColumnElement[Any], n: ColumnElement[Any]) -> ColumnElement[
     return (literal(5, Integer) * below) // n + literal(1, Integer)
 
 
+@requires(Action.READ, scoped=True)  # builds SQL; the caller scopes what it reads
 def rfm_query(
     crm: CRM,
     *,
@@ -186,6 +190,7 @@ def _score(row: Any) -> RFMScore:
     )
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def iter_rfm_scores(
     crm: CRM,
     *,
@@ -198,7 +203,11 @@ def iter_rfm_scores(
 ) -> Iterator[RFMScore]:
     """:func:`rfm_scores` as an iterator: rows stream from the database as consumed."""
     scored = rfm_query(crm, as_of=as_of, window_days=window_days).subquery("rfm")
-    query = select(scored).order_by(scored.c.customer_id)
+    query = (
+        select(scored)
+        .where(crm.access.where(scored.c.customer_id, ctx=ctx))
+        .order_by(scored.c.customer_id)
+    )
     if segment is not None:
         query = query.where(scored.c.segment == segment)
     if limit is not None:
@@ -226,6 +235,7 @@ def _stream_scores(
                 yield _score(row)
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def rfm_scores(
     crm: CRM,
     *,
@@ -256,6 +266,7 @@ def rfm_scores(
     )
 
 
+@requires(Action.REPORT)  # an aggregate over every customer
 def rfm_grid(
     crm: CRM,
     *,
@@ -283,6 +294,7 @@ def rfm_grid(
     return {"r": [5, 4, 3, 2, 1], "f": [1, 2, 3, 4, 5], "counts": counts, "mean_monetary": means}
 
 
+@requires(Action.REPORT)  # an aggregate over every customer
 def segment_summary(
     crm: CRM,
     *,

@@ -36,6 +36,8 @@ from sqlalchemy.sql.selectable import FromClause
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from crmcore import CRM, ValidationError
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore.storage.attributes import attribute
 from crmcore_segmentation.per_customer import merge_per_customer
 from crmcore_segmentation.purchases import SCALE
@@ -295,6 +297,7 @@ def compare(column: ColumnElement[Any], op: str, value: Any) -> ColumnElement[bo
     return and_(present, operations[op]())
 
 
+@requires(Action.READ, scoped=True)  # plugins' fact queries: SQL, no data
 def fact_queries(crm: CRM) -> dict[str, Any]:
     """Every fact offered by plugins through ``segmentation_fact_queries``, by name."""
     facts: dict[str, Any] = {}
@@ -303,6 +306,7 @@ def fact_queries(crm: CRM) -> dict[str, Any]:
     return facts
 
 
+@requires(Action.READ, scoped=True)  # builds SQL; the caller scopes what it reads
 def compile_rule(
     crm: CRM, rule: Mapping[str, Any], *, as_of: datetime | None = None
 ) -> Select[Any]:

@@ -13,11 +13,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
 from attrs import frozen
 from sqlalchemy import Select, delete, func, insert, literal, select, union_all, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from crmcore import CRM, NotFoundError, UnitOfWork, ValidationError
+from crmcore.access import Action
+from crmcore.audit import AuditEntry
+from crmcore.scoping import requires
 from crmcore.storage.types import UTCDateTime
 from crmcore_segmentation.rules import compile_rule
 from crmcore_segmentation.tables import HISTORY, MEMBERS, SEGMENTS, table
@@ -69,6 +73,11 @@ def _segment(row: Any) -> Segment:
     )
 
 
+def _audit(uow: UnitOfWork, action: str, segment: Segment, details: Mapping[str, Any]) -> None:
+    """Audit a change of a saved segment through core."""
+    uow.crm.audit.record(uow, [AuditEntry(action, "segment", segment.id, None, details)])
+
+
 def _get(uow: UnitOfWork, key: str, *, lock: bool = False) -> Segment:
     segments = table(uow.crm.metadata, SEGMENTS)
     query = select(segments).where(segments.c.key == key)
@@ -80,6 +89,7 @@ def _get(uow: UnitOfWork, key: str, *, lock: bool = False) -> Segment:
     return _segment(row)
 
 
+@requires(Action.WRITE)  # a rule is evaluated over every customer: only who may act on all
 def define_segment(
     crm: CRM,
     key: str,
@@ -130,11 +140,14 @@ def define_segment(
             if description is not None:
                 values["description"] = description
             uow.connection.execute(update(segments).where(segments.c.id == existing).values(values))
+        defined = _get(uow, key)
+        _audit(uow, "segmentation.define", defined, {"key": key})
         if refresh:
             refresh_segments(crm, [key], ctx=uow)
         return _get(uow, key)
 
 
+@requires(Action.READ, scoped=True)  # counts only visible members
 def list_segments(
     crm: CRM, *, limit: int | None = None, ctx: UnitOfWork | None = None
 ) -> list[Segment]:
@@ -142,15 +155,35 @@ def list_segments(
     segments = table(crm.metadata, SEGMENTS)
     with crm.reading(ctx) as uow:
         rows = uow.connection.execute(select(segments).order_by(segments.c.key).limit(limit)).all()
-    return [_segment(r) for r in rows]
+        return _visible_counts(uow, [_segment(r) for r in rows])
 
 
+def _visible_counts(uow: UnitOfWork, found: list[Segment]) -> list[Segment]:
+    """The segments with ``member_count`` counting only members the principal may read."""
+    crm = uow.crm
+    if not found or crm.access.visible_condition(ctx=uow) is None:
+        return found
+    members = table(crm.metadata, MEMBERS)
+    query = (
+        select(members.c.segment_id, func.count())
+        .where(
+            members.c.segment_id.in_([s.id for s in found]),
+            crm.access.where(members.c.customer_id, ctx=uow),
+        )
+        .group_by(members.c.segment_id)
+    )
+    counts: dict[int, int] = {int(k): int(n) for k, n in uow.connection.execute(query)}
+    return [attrs.evolve(s, member_count=int(counts.get(s.id, 0))) for s in found]
+
+
+@requires(Action.READ, scoped=True)  # counts only visible members
 def get_segment(crm: CRM, key: str, *, ctx: UnitOfWork | None = None) -> Segment:
     """One saved segment; NotFoundError when unknown."""
     with crm.reading(ctx) as uow:
-        return _get(uow, key)
+        return _visible_counts(uow, [_get(uow, key)])[0]
 
 
+@requires(Action.WRITE)  # a rule is evaluated over every customer: only who may act on all
 def delete_segment(
     crm: CRM, key: str, *, actor: str | None = None, ctx: UnitOfWork | None = None
 ) -> None:
@@ -162,8 +195,10 @@ def delete_segment(
             target = table(crm.metadata, name)
             uow.connection.execute(delete(target).where(target.c.segment_id == segment.id))
         uow.connection.execute(delete(segments).where(segments.c.id == segment.id))
+        _audit(uow, "segmentation.delete", segment, {"key": key})
 
 
+@requires(Action.WRITE)  # a rule is evaluated over every customer: only who may act on all
 def refresh_segments(
     crm: CRM,
     keys: Sequence[str] | None = None,
@@ -203,6 +238,7 @@ def refresh_segments(
                 .values(member_count=count, refreshed_at=uow.now)
             )
             results[key] = {"joined": joined, "left": left, "members": int(count)}
+            _audit(uow, "segmentation.refresh", segment, {"key": key, **results[key]})
     return results
 
 
@@ -298,6 +334,7 @@ def _change_batches(
             last = page[-1][0]
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def iter_segment_members(
     crm: CRM, key: str, *, limit: int | None = None, ctx: UnitOfWork | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -311,7 +348,10 @@ def iter_segment_members(
     query = (
         select(members.c.customer_id, customers.c.name, members.c.joined_at)
         .join(customers, customers.c.id == members.c.customer_id)
-        .where(members.c.segment_id == segment.id)
+        .where(
+            members.c.segment_id == segment.id,
+            crm.access.where(members.c.customer_id, ctx=ctx),
+        )
         .order_by(members.c.customer_id)
         .limit(limit)
         .execution_options(yield_per=1000)
@@ -327,6 +367,7 @@ def _stream_members(
             yield {"customer_id": int(r.customer_id), "name": r.name, "joined_at": r.joined_at}
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def segment_members(
     crm: CRM, key: str, *, limit: int | None = None, ctx: UnitOfWork | None = None
 ) -> list[dict[str, Any]]:
@@ -334,6 +375,7 @@ def segment_members(
     return list(iter_segment_members(crm, key, limit=limit, ctx=ctx))
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def membership_history(
     crm: CRM,
     key: str | None = None,
@@ -353,6 +395,7 @@ def membership_history(
         query = query.where(segments.c.key == key)
     if customer_id is not None:
         query = query.where(history.c.customer_id == customer_id)
+    query = query.where(crm.access.where(history.c.customer_id, ctx=ctx))
     with crm.reading(ctx) as uow:
         return [
             {
@@ -365,6 +408,7 @@ def membership_history(
         ]
 
 
+@requires(Action.READ, customer="customer_id")
 def segments_of(uow: UnitOfWork, customer_id: int) -> list[str]:
     """Keys of the saved segments the customer is currently a member of."""
     members = table(uow.crm.metadata, MEMBERS)

@@ -10,6 +10,8 @@ from weakref import WeakKeyDictionary
 from attrs import field, frozen
 
 from crmcore import CRM, ConfigError
+from crmcore.access import Action
+from crmcore.scoping import requires
 
 #: The name the plugin registers under: its config section, profile and metrics key.
 PLUGIN_NAME = "segmentation"
@@ -245,6 +247,7 @@ def check_settings(settings: Settings) -> None:
             raise ConfigError(f"{prefix}.{name}: {amount} must be >= 0 with at most 4 decimals")
 
 
+@requires(Action.READ, scoped=True)  # configuration, no customer data
 def remember_settings(crm: CRM) -> Settings:
     """Read the plugin's section once, when ``crm`` has opened (``crm_startup``).
 
@@ -257,6 +260,7 @@ def remember_settings(crm: CRM) -> Settings:
     return settings
 
 
+@requires(Action.READ, scoped=True)  # configuration, no customer data
 def settings_of(crm: CRM) -> Settings:
     """Return the settings ``crm`` opened with."""
     settings = _settings.get(crm)

@@ -17,6 +17,8 @@ from attrs import frozen
 from sqlalchemy import Integer, Select, case, func, literal, select
 
 from crmcore import CRM, UnitOfWork, ValidationError
+from crmcore.access import Action
+from crmcore.scoping import requires
 from crmcore_segmentation.lifetime import FETCH_SIZE, lifetime_query
 from crmcore_segmentation.purchases import raw_sum, to_money
 from crmcore_segmentation.rfm import rfm_query
@@ -34,6 +36,7 @@ def percent_of(part: int, whole: int) -> Decimal:
     return (Decimal(part) * 100 / Decimal(whole)).quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
+@requires(Action.READ, scoped=True)  # reads no data
 def resolve_basis(crm: CRM, basis: str | None) -> str:
     """``basis`` or the configured one; ValidationError when not one of :data:`BASES`."""
     chosen = settings_of(crm).tier_basis if basis is None else basis
@@ -44,6 +47,7 @@ def resolve_basis(crm: CRM, basis: str | None) -> str:
     return chosen
 
 
+@requires(Action.READ, scoped=True)  # builds SQL; the caller scopes what it reads
 def value_query(
     crm: CRM,
     basis: str | None = None,
@@ -64,6 +68,7 @@ def value_query(
     return select(life.c.customer_id, life.c.profit.label("value"))
 
 
+@requires(Action.READ, scoped=True)  # builds SQL; the caller scopes what it reads
 def tier_query(
     crm: CRM,
     basis: str | None = None,
@@ -100,6 +105,7 @@ class TierSummary:
     share_percent: Decimal
 
 
+@requires(Action.REPORT)  # an aggregate over every customer
 def tiers(
     crm: CRM,
     basis: str | None = None,
@@ -127,6 +133,7 @@ def tiers(
     ]
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def iter_tier_members(
     crm: CRM,
     tier: str,
@@ -145,7 +152,7 @@ def iter_tier_members(
     tiered = tier_query(crm, basis, as_of=as_of, window_days=window_days).subquery("t")
     query = (
         select(tiered.c.customer_id, tiered.c.value)
-        .where(tiered.c.tier == tier)
+        .where(tiered.c.tier == tier, crm.access.where(tiered.c.customer_id, ctx=ctx))
         .order_by(tiered.c.value.desc(), tiered.c.customer_id)
         .limit(limit)
         .execution_options(yield_per=FETCH_SIZE)
@@ -161,6 +168,7 @@ def _stream_members(
             yield {"customer_id": int(r.customer_id), "value": to_money(r.value)}
 
 
+@requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def tier_members(
     crm: CRM,
     tier: str,
