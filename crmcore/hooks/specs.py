@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import click
     import pluggy
     from rich.console import Console
-    from sqlalchemy import MetaData
+    from sqlalchemy import ColumnElement, MetaData
 
     from crmcore.access import Principal
     from crmcore.app import CRM
@@ -247,7 +247,7 @@ def crm_churn_signals(crm: CRM, customer_ids: Sequence[int]) -> Iterable[ChurnSi
 @hookspec(firstresult=True)
 def crm_authorize(
     crm: CRM, principal: Principal, action: str, customer: Customer | None
-) -> bool | None:
+) -> bool | ColumnElement[bool] | None:
     """Decide whether ``principal`` may do ``action`` (on ``customer``, when given).
 
     Called by every service call of a CRM view made with ``crm.as_user(...)``,
@@ -255,11 +255,20 @@ def crm_authorize(
     of read, write, delete, erase, export, import, report, audit, grant,
     administer.
     Return ``True`` to allow, ``False`` to deny, ``None`` to leave it to the
-    default policy; the first non-``None`` answer wins. For listings the hook
-    is asked with ``action="read"`` and ``customer=None``: ``True`` lets the
-    user list every customer, anything else restricts listings to the
-    customers the default policy lets them read. Keep it fast: it runs on
-    every call.
+    default policy; the first non-``None`` answer wins.
+
+    With ``customer=None`` the question is about every customer at once: for
+    listings, iteration, exports and plugin queries (``crm.access.where``) and
+    for actions on everything (reports). ``True`` allows every customer,
+    ``False`` none, and a SQLAlchemy condition on ``crm_customers`` (e.g.
+    ``customers.c.attributes["region"].as_string() == "EU"``) exactly the rows
+    it matches (an action on everything is then refused). ``None`` leaves the
+    set to the default policy, and then, since the hook may still decide
+    customer by customer, every listed row is also asked about one by one (a
+    scan: return a condition instead for large tables). A policy that
+    restricts a principal to some customers should answer this question too,
+    or reports over everyone stay open to them. Keep it fast: it runs on every
+    call.
     """
 
 
