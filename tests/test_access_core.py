@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from crmcore.testing import (
     Case,
     Subjects,
     fresh_customer,
+    recorded_matrices,
     run_conformance,
 )
 
@@ -294,3 +296,43 @@ def test_a_lost_race_does_not_name_a_hidden_winner(postgres_url: str) -> None:
     finally:
         crm.close()
         rival.close()
+
+
+def _leaky_read(crm: CRM, s: Subjects) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    with crm.reading() as uow:  # raw SQL, no scope: a leak for agents
+        rows = uow.connection.execute(select(customers_table.c.id, customers_table.c.name))
+        return [{"customer_id": r.id, "name": r.name} for r in rows]
+
+
+def _unchecked_write(crm: CRM, s: Subjects) -> None:
+    from sqlalchemy import update
+
+    with crm.unit_of_work() as uow:  # raw SQL, no guard: an unauthorised write
+        uow.connection.execute(
+            update(customers_table)
+            .where(customers_table.c.id == s.visible)
+            .values(industry=uuid.uuid4().hex[:12])
+        )
+
+
+def test_the_kit_catches_leaks_writes_and_wrong_refusals(crm: CRM) -> None:
+    cases = [
+        Case("leaky_read", _leaky_read),
+        Case("unchecked_write", _unchecked_write),
+        Case("too_strict", lambda c, s: c.access.require(Action.ERASE)),
+    ]
+    matrix = run_conformance(
+        crm, "careless", cases, functions=["leaky_read", "forgotten"], record=False
+    )
+    bad = {(c.function, c.role): c.outcome for c in matrix.failures}
+    assert bad[("leaky_read", "owner")] == "LEAK"  # sees the hidden customer
+    assert bad[("leaky_read", "foreign")] == "LEAK"
+    assert bad[("unchecked_write", "foreign")] == "UNAUTHORISED WRITE"
+    assert bad[("too_strict", "manager")] == "denied"
+    assert bad[("forgotten", "admin")] == "not covered"
+    assert ("leaky_read", "admin") not in bad
+    with pytest.raises(AssertionError, match="access conformance of careless failed"):
+        matrix.assert_clean()
+    assert matrix not in recorded_matrices()  # a self-test, left out of the report
