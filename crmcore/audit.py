@@ -55,6 +55,16 @@ class AuditEntry:
     on_behalf_of: str | None = None
 
 
+def acting_user(ctx: UnitOfWork) -> str | None:
+    """Who acts in ``ctx``: the principal of a user's view, else the trusted caller's ``actor``.
+
+    What core records as the actor of lifecycle moves; a name a user's view
+    passes as ``actor=`` never replaces its principal.
+    """
+    principal = ctx.crm.principal
+    return principal.user if principal is not None else ctx.actor
+
+
 def redact(field_name: str, value: Any) -> Any:
     """The value as the audit log may keep it: sensitive fields become ``"[redacted]"``."""
     return "[redacted]" if field_name in REDACTED_FIELDS and value is not None else value

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 from crmcore.access import Action, Role
-from crmcore.audit import AuditEntry, redact
+from crmcore.audit import AuditEntry, acting_user, redact
 from crmcore.encryption import FieldCipher, UnreadableError
 from crmcore.entities import (
     UPDATABLE_FIELDS,
@@ -470,7 +470,7 @@ class CustomerService:
                     to_stage=customer.stage,
                     at=row["created_at"],
                     reason="created",
-                    actor=uow.actor,
+                    actor=acting_user(uow),
                 )
             )
         if tag_rows:

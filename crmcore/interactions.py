@@ -11,6 +11,7 @@ import attrs
 from sqlalchemy import ColumnElement, Row, and_, func, select
 
 from crmcore.access import Action
+from crmcore.audit import acting_user
 from crmcore.customers import RejectHandler
 from crmcore.entities import (
     MONETARY_KINDS,
@@ -448,7 +449,7 @@ class InteractionService:
                         to_stage=to_stage,
                         reason=reason,
                         at=uow.now,
-                        actor=uow.actor,
+                        actor=acting_user(uow),
                     )
                 )
                 stages[interaction.customer_id] = to_stage

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row, select, update
 
 from crmcore.access import Action
+from crmcore.audit import acting_user
 from crmcore.entities import LifecycleEvent, Stage
 from crmcore.errors import TransitionError, ValidationError
 from crmcore.events import emitters
@@ -125,7 +126,7 @@ class LifecycleService:
                         to_stage=to_stage,
                         reason=reason,
                         at=uow.now,
-                        actor=uow.actor,
+                        actor=acting_user(uow),
                     )
                 )
                 current[cid] = to_stage

@@ -241,6 +241,8 @@ def test_audit_actor_is_the_principal(shop: CRM) -> None:
     entry = shop.audit.query(action="customer.update").items[0]
     assert (entry.actor, entry.on_behalf_of) == ("import-job", None)
     assert shop.audit.query(actor="mallory").total == 0
+    alice.lifecycle.move(1, "new", actor="mallory")
+    assert shop.lifecycle.history(1)[-1].actor == "alice"
 
 
 def test_cli_actor_cannot_impersonate(db_url: str) -> None:
