@@ -58,10 +58,10 @@ def normalise_email(email: str) -> str:
 def fold_phone(phone: str) -> str:
     """``phone`` with full-width characters and non-ASCII digits written in ASCII.
 
-    NFKC turns full-width digits, the full-width plus, parentheses and spaces into their
-    ASCII forms; any other decimal digit (Arabic-Indic, Devanagari
-    ...) becomes its ASCII digit. Applied to the phone field only: on other text
-    NFKC would change what was written.
+    NFKC turns full-width digits, the full-width plus, parentheses and spaces
+    into their ASCII forms; any other decimal digit (Arabic-Indic, Devanagari
+    ...) becomes its ASCII digit. Applied to the phone field only: on other
+    text NFKC would change what was written.
     """
     if phone.isascii():
         return phone
