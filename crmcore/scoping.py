@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -61,9 +62,13 @@ class Requirement:
     action: Action
     customer: str | CustomerResolver | None = None
     scoped: bool = False
+    #: False for a function :func:`enforce_declared` made system-only (nothing was declared).
+    declared: bool = True
 
     def describe(self) -> str:
         """A short text for reports: ``write customer_id``, ``report``, ``read (scoped)``."""
+        if not self.declared:
+            return "undeclared: trusted system view only"
         if self.scoped:
             return f"{self.action.value} (scoped listing)"
         if self.customer is None:
@@ -166,20 +171,28 @@ def service_functions(*modules: ModuleType) -> dict[str, Callable[..., Any]]:
 
 
 def undeclared(*modules: ModuleType) -> list[str]:
-    """Service functions of these modules without a :func:`requires` declaration."""
-    return sorted(
-        name for name, func in service_functions(*modules).items() if requirement_of(func) is None
-    )
+    """Service functions of these modules without a :func:`requires` declaration.
+
+    Functions :func:`enforce_declared` made system-only are listed too.
+    """
+    found = []
+    for name, function in service_functions(*modules).items():
+        requirement = requirement_of(function)
+        if requirement is None or not requirement.declared:
+            found.append(name)
+    return sorted(found)
 
 
-def enforce_declared(*modules: ModuleType) -> None:
+def enforce_declared(*modules: ModuleType | str) -> None:
     """Make every undeclared service function of these modules refuse a user's view.
 
-    Call it at the end of a service module (``enforce_declared(sys.modules[__name__])``):
+    Call it as the last line of a service module (``enforce_declared(__name__)``):
     a function someone forgot to declare then works for the trusted system
     view only, and a user's call is an AccessDeniedError instead of a leak.
+    Modules are given as objects or by their import name.
     """
-    for module in modules:
+    for given in modules:
+        module = sys.modules[given] if isinstance(given, str) else given
         for qualified, function in service_functions(module).items():
             if requirement_of(function) is not None:
                 continue
@@ -200,7 +213,7 @@ def _system_only(function: F) -> F:
             )
         return function(*args, **kwargs)
 
-    setattr(refused, _ATTRIBUTE, Requirement(Action.ADMINISTER))
+    setattr(refused, _ATTRIBUTE, Requirement(Action.ADMINISTER, declared=False))
     return refused  # type: ignore[return-value]
 
 

@@ -91,4 +91,4 @@ def test_undeclared_functions_deny_once_enforced(shop: CRM) -> None:
     with pytest.raises(AccessDeniedError, match="declares no access requirement"):
         careless.raw_dump(shop.as_user(Principal("alice")))
     assert "Bob's secret" in careless.raw_dump(shop)
-    assert undeclared(careless) == []
+    assert "careless_service.raw_dump" in undeclared(careless)  # still reported as forgotten

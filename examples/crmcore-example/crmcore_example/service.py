@@ -31,7 +31,7 @@ from crmcore import (
 )
 from crmcore.access import Action
 from crmcore.reporting import ReportChart
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.types import UTCDateTime
 from crmcore_example.tables import touches_table
 
@@ -374,3 +374,7 @@ def export(ctx: UnitOfWork, customer_id: int) -> dict[str, Any] | None:
 def erase(ctx: UnitOfWork, customer_id: int) -> None:
     """Forget the customer: the counts are about them, so the row goes."""
     stop_tracking(ctx, [customer_id])
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

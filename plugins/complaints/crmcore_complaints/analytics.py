@@ -51,7 +51,7 @@ from sqlalchemy import (
 
 from crmcore import CRM, Period, UnitOfWork
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_complaints.tables import breaches_table, cases_table, history_table
 from crmcore_complaints.workflow import ACTIVE, State
 
@@ -353,3 +353,7 @@ def report(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[s
         "root_cause_trend": trends(crm, period, by="root_cause", ctx=ctx),
         "workload": workload(crm, period, ctx=ctx),
     }
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

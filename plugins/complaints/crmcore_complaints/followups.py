@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from crmcore import UnitOfWork
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_complaints.entities import Complaint
 from crmcore_complaints.service import ComplaintService
 from crmcore_complaints.settings import settings_of
@@ -83,3 +83,7 @@ def open_followups(ctx: UnitOfWork, responses: Sequence[Mapping[str, Any]]) -> l
         ctx=ctx,
         source=SOURCE,
     )
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

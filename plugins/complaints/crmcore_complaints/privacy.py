@@ -9,7 +9,7 @@ from sqlalchemy import delete, select, update
 
 from crmcore import UnitOfWork
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_complaints.entities import Complaint
 from crmcore_complaints.service import compensation_json, history_entry
 from crmcore_complaints.tables import (
@@ -122,3 +122,7 @@ def forget(ctx: UnitOfWork, customer_ids: Sequence[int]) -> None:
         ctx.connection.execute(
             delete(cases).where(cases.c.customer_id.in_(wanted[start : start + _CHUNK]))
         )
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

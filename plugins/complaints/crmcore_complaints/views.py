@@ -10,7 +10,7 @@ from sqlalchemy import and_, case, func, select
 
 from crmcore import CRM, ChurnSignal, Customer, UnitOfWork
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_complaints.entities import Complaint
 from crmcore_complaints.settings import settings_of
 from crmcore_complaints.tables import cases_table
@@ -138,3 +138,7 @@ def churn_signals(
                         )
                     )
     return signals
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

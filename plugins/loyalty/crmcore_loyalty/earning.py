@@ -37,7 +37,7 @@ from sqlalchemy import case, func, select
 
 from crmcore import Interaction, InteractionKind, UnitOfWork
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.filters import among
 from crmcore_loyalty import ledger
 from crmcore_loyalty.programme import settings_of
@@ -292,3 +292,7 @@ def _share(points: int, refunded: Decimal, amount: Decimal) -> int:
         return points
     scale = Decimal(10) ** 4
     return (points * int(refunded * scale)) // int(amount * scale)
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 
 from crmcore import CRM, Period, UnitOfWork
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_loyalty.programme import settings_of
 from crmcore_loyalty.tables import ledger_table, members_table
 
@@ -174,3 +174,7 @@ def programme_report(
         | ({"(none)": int(by_tier["(none)"])} if "(none)" in by_tier else {}),
         "last_365_days": year,
     }
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

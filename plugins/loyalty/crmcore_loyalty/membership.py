@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, insert, select, update
 from crmcore import CRM, Channel, ConflictError, NotFoundError, UnitOfWork, ValidationError
 from crmcore.access import Action
 from crmcore.audit import AuditEntry
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_loyalty import ledger
 from crmcore_loyalty.checks import check_moment
 from crmcore_loyalty.earning import ACTIVE
@@ -312,3 +312,7 @@ def get_member(crm: CRM, customer_id: int, *, ctx: UnitOfWork | None = None) -> 
     """The member record of a customer; NotFoundError when they never enrolled."""
     with crm.reading(ctx) as uow:
         return Member.from_row(member_row(uow, customer_id, lock=False))
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

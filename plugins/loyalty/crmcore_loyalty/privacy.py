@@ -15,7 +15,7 @@ from sqlalchemy import delete, or_, select, update
 
 from crmcore import UnitOfWork
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_loyalty import ledger
 from crmcore_loyalty.records import LedgerEntry, Member
 from crmcore_loyalty.tables import (
@@ -163,3 +163,7 @@ def forget(ctx: UnitOfWork, customer_ids: Sequence[int]) -> None:
             update(members).where(members.c.referred_by.in_(chunk)).values(referred_by=None)
         )
         ctx.connection.execute(delete(members).where(members.c.customer_id.in_(chunk)))
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

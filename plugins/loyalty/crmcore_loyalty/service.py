@@ -30,7 +30,7 @@ from sqlalchemy import and_, func, select
 
 from crmcore import CRM, Interaction, UnitOfWork, ValidationError, from_dict
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_loyalty import ledger
 from crmcore_loyalty.checks import (
     MAX_POINTS,
@@ -492,3 +492,7 @@ def expire(
     """
     with crm.unit_of_work(actor, ctx) as uow:
         return ledger.expire_due(uow, resolve_as_of(as_of, uow.now))
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

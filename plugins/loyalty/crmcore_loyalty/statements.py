@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from crmcore import CRM, Customer, NotFoundError, UnitOfWork, ValidationError
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_loyalty import ledger
 from crmcore_loyalty.checks import resolve_as_of
 from crmcore_loyalty.membership import get_member, member_row
@@ -148,3 +148,7 @@ def profile_section(
         "expiring_soon": current.expiring_soon,
         "next_expiry": current.expiring[0][0].isoformat() if current.expiring else None,
     }
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

@@ -54,7 +54,7 @@ from sqlalchemy import (
 
 from crmcore import CRM, Stage, UnitOfWork
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.types import UTCDateTime
 from crmcore_segmentation.calendar_sql import day_number
 from crmcore_segmentation.purchases import counted_purchases
@@ -492,3 +492,7 @@ def recent_alerts(
             }
             for r in uow.connection.execute(query)
         ]
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

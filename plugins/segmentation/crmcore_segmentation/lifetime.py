@@ -43,7 +43,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore.access import Action
 from crmcore.audit import AuditEntry
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.types import money_problem
 from crmcore_segmentation.calendar_sql import day_number
 from crmcore_segmentation.per_customer import merge_per_customer
@@ -333,3 +333,7 @@ def set_costs(
         "acquisition": None if row.acquisition is None else str(row.acquisition),
         "service": None if row.service is None else str(row.service),
     }
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, Select, case, func, literal, select
 
 from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_segmentation.lifetime import FETCH_SIZE
 from crmcore_segmentation.purchases import raw_sum, to_money
 from crmcore_segmentation.settings import settings_of
@@ -241,3 +241,7 @@ def pareto(
         customers_valued=summary.customers_valued,
         members=tuple(members),
     )
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

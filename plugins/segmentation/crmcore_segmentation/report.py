@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select
 from crmcore import CRM, Customer, Period, UnitOfWork
 from crmcore.access import Action
 from crmcore.reporting import ReportChart
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_segmentation.retention import (
     cohort_matrix,
     monthly_retention,
@@ -218,3 +218,7 @@ def forget(ctx: UnitOfWork, customer_ids: Sequence[int]) -> None:
             ctx.connection.execute(
                 delete(target).where(target.c.customer_id.in_(ids[start : start + 500]))
             )
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

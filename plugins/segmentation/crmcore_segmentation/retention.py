@@ -25,7 +25,7 @@ from sqlalchemy import Integer, case, func, literal, select
 
 from crmcore import CRM, Period, UnitOfWork, ValidationError
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.types import UTCDateTime
 from crmcore_segmentation.calendar_sql import month_label, month_number
 from crmcore_segmentation.purchases import counted_purchases
@@ -238,3 +238,7 @@ def repeat_purchase_rate(
     with crm.reading(ctx) as uow:
         buyers, repeaters = (int(v) for v in uow.connection.execute(query).one())
     return {"buyers": buyers, "repeat_buyers": repeaters, "rate": percent(repeaters, buyers)}
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

@@ -31,7 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_segmentation.calendar_sql import day_number
 from crmcore_segmentation.purchases import counted_purchases, raw_sum, to_money
 from crmcore_segmentation.settings import OTHER_SEGMENT, SegmentRule, Settings, settings_of
@@ -325,3 +325,7 @@ def segment_summary(
                 }
             )
     return summary
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

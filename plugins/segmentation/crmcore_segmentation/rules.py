@@ -37,7 +37,7 @@ from sqlalchemy.sql.visitors import replacement_traverse
 
 from crmcore import CRM, ValidationError
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.attributes import attribute
 from crmcore_segmentation.per_customer import merge_per_customer
 from crmcore_segmentation.purchases import SCALE
@@ -317,3 +317,7 @@ def compile_rule(
     facts = fact_queries(crm)
     validate_rule(rule, facts)
     return _Compiler(crm, facts, as_of).query(rule)
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

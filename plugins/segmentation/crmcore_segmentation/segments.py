@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from crmcore import CRM, NotFoundError, UnitOfWork, ValidationError
 from crmcore.access import Action
 from crmcore.audit import AuditEntry
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.types import UTCDateTime
 from crmcore_segmentation.rules import compile_rule
 from crmcore_segmentation.tables import HISTORY, MEMBERS, SEGMENTS, table
@@ -421,3 +421,7 @@ def segments_of(uow: UnitOfWork, customer_id: int) -> list[str]:
             .order_by(segments.c.key)
         ).scalars()
     )
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

@@ -11,7 +11,7 @@ from attrs import field, frozen
 
 from crmcore import CRM, ConfigError
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 
 #: The name the plugin registers under: its config section, profile and metrics key.
 PLUGIN_NAME = "segmentation"
@@ -265,3 +265,7 @@ def settings_of(crm: CRM) -> Settings:
     """Return the settings ``crm`` opened with."""
     settings = _settings.get(crm)
     return settings if settings is not None else remember_settings(crm)
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

@@ -18,7 +18,7 @@ from sqlalchemy import Integer, Select, case, func, literal, select
 
 from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_segmentation.lifetime import FETCH_SIZE, lifetime_query
 from crmcore_segmentation.purchases import raw_sum, to_money
 from crmcore_segmentation.rfm import rfm_query
@@ -185,3 +185,7 @@ def tier_members(
             crm, tier, basis, as_of=as_of, window_days=window_days, limit=limit, ctx=ctx
         )
     )
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

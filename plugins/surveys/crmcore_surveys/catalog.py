@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from crmcore import CRM, ConflictError, NotFoundError, UnitOfWork
 from crmcore.access import Action
 from crmcore.audit import AuditEntry
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.ids import allocate_ids
 from crmcore_surveys.definitions import Definition, validate_definition
 from crmcore_surveys.tables import (
@@ -283,3 +283,7 @@ def list_surveys(crm: CRM, *, ctx: UnitOfWork | None = None) -> list[dict[str, A
         }
         for r in rows
     ]
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

@@ -18,7 +18,7 @@ from sqlalchemy import exists, insert, literal, select
 
 from crmcore import CRM, Channel, NotFoundError, UnitOfWork, ValidationError
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.ids import allocate_ids
 from crmcore_surveys.catalog import latest_row, survey_by_id
 from crmcore_surveys.population import field_expression, filter_conditions
@@ -241,3 +241,7 @@ def _pick(
         picked.extend((cid, label) for cid in sorted(rng.sample(groups[label], allocation[label])))
     picked.sort()
     return picked, dict(sorted(allocation.items()))
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

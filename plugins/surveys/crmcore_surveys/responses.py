@@ -27,7 +27,7 @@ from crmcore import (
     ValidationErrors,
 )
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.ids import allocate_ids
 from crmcore_surveys.catalog import SurveyVersion, latest_row, survey_by_id
 from crmcore_surveys.definitions import Definition, Question
@@ -697,3 +697,7 @@ def record_response(
         "comment": comment,
     }
     return record_responses(crm, [item], source=source, actor=actor, ctx=ctx)[0]
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from crmcore import CRM, NotFoundError, Period, UnitOfWork, ValidationError
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_surveys.catalog import SurveyVersion, survey_by_id
 from crmcore_surveys.definitions import WEIGHTING_METHODS
 from crmcore_surveys.population import CUSTOMER_FIELDS, field_expression
@@ -959,3 +959,7 @@ def overall_metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) 
         "ces": None if ces is None else ces["value"],
         "low_scores": int(low),
     }
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

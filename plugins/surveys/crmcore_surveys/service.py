@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select, update
 
 from crmcore import CRM, ChurnSignal, Customer, Period, UnitOfWork
 from crmcore.access import Action
-from crmcore.scoping import requires
+from crmcore.scoping import enforce_declared, requires
 from crmcore_surveys.catalog import survey_by_id
 from crmcore_surveys.responses import response_index
 from crmcore_surveys.scoring import overall_metrics
@@ -271,3 +271,7 @@ def forget(ctx: UnitOfWork, customer_ids: Sequence[int]) -> None:
         ctx.connection.execute(delete(answers).where(answers.c.response_id.in_(theirs)))
         ctx.connection.execute(delete(responses).where(responses.c.customer_id.in_(chunk)))
         ctx.connection.execute(delete(invitations).where(invitations.c.customer_id.in_(chunk)))
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)
