@@ -305,7 +305,9 @@ def test_cli_reports_key_usage_rotation_and_skipped_rows(open_crm: Opener, db_ur
     runner = CliRunner()
 
     def run(*args: str) -> Any:
-        return runner.invoke(build_cli(), ["--db", db_url, *args])
+        # Only core is migrated here: installed plugins with pending migrations would refuse writes.
+        argv = ["--db", db_url, "--plugins", "", *args]
+        return runner.invoke(build_cli(argv), argv)
 
     status = json.loads(run("security", "status", "--json").output)
     assert status["sealed_by_key"] == {FieldCipher.key_id(_raw(old)): 3}
