@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -209,3 +210,30 @@ def test_every_loyalty_write_is_audited(lcrm: CRM) -> None:
     assert {e.actor for e in entries} == {"alice"}
     earned = next(e for e in entries if e.action == "loyalty.earn")
     assert earned.on_behalf_of == "mallory" and earned.customer_id == customer.id
+
+
+def test_cli_obeys_the_user_and_audits_as_them(db_url: str) -> None:
+    from click.testing import CliRunner
+
+    from crmcore.cli import build_cli
+
+    with CRM.open(db_url, upgrade=True) as crm:
+        mine, theirs = crm.customers.create_many(
+            [{"name": "Mine", "owner": "alice"}, {"name": "Theirs", "owner": "bob"}]
+        )
+        assert mine.id is not None and theirs.id is not None
+        service.enroll(crm, mine.id)
+        service.enroll(crm, theirs.id)
+
+    def crm_cli(*args: str) -> Any:
+        argv = ["--db", db_url, *args]
+        return CliRunner().invoke(build_cli(argv), argv)
+
+    as_alice = ["--user", "alice", "--actor", "bob"]
+    refused = crm_cli(*as_alice, "loyalty", "earn", str(theirs.id), "100000")
+    assert refused.exit_code == 1 and "may not write customer" in refused.output
+    assert crm_cli(*as_alice, "loyalty", "balance", str(theirs.id)).exit_code == 1
+    assert crm_cli(*as_alice, "loyalty", "earn", str(mine.id), "50").exit_code == 0
+    audit = crm_cli("audit", "--action", "loyalty.earn", "--json")
+    entries = [e for e in json.loads(audit.stdout)["items"] if e["customer_id"] == mine.id]
+    assert [(e["actor"], e["on_behalf_of"]) for e in entries] == [("alice", "bob")]
