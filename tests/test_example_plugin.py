@@ -133,7 +133,7 @@ def test_listed_with_version_and_every_hook(ex_crm: CRM) -> None:
     [info] = [p for p in ex_crm.plugins() if p.name == "example"]
     assert info.version == "0.1.0"
     assert set(info.hooks) == HOOKS
-    assert len(HOOKS) == 20
+    assert len(HOOKS) == 21
 
 
 def test_discovered_through_the_entry_point(db_url: str, clock: FrozenClock) -> None:
@@ -620,3 +620,14 @@ def test_read_only_users_may_only_read(db_url: str, clock: FrozenClock) -> None:
         assert crm.as_user(Principal("root", Role.ADMIN)).customers.update(cid, {"industry": "x"})
     finally:
         crm.close()
+
+
+def test_committed_events_reach_the_example_after_commit(ex_crm: CRM) -> None:
+    from crmcore_example import notifications
+
+    notifications.RECENT.clear()
+    cid = ex_crm.customers.create({"name": "Noted"}).id
+    assert ("customer.created", cid) in notifications.RECENT
+    with pytest.raises(ValidationError):
+        ex_crm.customers.create({"name": "Bad", "email": "not-an-email"})
+    assert [t for t, c in notifications.RECENT if c != cid] == []  # nothing from the rollback

@@ -37,7 +37,7 @@ def resolve_encoding(handle: IO[bytes], given: str | None) -> str:
     if given is not None:
         try:
             given = codecs.lookup(given).name
-        except (LookupError, TypeError):
+        except (LookupError, TypeError, ValueError):
             raise ValidationError(
                 f"encoding: unknown encoding {given!r} "
                 f"(for example: {', '.join(COMMON_ENCODINGS)})",

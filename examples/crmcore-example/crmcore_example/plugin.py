@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crmcore.hooks import hookimpl
-from crmcore_example import __version__, hookspecs, service
+from crmcore_example import __version__, hookspecs, notifications, service
 from crmcore_example.tables import touches_table
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         ChurnSignal,
         Customer,
         CustomerChange,
+        Event,
         Interaction,
         LifecycleEvent,
         Period,
@@ -182,6 +183,15 @@ def crm_export_customer(ctx: UnitOfWork, customer_id: int) -> Mapping[str, Any] 
 def crm_erase_customer(ctx: UnitOfWork, customer_id: int) -> None:
     """Delete the customer's counts."""
     service.erase(ctx, customer_id)
+
+
+# --- after commit ----------------------------------------------------------------
+
+
+@hookimpl
+def crm_events_committed(crm: CRM, events: Sequence[Event]) -> None:
+    """Remember the committed events (where a real plugin would call a webhook)."""
+    notifications.note_committed(events)
 
 
 # --- demo ------------------------------------------------------------------------
