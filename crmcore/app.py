@@ -14,7 +14,13 @@ import attrs
 import jsonschema
 import pluggy
 from sqlalchemy import Engine, MetaData, inspect, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from crmcore.access import Action, Principal
 from crmcore.config import Config, default_config, describe_schema_error, load_config
@@ -360,6 +366,8 @@ class CRM(SchemaOperations):
             raise self._conflict_error(exc) from exc
         except (OperationalError, ProgrammingError) as exc:
             raise self._storage_error(exc) from exc
+        except (DataError, OverflowError) as exc:
+            raise _out_of_range(exc) from exc
         if uow.outbox_rows:
             self.events.dispatch(uow.outbox_rows)
 
@@ -382,6 +390,8 @@ class CRM(SchemaOperations):
                 yield UnitOfWork(connection=connection, crm=self, now=self.clock())
         except (OperationalError, ProgrammingError) as exc:
             raise self._storage_error(exc) from exc
+        except (DataError, OverflowError) as exc:
+            raise _out_of_range(exc) from exc
 
     def _conflict_error(self, exc: IntegrityError) -> ConflictError:
         """A uniqueness violation the pre-checks could not see (a concurrent writer won the race).
@@ -426,3 +436,14 @@ class CRM(SchemaOperations):
                 f"initialised ({message.splitlines()[0]}): run `crm init` or `crm db upgrade`"
             )
         return StorageError(f"database error: {message.splitlines()[0] if message else exc}")
+
+
+def _out_of_range(exc: Exception) -> ValidationError:
+    """A value the database (or the driver) cannot hold, as one line on either backend.
+
+    The services check the values they are given first; this catches what a
+    plugin's own query passes on unchecked (an id beyond 64 bits, say).
+    """
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    return ValidationError(f"a value is out of range for the database: {first}")

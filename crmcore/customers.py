@@ -45,7 +45,14 @@ from crmcore.errors import (
 from crmcore.events import emitters
 from crmcore.events.outbox import redact_customer_events
 from crmcore.identity import normalise_email, normalise_name, normalise_org_name, normalise_phone
-from crmcore.limits import INT32_MAX, JsonLimits, int_problem, json_problem, timestamp_problem
+from crmcore.limits import (
+    INT32_MAX,
+    INT64_MAX,
+    JsonLimits,
+    int_problem,
+    json_problem,
+    timestamp_problem,
+)
 from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
 from crmcore.storable import text_problem
@@ -679,6 +686,8 @@ class CustomerService:
             raise ValidationError(
                 f"customer id: expected an integer, got {customer_id!r}", field="id"
             )
+        if not 0 < customer_id <= INT64_MAX:  # no stored id; the drivers would overflow
+            raise NotFoundError(f"customer {customer_id} does not exist")
         query = select(customers).where(customers.c.id == customer_id)
         if lock and connection.dialect.name == "postgresql":
             query = query.with_for_update(key_share=True)
@@ -719,7 +728,7 @@ class CustomerService:
         A customer hidden from the user is left out exactly like one that
         does not exist, so the answer reveals nothing about it.
         """
-        wanted = sorted(set(customer_ids))
+        wanted = sorted({i for i in customer_ids if isinstance(i, int) and 0 < i <= INT64_MAX})
         found: set[int] = set()
         with self._crm.reading(ctx) as uow:
             visible = self._crm.access.visible_condition(ctx=uow) if wanted else None

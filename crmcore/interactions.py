@@ -475,6 +475,8 @@ class InteractionService:
         check_page(limit, offset)
         conditions: list[ColumnElement[bool]] = []
         if customer_id is not None:
+            if problem := int_problem(customer_id, INT64_MIN, INT64_MAX):
+                raise ValidationError(f"customer_id: {problem}", field="customer_id")
             conditions.append(interactions.c.customer_id == customer_id)
         if kinds:
             values = [self._enum(InteractionKind, k, "kind") for k in kinds]

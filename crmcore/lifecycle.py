@@ -139,8 +139,10 @@ class LifecycleService:
                 raise ValidationError(
                     f"customer id: expected an integer, got {cid!r}", field="customer_id"
                 )
+        # An id beyond 64 bits names no customer (and would overflow the driver).
+        stored = sorted({cid for cid in ids if 0 < cid <= 2**63 - 1})
         query = select(customers.c.id, customers.c.stage).where(
-            among(uow.connection, customers.c.id, sorted(set(ids)))
+            among(uow.connection, customers.c.id, stored)
         )
         if uow.connection.dialect.name == "postgresql":
             query = query.order_by(customers.c.id).with_for_update(key_share=True)

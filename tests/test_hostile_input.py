@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from crmcore import CRM, ConflictError, ValidationError
+from crmcore import CRM, ConflictError, NotFoundError, ValidationError
 from crmcore.cli import build_cli
 from crmcore.config import Config
 from crmcore.errors import ConfigError
@@ -375,3 +375,23 @@ def test_listing_limit_beyond_one_page_with_json(cli: Any, db_url: str) -> None:
     assert "1-1001 of 1203" in table
     audit = json.loads(cli("audit", "--json", "--limit", "2").output)
     assert len(audit["items"]) == 2
+
+
+def test_ids_beyond_64_bits_are_not_found_on_both_backends(crm: CRM) -> None:
+    """The Python API refuses huge ids the same way on SQLite and PostgreSQL (no driver error)."""
+    huge = 2**63
+    for call in (
+        lambda: crm.customers.get(huge),
+        lambda: crm.customers.update(huge, {"name": "x"}),
+        lambda: crm.interactions.timeline(huge),
+        lambda: crm.lifecycle.history(huge),
+        lambda: crm.lifecycle.move(huge, "new"),
+        lambda: crm.customers.delete(huge),
+    ):
+        with pytest.raises(NotFoundError, match="customer 9223372036854775808 does not exist"):
+            call()
+    assert crm.customers.exists([huge, 2**70, -1]) == set()
+    with pytest.raises(
+        ValidationError, match="customer_id: 1180591620717411303424 is out of range"
+    ):
+        crm.interactions.list(customer_id=2**70)
