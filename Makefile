@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 EDITABLES := -e '.[dev]' -e examples/crmcore-example $(foreach p,$(PLUGINS),-e $(dir $(p)))
 
-.PHONY: install demo test pytest lint typecheck docs bench bench-ingest bench-segmentation bench-memory clean
+.PHONY: install demo test pytest lint typecheck docs bench bench-ingest bench-segmentation bench-memory bench-startup clean
 
 $(STAMP): pyproject.toml examples/crmcore-example/pyproject.toml $(PLUGINS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crmcore needs Python 3.11 or newer")'
@@ -44,6 +44,9 @@ bench-segmentation: $(STAMP) ## RFM + tiers + churn in SQL vs pandas, 1M custome
 
 bench-memory: $(STAMP) ## Peak RSS + time of the segmentation CLI, 200k customers / 1M interactions (SQLite)
 	$(BIN)/python benchmarks/bench_memory.py
+
+bench-startup: $(STAMP) ## Start-up time of crm --version / --help against bare Python
+	$(BIN)/python benchmarks/bench_startup.py
 
 docs: $(STAMP) ## Regenerate docs/hooks.md from the hook specifications
 	$(BIN)/python -m crmcore.hooks.docgen --write

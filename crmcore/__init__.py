@@ -7,43 +7,107 @@ HTTP mapping of errors. Everything else is reached through a CRM object or,
 for plugin authors, through :mod:`crmcore.hooks`.
 """
 
-from crmcore.access import AccessDeniedError, Action, Principal, Role
-from crmcore.app import CRM
-from crmcore.audit import AuditEntry
-from crmcore.config import Config, load_config
-from crmcore.entities import (
-    Channel,
-    Consent,
-    Customer,
-    CustomerChange,
-    CustomerKind,
-    Direction,
-    Gender,
-    Interaction,
-    InteractionKind,
-    Item,
-    LifecycleEvent,
-    Stage,
-)
-from crmcore.errors import (
-    ConfigError,
-    ConflictError,
-    CRMError,
-    DeliveryError,
-    NotFoundError,
-    PluginError,
-    StorageError,
-    TransitionError,
-    ValidationError,
-    ValidationErrors,
-)
-from crmcore.events import Event
-from crmcore.http import http_status
-from crmcore.pagination import Page
-from crmcore.reporting import ReportChart
-from crmcore.serialization import from_dict, to_dict
-from crmcore.signals import ChurnSignal, Period
-from crmcore.unit_of_work import UnitOfWork
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crmcore.access import AccessDeniedError, Action, Principal, Role
+    from crmcore.app import CRM
+    from crmcore.audit import AuditEntry
+    from crmcore.config import Config, load_config
+    from crmcore.entities import (
+        Channel,
+        Consent,
+        Customer,
+        CustomerChange,
+        CustomerKind,
+        Direction,
+        Gender,
+        Interaction,
+        InteractionKind,
+        Item,
+        LifecycleEvent,
+        Stage,
+    )
+    from crmcore.errors import (
+        ConfigError,
+        ConflictError,
+        CRMError,
+        DeliveryError,
+        NotFoundError,
+        PluginError,
+        StorageError,
+        TransitionError,
+        ValidationError,
+        ValidationErrors,
+    )
+    from crmcore.events import Event
+    from crmcore.http import http_status
+    from crmcore.pagination import Page
+    from crmcore.reporting import ReportChart
+    from crmcore.serialization import from_dict, to_dict
+    from crmcore.signals import ChurnSignal, Period
+    from crmcore.unit_of_work import UnitOfWork
+
+# Names are imported on first use (PEP 562), so that `crm --version` and
+# modules such as crmcore.errors load without SQLAlchemy and the services.
+_LAZY: dict[str, str] = {
+    "AccessDeniedError": "crmcore.access",
+    "Action": "crmcore.access",
+    "Principal": "crmcore.access",
+    "Role": "crmcore.access",
+    "CRM": "crmcore.app",
+    "AuditEntry": "crmcore.audit",
+    "Config": "crmcore.config",
+    "load_config": "crmcore.config",
+    "Channel": "crmcore.entities",
+    "Consent": "crmcore.entities",
+    "Customer": "crmcore.entities",
+    "CustomerChange": "crmcore.entities",
+    "CustomerKind": "crmcore.entities",
+    "Direction": "crmcore.entities",
+    "Gender": "crmcore.entities",
+    "Interaction": "crmcore.entities",
+    "InteractionKind": "crmcore.entities",
+    "Item": "crmcore.entities",
+    "LifecycleEvent": "crmcore.entities",
+    "Stage": "crmcore.entities",
+    "ConfigError": "crmcore.errors",
+    "ConflictError": "crmcore.errors",
+    "CRMError": "crmcore.errors",
+    "DeliveryError": "crmcore.errors",
+    "NotFoundError": "crmcore.errors",
+    "PluginError": "crmcore.errors",
+    "StorageError": "crmcore.errors",
+    "TransitionError": "crmcore.errors",
+    "ValidationError": "crmcore.errors",
+    "ValidationErrors": "crmcore.errors",
+    "Event": "crmcore.events",
+    "http_status": "crmcore.http",
+    "Page": "crmcore.pagination",
+    "ReportChart": "crmcore.reporting",
+    "from_dict": "crmcore.serialization",
+    "to_dict": "crmcore.serialization",
+    "ChurnSignal": "crmcore.signals",
+    "Period": "crmcore.signals",
+    "UnitOfWork": "crmcore.unit_of_work",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from the module that defines it, on first access."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'crmcore' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

@@ -98,6 +98,10 @@ class CRMGroup(click.Group):
                 return super().invoke(ctx)
         except _CLICK_FLOW:
             raise
+        except BrokenPipeError:
+            # The reader went away (`crm customers export | head`): stop quietly.
+            _silence_stdout()
+            ctx.exit(0)
         except Exception as exc:
             debug = bool(ctx.params.get("debug")) or os.environ.get(DEBUG_ENV, "") not in {"", "0"}
             if debug and not isinstance(exc, CRMError):
@@ -334,6 +338,17 @@ def _one_line_warning(show: Callable[..., None]) -> Callable[..., None]:
             show(message, category, *args, **kw)
 
     return showwarning
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises no second BrokenPipeError."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (a test runner's buffer)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

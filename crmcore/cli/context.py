@@ -105,7 +105,8 @@ def print_table(
         show_lines=False,
     )
     for column in columns:
-        table.add_column(safe_text(column.replace("_", " ")))
+        # "fold" wraps a long value inside its cell instead of cutting it with "…".
+        table.add_column(safe_text(column.replace("_", " ")), overflow="fold")
     for row in rows:
         table.add_row(*(_shown(row.get(c)) for c in columns))
     get_console().print(table)
@@ -114,8 +115,8 @@ def print_table(
 def print_record(data: Mapping[str, Any], *, title: str | None = None) -> None:
     """Print one record as a two-column field/value table (shown literally, as print_table)."""
     table = Table(title=None if title is None else safe_text(title), show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    table.add_column("field", style="bold", overflow="fold")
+    table.add_column("value", overflow="fold")
     for key, value in data.items():
         table.add_row(safe_text(key), _shown(value))
     get_console().print(table)
