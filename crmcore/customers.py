@@ -24,6 +24,7 @@ from sqlalchemy import (
 
 from crmcore.access import Action, Role
 from crmcore.audit import AuditEntry, acting_user, redact
+from crmcore.dry_run import unit_or_dry_run
 from crmcore.encryption import FieldCipher, UnreadableError
 from crmcore.entities import (
     UPDATABLE_FIELDS,
@@ -56,7 +57,7 @@ from crmcore.limits import (
 from crmcore.pagination import Page, check_page
 from crmcore.serialization import from_dict, to_dict
 from crmcore.storable import text_problem
-from crmcore.storage.attributes import attribute, attribute_key_problem
+from crmcore.storage.attributes import attribute, attribute_keys_problem
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
@@ -189,9 +190,7 @@ def validate_customer(
             )
     if not isinstance(customer.attributes, dict):
         errors.append(ValidationError("attributes: must be an object", field="attributes"))
-    elif bad_key := next(
-        (p for p in map(attribute_key_problem, customer.attributes) if p is not None), None
-    ):
+    elif customer.attributes and (bad_key := attribute_keys_problem(customer.attributes)):
         errors.append(ValidationError(f"attributes: {bad_key}", field="attributes"))
     elif attributes_validator is not None:
         for err in sorted(
@@ -661,14 +660,21 @@ class CustomerService:
             raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
 
     def delete(
-        self, customer_id: int, *, actor: str | None = None, ctx: UnitOfWork | None = None
+        self,
+        customer_id: int,
+        *,
+        actor: str | None = None,
+        ctx: UnitOfWork | None = None,
+        dry_run: bool = False,
     ) -> Customer:
         """Delete a customer with its interactions and history; return what was deleted.
 
         Plugins are told first (``crm_customers_deleted``) so they can remove
-        their rows in the same transaction.
+        their rows in the same transaction. ``dry_run=True`` does all of it
+        (checks and hooks included), rolls it back and returns the customer
+        that would go (:mod:`crmcore.dry_run`).
         """
-        with self._crm.unit_of_work(actor, ctx) as uow:
+        with unit_or_dry_run(self._crm, actor, ctx, dry_run) as uow:
             customer = self._get(uow.connection, customer_id, lock=True)
             self._crm.access.check(Action.DELETE, customer, ctx=uow)
             emitters.customers_removed(uow, "customer.deleted", [customer_id])
@@ -1064,6 +1070,7 @@ class CustomerService:
         actor: str | None = None,
         ctx: UnitOfWork | None = None,
         vacuum: str = "auto",
+        dry_run: bool = False,
     ) -> None:
         """Right to erasure: every plugin erases its data, then core anonymises the customer.
 
@@ -1074,10 +1081,12 @@ class CustomerService:
         (vacuum the tables on PostgreSQL, checkpoint the WAL on SQLite),
         ``"full"`` (rewrite every table: VACUUM FULL / VACUUM) or ``"none"``.
         Inside a caller's unit of work (``ctx``) nothing is purged: that
-        transaction has not committed yet.
+        transaction has not committed yet. ``dry_run=True`` runs the whole
+        erasure (access check and plugin hooks included) and rolls it back:
+        an unknown or forbidden customer raises as it would, nothing changes.
         """
         check_vacuum_mode(vacuum)
-        with self._crm.unit_of_work(actor, ctx) as uow:
+        with unit_or_dry_run(self._crm, actor, ctx, dry_run) as uow:
             customer = self._get(uow.connection, customer_id, lock=True)
             self._crm.access.check(Action.ERASE, customer, ctx=uow)
             self._crm.call_hook("crm_erase_customer", ctx=uow, customer_id=customer_id)
@@ -1088,7 +1097,7 @@ class CustomerService:
             self._crm.audit.record(
                 uow, [AuditEntry("customer.erase", "customer", customer_id, customer_id)]
             )
-        if ctx is None:
+        if ctx is None and not dry_run:
             purge_after_erasure(self._crm.engine, customer_id, vacuum)
 
 

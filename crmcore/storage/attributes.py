@@ -9,6 +9,7 @@ filter names them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -25,6 +26,17 @@ def attribute_key_problem(key: object) -> str | None:
     return None
 
 
+def attribute_keys_problem(attributes: Mapping[Any, Any]) -> str | None:
+    """The problem of the first bad key of an attributes document, or ``None`` (fast path)."""
+    try:
+        joined = "\x00".join(attributes)
+    except TypeError:  # a key that is not a string
+        joined = '"'
+    if '"' not in joined and "" not in attributes:
+        return None
+    return next((p for p in map(attribute_key_problem, attributes) if p is not None), None)
+
+
 def attribute(column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
     """``column[key]`` for a filter; ValidationError (field ``attributes.<key>``) for a bad key."""
     problem = attribute_key_problem(key)
@@ -33,4 +45,4 @@ def attribute(column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
     return column[key]
 
 
-__all__ = ["attribute", "attribute_key_problem"]
+__all__ = ["attribute", "attribute_key_problem", "attribute_keys_problem"]
