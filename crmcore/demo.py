@@ -7,9 +7,11 @@ exercises the same paths (and plugin hooks) as a real application.
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from attrs import frozen
@@ -334,3 +336,41 @@ def top_customers(crm: CRM, limit: int = 5) -> list[dict[str, Any]]:
     )
     with crm.reading() as uow:
         return [dict(r._mapping) for r in uow.connection.execute(query)]
+
+
+#: SQLite ``PRAGMA application_id`` of a database ``crm demo`` created ("CRMD"):
+#: how ``crm demo`` tells a file it may replace from one holding real data.
+DEMO_APPLICATION_ID = 0x43524D44
+
+
+def mark_demo_database(crm: CRM) -> None:
+    """Mark ``crm``'s SQLite file as a demo database (:data:`DEMO_APPLICATION_ID`)."""
+    if crm.engine.dialect.name != "sqlite":
+        return
+    with crm.engine.begin() as connection:
+        connection.exec_driver_sql(f"PRAGMA application_id = {DEMO_APPLICATION_ID}")
+
+
+def is_replaceable(path: Path) -> bool:
+    """Whether ``crm demo`` may replace ``path`` without asking.
+
+    True when there is no file, an empty one, or a SQLite database marked by
+    :func:`mark_demo_database`; False for anything else (a real crmcore
+    database, another SQLite database, a file that is not SQLite). The file
+    is opened read-only and never created.
+    """
+    if not path.exists():
+        return True
+    if path.is_file() and path.stat().st_size == 0:
+        return True
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        row = connection.execute("PRAGMA application_id").fetchone()
+    except sqlite3.Error:  # not a database
+        return False
+    finally:
+        connection.close()
+    return row is not None and row[0] == DEMO_APPLICATION_ID

@@ -18,6 +18,7 @@ names every such pair.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from sqlalchemy import Connection, Row, bindparam, case, func, select, update
 
 from crmcore.access import Action
 from crmcore.audit import AuditEntry
+from crmcore.dry_run import rolled_back
 from crmcore.encryption import (
     DATA_KEY_INDEX_PREFIX,
     ENCRYPTABLE_FIELDS,
@@ -73,6 +75,11 @@ class RotationResult:
     unchanged: int
     #: Customers left as they were because their sealed fields cannot be opened.
     unreadable: tuple[int, ...]
+    #: A dry run: the counts are what a rotation would do; nothing was written.
+    dry_run: bool = False
+    #: Dry run only (a real run raises ConflictError instead): the pairs of customers
+    #: that would share an identity key, as (id, other id, column, plaintext key).
+    conflicts: tuple[tuple[int, int, str, str], ...] = ()
 
 
 @attrs.frozen
@@ -178,6 +185,7 @@ def rotate_keys(
     batch_size: int = 1000,
     on_batch: Callable[[RotationProgress], None] | None = None,
     unreadable: str | None = None,
+    dry_run: bool = False,
 ) -> RotationResult:
     """Bring every customer to the current key and index scheme, one transaction per batch.
 
@@ -190,6 +198,11 @@ def rotate_keys(
     (:func:`~crmcore.storage.engine.compact`). Raises ConflictError naming
     every pair of customers that would share a key (those rows are left as
     they were; the others are rotated).
+
+    ``dry_run=True`` does the whole rotation in one transaction and rolls it
+    back: the result counts the customers that would be rewritten (and
+    unreadable ones), and lists the conflicting pairs in ``conflicts``
+    instead of raising; nothing is written or compacted.
     """
     cipher = crm.cipher
     if cipher is None:
@@ -208,57 +221,61 @@ def rotate_keys(
     conflicts: list[tuple[int, int, str, str]] = []
     reported: set[frozenset[int]] = set()
     last = 0
-    while True:
-        with crm.unit_of_work(actor) as uow:
-            query = (select(customers).where(customers.c.id > last).order_by(customers.c.id)).limit(
-                batch_size
-            )
-            if uow.connection.dialect.name == "postgresql":
-                query = query.with_for_update()
-            rows = uow.connection.execute(query).all()
-            if not rows:
-                break
-            targets: dict[int, _Target] = {}
-            for row in rows:
-                try:
-                    target = _target(cipher, row)
-                except UnreadableError as exc:
-                    report.handle(exc, policy)
-                    skipped.append(row.id)
-                    continue
-                if _unchanged(row, target):
-                    unchanged += 1
-                else:
-                    targets[row.id] = target
-            for pair in _collisions(uow.connection, cipher, targets):
-                targets.pop(pair[0], None)
-                targets.pop(pair[1], None)
-                if frozenset(pair[:2]) not in reported:
-                    reported.add(frozenset(pair[:2]))
-                    conflicts.append(pair)
-            if targets:
-                uow.connection.execute(
-                    update(customers)
-                    .where(customers.c.id == bindparam("b_id"))
-                    .values({c: bindparam(c) for c in _WRITTEN}),
-                    [{"b_id": cid, **t.values} for cid, t in targets.items()],
-                )
-                crm.audit.record(
-                    uow,
-                    [
-                        AuditEntry(
-                            "security.rotate_key",
-                            "customer",
-                            None,
-                            None,
-                            {"customers": len(targets), "key_id": cipher.current_key_id},
-                        )
-                    ],
-                )
-            rewritten += len(targets)
-            last = rows[-1].id
-        if on_batch is not None:
-            on_batch(RotationProgress(rewritten, unchanged, last))
+    with ExitStack() as stack:
+        outer = stack.enter_context(rolled_back(crm, actor)) if dry_run else None
+        while True:
+            with crm.unit_of_work(actor, outer) as uow:
+                query = (
+                    select(customers).where(customers.c.id > last).order_by(customers.c.id)
+                ).limit(batch_size)
+                if uow.connection.dialect.name == "postgresql":
+                    query = query.with_for_update()
+                rows = uow.connection.execute(query).all()
+                if not rows:
+                    break
+                targets: dict[int, _Target] = {}
+                for row in rows:
+                    try:
+                        target = _target(cipher, row)
+                    except UnreadableError as exc:
+                        report.handle(exc, policy)
+                        skipped.append(row.id)
+                        continue
+                    if _unchanged(row, target):
+                        unchanged += 1
+                    else:
+                        targets[row.id] = target
+                for pair in _collisions(uow.connection, cipher, targets):
+                    targets.pop(pair[0], None)
+                    targets.pop(pair[1], None)
+                    if frozenset(pair[:2]) not in reported:
+                        reported.add(frozenset(pair[:2]))
+                        conflicts.append(pair)
+                if targets:
+                    uow.connection.execute(
+                        update(customers)
+                        .where(customers.c.id == bindparam("b_id"))
+                        .values({c: bindparam(c) for c in _WRITTEN}),
+                        [{"b_id": cid, **t.values} for cid, t in targets.items()],
+                    )
+                    crm.audit.record(
+                        uow,
+                        [
+                            AuditEntry(
+                                "security.rotate_key",
+                                "customer",
+                                None,
+                                None,
+                                {"customers": len(targets), "key_id": cipher.current_key_id},
+                            )
+                        ],
+                    )
+                rewritten += len(targets)
+                last = rows[-1].id
+            if on_batch is not None:
+                on_batch(RotationProgress(rewritten, unchanged, last))
+    if dry_run:
+        return RotationResult(rewritten, unchanged, tuple(skipped), True, tuple(conflicts))
     compact(crm.engine, ("crm_customers",))
     if conflicts:
         raise _conflict_error(conflicts)

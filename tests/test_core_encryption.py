@@ -163,5 +163,5 @@ def test_security_cli(key: str, db_url: str) -> None:
     ]
     agent = runner.invoke(build_cli(), ["--db", db_url, "--user", "al", "security", "rotate-key"])
     assert agent.exit_code == 1 and "may not administer" in agent.output
-    rotated = runner.invoke(build_cli(), ["--db", db_url, "security", "rotate-key"])
+    rotated = runner.invoke(build_cli(), ["--db", db_url, "security", "rotate-key", "--yes"])
     assert rotated.exit_code == 0 and "Re-sealed 0 customers" in rotated.output

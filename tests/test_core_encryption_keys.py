@@ -313,10 +313,10 @@ def test_cli_reports_key_usage_rotation_and_skipped_rows(open_crm: Opener, db_ur
     assert status["sealed_by_key"] == {FieldCipher.key_id(_raw(old)): 3}
     assert status["index_key_id"] is None
     assert "Blind indexes: derived from the current key" in run("security", "status").output
-    rotated = run("security", "rotate-key", "--batch-size", "2")
+    rotated = run("security", "rotate-key", "--yes", "--batch-size", "2")
     assert rotated.exit_code == 0, rotated.output
     assert "Re-sealed 3 customers" in rotated.output and "(0 already current)" in rotated.output
-    again = run("security", "rotate-key")
+    again = run("security", "rotate-key", "--yes")
     assert "Re-sealed 0 customers" in again.output and "(3 already current)" in again.output
     stranger = FieldCipher(_raw(new_key()))
     lost = stored[1].id
@@ -333,7 +333,7 @@ def test_cli_reports_key_usage_rotation_and_skipped_rows(open_crm: Opener, db_ur
     body = json.loads(listed.stdout)
     items = body["items"] if isinstance(body, dict) else body
     assert [c["id"] for c in items] == [stored[0].id, stored[2].id]
-    rotating = run("security", "rotate-key")
+    rotating = run("security", "rotate-key", "--yes")
     assert rotating.exit_code == 0 and f"customers {lost})" in rotating.stderr
     assert "row(s) skipped" not in rotating.stderr  # reported once
     assert "can now be emptied" not in rotating.output

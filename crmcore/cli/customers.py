@@ -168,8 +168,18 @@ def update(
 @customers.command()
 @click.argument("customer_id", type=int)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def delete(customer_id: int, yes: bool) -> None:
+@click.option("--dry-run", is_flag=True, help="Show who would be deleted; change nothing.")
+def delete(customer_id: int, yes: bool, dry_run: bool) -> None:
     """Delete a customer with their interactions and history."""
+    if dry_run:
+        crm = get_crm()
+        customer = crm.customers.delete(customer_id, actor=get_actor(), dry_run=True)
+        count = crm.interactions.timeline(customer_id, limit=1).total
+        get_console().print(
+            f"Dry run: would delete customer {customer_id}: {safe_text(customer.name)}, "
+            f"with {count} interaction(s) and their lifecycle history. Nothing was changed."
+        )
+        return
     if not yes:
         click.confirm(f"Delete customer {customer_id} and all their data?", abort=True)
     customer = get_crm().customers.delete(customer_id, actor=get_actor())
@@ -188,12 +198,22 @@ def delete(customer_id: int, yes: bool) -> None:
     "full = rewrite every table (VACUUM FULL: no old version left in any table file; "
     "locks the tables while it runs); none = leave it to autovacuum.",
 )
-def erase(customer_id: int, yes: bool, vacuum: str) -> None:
+@click.option("--dry-run", is_flag=True, help="Check the erasure would succeed; change nothing.")
+def erase(customer_id: int, yes: bool, vacuum: str, dry_run: bool) -> None:
     """Right to erasure: anonymise a customer in core and every plugin.
 
     Rejects files of earlier imports may still hold the customer's rows:
     see `crm customers purge-rejects`.
     """
+    if dry_run:
+        crm = get_crm()
+        customer = crm.customers.get(customer_id)
+        crm.customers.erase(customer_id, actor=get_actor(), dry_run=True)
+        get_console().print(
+            f"Dry run: would erase the personal data of customer {customer_id}: "
+            f"{safe_text(customer.name)} (in core and every plugin). Nothing was changed."
+        )
+        return
     if not yes:
         click.confirm(f"Irreversibly erase customer {customer_id}'s personal data?", abort=True)
     get_crm().customers.erase(customer_id, actor=get_actor(), vacuum=vacuum)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from crmcore.cli.confirm import confirm, yes_option
 from crmcore.cli.context import get_console, get_state, print_table
 from crmcore.signals import Period
 
@@ -25,17 +26,26 @@ from crmcore.signals import Period
 @click.option(
     "--customers", "count", type=click.IntRange(1, 1_000_000), default=400, show_default=True
 )
-def demo(path: Path, seed: int, count: int) -> None:
-    """Create a fresh SQLite demo database, load a realistic data set and summarise it."""
+@yes_option
+def demo(path: Path, seed: int, count: int, yes: bool) -> None:
+    """Create a fresh SQLite demo database, load a realistic data set and summarise it.
+
+    An existing file at --path is replaced without asking only when `crm demo`
+    created it (or it is empty); for any other file (a real database) it asks
+    first, and without a terminal refuses unless --yes is given.
+    """
     from crmcore.app import CRM
-    from crmcore.demo import DEMO_NOW, load_demo, top_customers
+    from crmcore.demo import DEMO_NOW, is_replaceable, load_demo, mark_demo_database, top_customers
     from crmcore.entities import Stage
 
+    if not is_replaceable(path):
+        confirm(f"{path} is not a demo database; replace it and lose its data?", yes=yes)
     console = get_console()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     crm = CRM.open(f"sqlite:///{path}", upgrade=True, clock=lambda: DEMO_NOW)
     get_state().crm = crm  # closed by the group after the command
+    mark_demo_database(crm)
     console.print(
         f"[bold]crmcore demo[/bold]: loading {count} customers into {path} (seed {seed}) ..."
     )

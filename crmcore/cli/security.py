@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import click
 
-from crmcore.cli.context import get_actor, get_console, get_crm, json_option, print_json
+from crmcore.access import Action
+from crmcore.cli.confirm import confirm, yes_option
+from crmcore.cli.context import (
+    get_actor,
+    get_console,
+    get_crm,
+    json_option,
+    print_json,
+)
 from crmcore.encryption import INDEX_KEY_ENV, KEY_ENV, OLD_KEYS_ENV, new_key
-from crmcore.key_rotation import key_usage, rotate_keys
+from crmcore.key_rotation import RotationResult, key_usage, rotate_keys
+
+_LABELS = {"email_norm": "email", "phone_norm": "phone", "org_norm": "organisation name"}
 
 
 @click.group()
@@ -69,17 +79,37 @@ def status(as_json: bool) -> None:
     show_default=True,
     help="Customers per transaction (a killed run keeps the batches committed).",
 )
-def rotate_key(batch_size: int) -> None:
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Count the customers that would be rewritten, and the conflicts; write nothing.",
+)
+@yes_option
+@json_option
+def rotate_key(batch_size: int, dry_run: bool, yes: bool, as_json: bool) -> None:
     """Re-seal every customer with the key in CRM_ENCRYPTION_KEY and re-index its keys.
 
     Keep the previous key in CRM_ENCRYPTION_OLD_KEYS while this runs. Also
     encrypts customers stored before encryption was turned on. One
     transaction per batch: when interrupted, run it again to resume (rows
-    already current are skipped).
+    already current are skipped). Asks for confirmation first (--yes skips
+    it; without a terminal --yes is required); --dry-run asks nothing.
     """
     crm = get_crm()
+    if dry_run:
+        result = rotate_keys(crm, actor=get_actor(), batch_size=batch_size, dry_run=True)
+        crm.customers.unreadable.reset()  # counted in the report: no second warning
+        _report_dry_run(result, as_json)
+        return
+    if crm.cipher is not None:  # without a key rotate_keys says so: nothing to confirm
+        crm.access.check(Action.ADMINISTER)  # a refusal before the question, not after
+        confirm(f"Re-seal every customer with key {crm.cipher.current_key_id}?", yes=yes)
     result = rotate_keys(crm, actor=get_actor(), batch_size=batch_size)
     assert crm.cipher is not None
+    if as_json:
+        print_json(_as_dict(result))
+        crm.customers.unreadable.reset()
+        return
     console = get_console()
     console.print(
         f"Re-sealed {result.rewritten} customers with key {crm.cipher.current_key_id} "
@@ -103,3 +133,32 @@ def rotate_key(batch_size: int) -> None:
             "that does not know this key does not find the customers re-indexed now "
             "(see docs/security.md)."
         )
+
+
+def _as_dict(result: RotationResult) -> dict[str, object]:
+    return {
+        "dry_run": result.dry_run,
+        "rewritten": result.rewritten,
+        "unchanged": result.unchanged,
+        "unreadable": list(result.unreadable),
+        "conflicts": [
+            {"customers": [a, b], "field": _LABELS.get(column, column)}
+            for a, b, column, _ in result.conflicts
+        ],
+    }
+
+
+def _report_dry_run(result: RotationResult, as_json: bool) -> None:
+    """Print what a rotation would do (no plaintext key shown: only ids and the field)."""
+    if as_json:
+        print_json(_as_dict(result))
+        return
+    console = get_console()
+    console.print(
+        f"Dry run: would re-seal {result.rewritten} customers "
+        f"({result.unchanged} already current, {len(result.unreadable)} unreadable, "
+        f"{len(result.conflicts)} conflicting pair(s)). Nothing was written."
+    )
+    for a, b, column, _ in result.conflicts[:20]:
+        label = _LABELS.get(column, column)
+        console.print(f"Conflict: customers {min(a, b)} and {max(a, b)} share a {label}.")

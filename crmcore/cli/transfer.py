@@ -47,8 +47,18 @@ def report_import(result: Any, what: str, as_json: bool) -> None:
                 "rejected": result.rejected,
                 "already_stored": result.already_stored,
                 "rejects_path": str(result.rejects_path) if result.rejects_path else None,
+                "dry_run": result.dry_run,
             }
         )
+        return
+    if result.dry_run:
+        line = f"Dry run: would import {result.imported} {what}."
+        if result.already_stored:
+            line += f" Would skip {result.already_stored} already stored (same external id)."
+        if result.rejected:
+            line += f" Would reject {result.rejected} (no rejects file written)."
+        line += " Nothing was stored."
+        get_console().print(escape(line))
         return
     line = f"Imported {result.imported} {what}."
     if result.already_stored:
@@ -98,6 +108,12 @@ def import_command(what: str, default_batch: int) -> click.Command:
         type=click.IntRange(1, 100_000),
         help="Most columns a CSV header may have (default 1000).",
     )
+    @click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Validate and import in one transaction, then roll it back: report what would "
+        "be imported, rejected and skipped; store nothing, write no rejects file.",
+    )
     @json_option
     def command(
         path: Path,
@@ -108,6 +124,7 @@ def import_command(what: str, default_batch: int) -> click.Command:
         batch_size: int,
         commit_every: int | None,
         max_columns: int | None,
+        dry_run: bool,
         as_json: bool,
         **extra: Any,
     ) -> None:
@@ -132,6 +149,7 @@ def import_command(what: str, default_batch: int) -> click.Command:
                     commit_every=commit_every,
                     actor=get_actor(),
                     progress=progress,
+                    dry_run=dry_run,
                     **extra,
                 )
         except KeyboardInterrupt as exc:

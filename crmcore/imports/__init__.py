@@ -57,6 +57,7 @@ from sqlalchemy import Connection
 
 from crmcore.access import Action
 from crmcore.customers import RejectHandler
+from crmcore.dry_run import unit_or_dry_run
 from crmcore.errors import ValidationError
 from crmcore.imports.columns import (
     MAX_COLUMNS,
@@ -90,7 +91,8 @@ class ImportResult:
     ``already_stored``: interaction rows skipped because their external id
     was stored already (by an earlier run, or an earlier row of this file);
     ``rejects_path`` is ``None`` when nothing was rejected (no empty rejects
-    file is created); ``last_line``: the last input line read.
+    file is created) and after a dry run; ``last_line``: the last input line read.
+    After a dry run (``dry_run``) the counts are what the import would do.
     """
 
     imported: int
@@ -98,6 +100,8 @@ class ImportResult:
     rejects_path: Path | None
     already_stored: int = 0
     last_line: int = attrs.field(default=0, eq=False)
+    #: True when this was a dry run: nothing was stored and no rejects file written.
+    dry_run: bool = False
 
 
 @attrs.frozen
@@ -206,6 +210,7 @@ class _Options:
     max_columns: int
     keys: str | None  # None: no external ids; else the source they belong to
     id_column: str | None = None
+    dry_run: bool = False
 
 
 def _run_import(
@@ -236,12 +241,12 @@ def _run_import(
             else None
         )
         feed = Feed(location, options.batch_size, rejects, options.progress)
-        segment = options.commit_every
+        segment = None if options.dry_run else options.commit_every
         try:
             while True:
                 part = records if segment is None else islice(records, segment)
                 read_before = feed.rows
-                with crm.unit_of_work(options.actor) as uow:
+                with unit_or_dry_run(crm, options.actor, None, options.dry_run) as uow:
                     resolved = entity.resolve(crm, part, uow.connection, options.batch_size)
                     entity.store(crm, feed.items(resolved), uow, options.batch_size, feed)
                 if segment is None or feed.rows == read_before:
@@ -253,16 +258,19 @@ def _run_import(
                 exc.add_note(_resume_note(location, feed))
             raise
         if rejects is not None:
-            rejects.close()
+            rejects.close(discard=options.dry_run)
     if options.progress is not None:
         options.progress(feed.rows, lines.bytes)
     rejected = rejects.count if rejects is not None else 0
     return ImportResult(
         imported=feed.stored,
         rejected=rejected,
-        rejects_path=rejects.path if rejects is not None and rejected else None,
+        rejects_path=rejects.path
+        if rejects is not None and rejected and not options.dry_run
+        else None,
         already_stored=feed.already_stored,
         last_line=feed.last_line,
+        dry_run=options.dry_run,
     )
 
 
@@ -286,6 +294,7 @@ def import_customers(
     encoding: str | None = None,
     commit_every: int | None = None,
     max_columns: int = MAX_COLUMNS,
+    dry_run: bool = False,
 ) -> ImportResult:
     """Import customers from a CSV or JSON Lines file in one transaction.
 
@@ -308,6 +317,12 @@ def import_customers(
             the end. A re-run of a customers import then refuses the committed
             rows as duplicates (with ``skip_invalid`` they go to the rejects file).
         max_columns: The most columns a CSV header may have.
+        dry_run: Read, validate and store everything in one transaction
+            (``commit_every`` is ignored), then roll it back: the result
+            counts what would be imported, rejected and skipped; nothing is
+            stored and no rejects file is written (``rejects_path`` is
+            ``None``). Without ``skip_invalid`` the first bad row raises as
+            it would in the real import.
 
     Rejected rows are written in the order the problems are found (a batch's
     duplicates after its malformed rows); each carries its input line.
@@ -324,7 +339,7 @@ def import_customers(
     """
     options = _Options(
         format, skip_invalid, rejects_path, batch_size, actor, progress, encoding,
-        commit_every, max_columns, keys=None,
+        commit_every, max_columns, keys=None, dry_run=dry_run,
     )  # fmt: skip
     columns = customer_columns(crm.config.attributes_schema, max_columns)
     return _run_import(crm, _CUSTOMERS, columns, path, options)
@@ -346,6 +361,7 @@ def import_interactions(
     source: str = IMPORT_SOURCE,
     id_column: str | None = None,
     dedupe: bool = True,
+    dry_run: bool = False,
 ) -> ImportResult:
     """Import interactions from a CSV or JSON Lines file, idempotently.
 
@@ -356,8 +372,8 @@ def import_interactions(
     cell, or its content key; see the module documentation) is stored under
     ``source``; a row whose id is already stored is skipped and counted in
     ``already_stored``, so a re-run creates nothing twice. ``dedupe=False``
-    turns this off. Other arguments, result and errors are those of
-    :func:`import_customers`; an unknown customer is a row error too, and
+    turns this off. Other arguments (``dry_run`` included), result and
+    errors are those of :func:`import_customers`; an unknown customer is a row error too, and
     with ``commit_every`` a re-run resumes where a killed import stopped.
     """
     if id_column is not None and not dedupe:
@@ -365,6 +381,7 @@ def import_interactions(
     options = _Options(
         format, skip_invalid, rejects_path, batch_size, actor, progress, encoding,
         commit_every, max_columns, keys=source if dedupe else None, id_column=id_column,
+        dry_run=dry_run,
     )  # fmt: skip
     columns = interaction_columns(id_column, max_columns)
     return _run_import(crm, _INTERACTIONS, columns, path, options)

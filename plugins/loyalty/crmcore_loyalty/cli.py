@@ -206,16 +206,18 @@ def evaluate_tiers(as_of: str | None, customer_ids: tuple[int, ...], as_json: bo
 
 @loyalty.command()
 @click.option("--as-of", help="Date (end of that day, UTC) or datetime; default now.")
+@click.option("--dry-run", is_flag=True, help="Show what would expire; write nothing.")
 @json_option
-def expire(as_of: str | None, as_json: bool) -> None:
+def expire(as_of: str | None, dry_run: bool, as_json: bool) -> None:
     """Write off points expired at --as-of (idempotent: a second run writes nothing)."""
-    run = service.expire(get_crm(), as_of=parse_as_of(as_of), actor=get_actor())
+    run = service.expire(get_crm(), as_of=parse_as_of(as_of), actor=get_actor(), dry_run=dry_run)
     if as_json:
-        print_json(run.as_dict())
+        print_json({**run.as_dict(), "dry_run": dry_run})
     else:
         get_console().print(
-            f"Expired {run.points} points in {run.lots} lots of {run.members} members "
-            f"(as of {run.as_of.isoformat()})"
+            f"{'Dry run: would expire' if dry_run else 'Expired'} {run.points} points in "
+            f"{run.lots} lots of {run.members} members (as of {run.as_of.isoformat()})"
+            + (". Nothing was written." if dry_run else "")
         )
 
 

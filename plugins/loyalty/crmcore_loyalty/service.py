@@ -30,6 +30,7 @@ from sqlalchemy import and_, func, select
 
 from crmcore import CRM, Interaction, UnitOfWork, ValidationError, from_dict
 from crmcore.access import Action
+from crmcore.dry_run import unit_or_dry_run
 from crmcore.scoping import enforce_declared, requires
 from crmcore_loyalty import ledger
 from crmcore_loyalty.checks import (
@@ -483,14 +484,16 @@ def expire(
     as_of: date | datetime | None = None,
     actor: str | None = None,
     ctx: UnitOfWork | None = None,
+    dry_run: bool = False,
 ) -> ExpiryRun:
     """Write off every lot expired at ``as_of`` (default now); idempotent and exact.
 
     Each lot with ``expires_at <= as_of`` and points left gets one ``expire``
     entry for exactly those points, dated at its expiry instant. Running it
-    again (or with an earlier ``as_of``) writes nothing more.
+    again (or with an earlier ``as_of``) writes nothing more. ``dry_run=True``
+    returns what would expire and writes nothing (the run is rolled back).
     """
-    with crm.unit_of_work(actor, ctx) as uow:
+    with unit_or_dry_run(crm, actor, ctx, dry_run) as uow:
         return ledger.expire_due(uow, resolve_as_of(as_of, uow.now))
 
 
