@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from crmcore import UnitOfWork
+from crmcore.audit import acting_user
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.types import money_problem
 from crmcore_complaints.entities import Complaint
@@ -153,7 +154,7 @@ class ComplaintCompensation(ComplaintStore):
                         next(refund_ids) if grant["refund_of"] is not None else None
                     ),
                     "issued_at": complaint.resolved_at,
-                    "actor": uow.actor,
+                    "actor": acting_user(uow),
                 }
             )
         uow.connection.execute(insert(self.compensations_table), rows)

@@ -14,6 +14,7 @@ from sqlalchemy import insert, select
 
 from crmcore import Channel, UnitOfWork
 from crmcore.access import Action
+from crmcore.audit import acting_user
 from crmcore.errors import ConflictError, NotFoundError, ValidationError
 from crmcore.storage.ids import allocate_ids
 from crmcore_complaints import sla
@@ -220,7 +221,7 @@ class ComplaintIntake(ComplaintStore):
                 self._entry(
                     new_id,
                     row["opened_at"],
-                    uow.actor,
+                    acting_user(uow),
                     "open",
                     None,
                     State.OPEN.value,
@@ -235,7 +236,7 @@ class ComplaintIntake(ComplaintStore):
             if row["assignee"]:
                 history.append(
                     self._entry(
-                        new_id, row["opened_at"], uow.actor, "assign", None, row["assignee"]
+                        new_id, row["opened_at"], acting_user(uow), "assign", None, row["assignee"]
                     )
                 )
         uow.connection.execute(insert(self.cases), rows)

@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 
 from crmcore import UnitOfWork
 from crmcore.access import Action
+from crmcore.audit import acting_user
 from crmcore_complaints import sla
 from crmcore_complaints.compensation import ComplaintCompensation
 from crmcore_complaints.entities import Complaint
@@ -121,7 +122,7 @@ class ComplaintService(ComplaintIntake, ComplaintCompensation):
             "resolution_seconds": clocks.resolution_seconds,
         }
         if target is State.RESOLVED:
-            values.update(resolved_at=when, resolved_by=uow.actor or complaint.assignee)
+            values.update(resolved_at=when, resolved_by=acting_user(uow) or complaint.assignee)
         elif target is State.CLOSED:
             values["closed_at"] = when
         elif target is State.REOPENED:
@@ -136,7 +137,7 @@ class ComplaintService(ComplaintIntake, ComplaintCompensation):
                 self._entry(
                     complaint.id,
                     when,
-                    uow.actor,
+                    acting_user(uow),
                     "move",
                     complaint.state.value,
                     target.value,
@@ -251,7 +252,13 @@ class ComplaintService(ComplaintIntake, ComplaintCompensation):
                 uow,
                 [
                     self._entry(
-                        complaint.id, when, uow.actor, "assign", complaint.assignee, name, note=note
+                        complaint.id,
+                        when,
+                        acting_user(uow),
+                        "assign",
+                        complaint.assignee,
+                        name,
+                        note=note,
                     )
                 ],
             )
@@ -295,7 +302,7 @@ class ComplaintService(ComplaintIntake, ComplaintCompensation):
                     self._entry(
                         complaint.id,
                         when,
-                        uow.actor,
+                        acting_user(uow),
                         "rate",
                         None if complaint.rating is None else str(complaint.rating),
                         str(rating),
@@ -372,7 +379,7 @@ class ComplaintService(ComplaintIntake, ComplaintCompensation):
                     self._entry(
                         b["complaint_id"],
                         now,
-                        uow.actor,
+                        acting_user(uow),
                         "breach",
                         None,
                         b["target"],

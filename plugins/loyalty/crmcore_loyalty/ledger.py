@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crmcore import CRM, ConflictError, UnitOfWork
+from crmcore.audit import acting_user
 from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
 from crmcore_loyalty.records import ExpiryRun, LedgerEntry
@@ -147,7 +148,7 @@ def entry_row(
         "amount": amount,
         "reason": reason,
         "idempotency_key": key,
-        "actor": ctx.actor,
+        "actor": acting_user(ctx),
         "details": dict(details) if details else None,
     }
 
@@ -420,7 +421,7 @@ def expire_due(
                     literal(ctx.now, type_=ledger.c.recorded_at.type),
                     literal("points expired"),
                     key,
-                    literal(ctx.actor, type_=String),
+                    literal(acting_user(ctx), type_=String),
                 )
                 .where(due)
                 .order_by(lots.c.expires_at, lots.c.id),

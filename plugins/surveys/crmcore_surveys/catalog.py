@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from crmcore import CRM, ConflictError, NotFoundError, UnitOfWork
 from crmcore.access import Action
-from crmcore.audit import AuditEntry
+from crmcore.audit import AuditEntry, acting_user
 from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.ids import allocate_ids
 from crmcore_surveys.definitions import Definition, validate_definition
@@ -101,14 +101,14 @@ def _insert_version(uow: UnitOfWork, definition: Definition, version: int) -> Su
             title=definition.title,
             definition=dict(definition.data),
             created_at=uow.now,
-            created_by=uow.actor,
+            created_by=acting_user(uow),
         )
     )
     uow.connection.execute(
         insert(questions_table(uow.crm.metadata)), _question_rows(survey_id, definition)
     )
     return SurveyVersion(
-        survey_id, definition.key, version, definition.title, definition, uow.now, uow.actor
+        survey_id, definition.key, version, definition.title, definition, uow.now, acting_user(uow)
     )
 
 
