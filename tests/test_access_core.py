@@ -124,7 +124,43 @@ CORE_CASES = [
     Case("events.list", lambda c, s: c.events.list(), EVERYONE_ONLY),
     Case("exports.export_customers", _export, EVERYONE_ONLY),
     Case("exports.export_interactions", _export_interactions, EVERYONE_ONLY),
+    Case("imports.import_customers", lambda c, s: _import(c, s), EVERYONE_ONLY),
+    Case("customers.rotate_encryption", lambda c, s: c.customers.rotate_encryption(), ADMIN_ONLY),
+    Case("customers.stored_forms", lambda c, s: c.customers.stored_forms("email", "a@x.org")),
+    Case("access.revoke", lambda c, s: c.access.revoke(s.visible, "kit-granted"), EVERYONE_ONLY),
+    Case("access.where", lambda c, s: _scoped_ids(c)),
+    Case("access.visible_customers", lambda c, s: _visible_rows(c)),
+    Case("events.iter", lambda c, s: list(c.events.iter()), EVERYONE_ONLY),
 ]
+
+
+def _import(crm: CRM, s: Subjects) -> Any:
+    import tempfile
+
+    from crmcore.imports import import_customers
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "c.csv"
+        path.write_text(f"name,owner\nkit import {uuid.uuid4().hex[:6]},kit-owner\n", "utf-8")
+        return import_customers(crm, path)
+
+
+def _scoped_ids(crm: CRM) -> list[dict[str, int]]:
+    from sqlalchemy import select
+
+    with crm.reading() as uow:
+        ids = uow.connection.execute(
+            select(customers_table.c.id).where(crm.access.where(customers_table.c.id))
+        ).scalars()
+        return [{"customer_id": i} for i in ids]
+
+
+def _visible_rows(crm: CRM) -> list[dict[str, int]]:
+    from sqlalchemy import select
+
+    visible = crm.access.visible_customers()
+    with crm.reading() as uow:
+        return [{"customer_id": i} for i in uow.connection.execute(select(visible.c.id)).scalars()]
 
 
 def test_core_conformance_matrix(crm: CRM) -> None:
