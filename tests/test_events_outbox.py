@@ -240,3 +240,9 @@ def test_positions_follow_commit_order_not_start_order(postgres_url: str) -> Non
         assert ids[created[0].position] > ids[created[1].position]  # Fast's row was written later
     finally:
         crm.close()
+
+
+def test_event_actor_is_the_principal(crm: CRM) -> None:
+    alice = crm.as_user(Principal("alice", Role.AGENT))
+    alice.customers.create({"name": "Mine", "owner": "alice"}, actor="mallory")
+    assert {e.actor for e in crm.events.list()} == {"alice"}

@@ -40,12 +40,15 @@ def write_pending(uow: UnitOfWork) -> None:
     """Write the unit of work's pending events to the outbox (not yet numbered)."""
     if not uow.pending_events:
         return
+    from crmcore.audit import acting_user
+
+    actor = acting_user(uow)  # the principal on a user's view, as in the audit log
     rows = [
         {
             "event_id": uuid.uuid4().hex,
             "type": event_type,
             "at": uow.now,
-            "actor": uow.actor,
+            "actor": actor,
             "items": items,
         }
         for event_type, items in uow.pending_events
