@@ -16,7 +16,7 @@ from weakref import WeakKeyDictionary
 
 from attrs import field, frozen
 
-from crmcore import CRM, ConfigError
+from crmcore import CRM, ConfigError, ValidationError
 
 #: The name the plugin registers under: its config section, profile and metrics key.
 PLUGIN_NAME = "loyalty"
@@ -244,6 +244,11 @@ def add_months(moment: datetime, months: int) -> datetime:
     """``moment`` plus calendar months, the day clamped to the month's end (Jan 31 + 1 = Feb 28)."""
     index = moment.month - 1 + months
     year, month = moment.year + index // 12, index % 12 + 1
+    if not 1 <= year <= 9999:
+        raise ValidationError(
+            f"{moment.isoformat()} {months:+d} months is outside the years 1 to 9999",
+            value=moment,
+        )
     day = min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
 

@@ -30,7 +30,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from attrs import frozen
@@ -58,7 +58,7 @@ from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.types import UTCDateTime
 from crmcore_segmentation.calendar_sql import day_number
 from crmcore_segmentation.purchases import counted_purchases
-from crmcore_segmentation.rfm import resolve_as_of
+from crmcore_segmentation.rfm import days_before, resolve_as_of
 from crmcore_segmentation.settings import ChurnSettings, settings_of
 from crmcore_segmentation.tables import CHURN_ALERTS, table
 
@@ -107,11 +107,11 @@ def churn_query(crm: CRM, *, as_of: datetime | None = None) -> Select[Any]:
     settings = settings_of(crm)
     churn = settings.churn
     moment = resolve_as_of(crm, as_of)
-    recent_start = moment - timedelta(days=churn.recent_days)
+    recent_start = days_before(moment, churn.recent_days, "recent_days")
     purchases = counted_purchases(crm, moment, currency=settings.currency).subquery("p")
     is_recent = purchases.c.occurred_at >= literal(recent_start, UTCDateTime)
     in_baseline = purchases.c.occurred_at >= literal(
-        recent_start - timedelta(days=churn.baseline_days), UTCDateTime
+        days_before(recent_start, churn.baseline_days, "baseline_days"), UTCDateTime
     )
     stats = (
         select(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from attrs import frozen
@@ -85,7 +85,10 @@ class ParetoSummary:
 @requires(Action.READ, scoped=True)  # reads no data
 def resolve_percent(crm: CRM, percent: Decimal | float | int | str | None) -> Decimal:
     """``percent`` or the configured one; ValidationError unless in (0, 100], 2 decimals."""
-    value = settings_of(crm).pareto_percent if percent is None else Decimal(str(percent))
+    try:
+        value = settings_of(crm).pareto_percent if percent is None else Decimal(str(percent))
+    except InvalidOperation:
+        value = Decimal("NaN")
     if not value.is_finite() or not 0 < value <= 100 or value != value.quantize(_CENT):
         raise ValidationError(
             f"percent: must be above 0 and at most 100 with at most 2 decimals, got {percent}",

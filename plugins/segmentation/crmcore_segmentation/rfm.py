@@ -79,6 +79,18 @@ def resolve_as_of(crm: CRM, as_of: datetime | None) -> datetime:
     return as_of
 
 
+def days_before(moment: datetime, days: int, field: str = "window_days") -> datetime:
+    """``moment`` minus ``days`` days; ValidationError when that is before year 1."""
+    try:
+        return moment - timedelta(days=days)
+    except OverflowError:
+        raise ValidationError(
+            f"{field}: {days} days before {moment.isoformat()} is before 0001-01-01",
+            field=field,
+            value=days,
+        ) from None
+
+
 def resolve_window(settings: Settings, window_days: int | None) -> int:
     """``window_days`` or the configured default; ValidationError when not positive."""
     days = settings.window_days if window_days is None else window_days
@@ -137,7 +149,7 @@ def rfm_query(
     moment = resolve_as_of(crm, as_of)
     days = resolve_window(settings, window_days)
     purchases = counted_purchases(
-        crm, moment, since=moment - timedelta(days=days), currency=settings.currency
+        crm, moment, since=days_before(moment, days), currency=settings.currency
     ).subquery("p")
     stats = (
         select(

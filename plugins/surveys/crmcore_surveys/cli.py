@@ -392,9 +392,14 @@ def respond(
     answers: dict[str, Any] = _pairs(answer, "answer")
     if answers_json:
         try:
-            answers.update(json.loads(answers_json))
+            parsed = json.loads(answers_json)
         except json.JSONDecodeError as exc:
             raise ValidationError(f"answers: invalid JSON: {exc}", field="answers") from None
+        except RecursionError:
+            raise ValidationError("answers: JSON nested too deeply", field="answers") from None
+        if not isinstance(parsed, dict):
+            raise ValidationError("answers: expected a JSON object", field="answers")
+        answers.update(parsed)
     recorded = responses.record_responses(
         get_crm(),
         [
@@ -486,7 +491,7 @@ def report(
             first or datetime(1970, 1, 1, tzinfo=UTC),
             last or crm.clock(),
         )
-    matrix = json.loads(ahp_matrix.read_text(encoding="utf-8")) if ahp_matrix else None
+    matrix = _json_file(ahp_matrix, "ahp_matrix") if ahp_matrix else None
     data = scoring.survey_report(
         crm,
         key,
@@ -501,3 +506,15 @@ def report(
         print_json(data)
     else:
         print_report(data, get_console())
+
+
+def _json_file(path: Path, field: str) -> Any:
+    """The JSON document in ``path``; one-line ValidationError when it is not one."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{field}: cannot read {path}: {exc}", field=field) from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{field}: {path} is not JSON: {exc}", field=field) from None
+    except RecursionError:
+        raise ValidationError(f"{field}: {path} is nested too deeply", field=field) from None
