@@ -5,6 +5,10 @@
     [database]
     url = "sqlite:///crm.db"          # CRM_DATABASE_URL overrides it
 
+Relative paths written in the file (the SQLite file of ``[database] url``,
+``attributes_schema``, and plugin paths through :meth:`Config.resolve_path`)
+resolve against the directory of the file, not the current directory.
+
     [customers]
     attributes_schema = "attributes.schema.json"   # or an inline table
 
@@ -30,6 +34,7 @@ from typing import Any
 
 import jsonschema
 from attrs import field, frozen
+from sqlalchemy.engine import make_url
 
 from crmcore.errors import ConfigError
 from crmcore.limits import DEFAULT_JSON_MAX_BYTES, DEFAULT_JSON_MAX_DEPTH, JsonLimits
@@ -140,7 +145,9 @@ class Config:
                 raise ConfigError(
                     f"{where}customers.attributes_schema is not a valid JSON Schema: {exc.message}"
                 ) from None
-        url = os.environ.get(DATABASE_URL_ENV) or data.get("database", {}).get("url", DEFAULT_URL)
+        url = os.environ.get(DATABASE_URL_ENV) or _relative_to(
+            data.get("database", {}).get("url", DEFAULT_URL), source
+        )
         security = data.get("security", {})
         fields = security.get("encrypted_fields")
         limits = data.get("limits", {})
@@ -159,6 +166,41 @@ class Config:
             ),
             allow_role_switch=data.get("access", {}).get("allow_role_switch", True),
         )
+
+    def resolve_path(self, path: str | Path) -> Path:
+        """A path written in this configuration, resolved against the file's directory.
+
+        Absolute paths, and every path of a configuration not read from a
+        file, are returned as they are. Plugins use this for file paths in
+        their ``[plugins.<name>]`` section.
+        """
+        path = Path(path)
+        if path.is_absolute() or self.source is None:
+            return path
+        return self.source.parent / path
+
+
+def _relative_to(url: str, source: Path | None) -> str:
+    """A SQLite URL (or bare file path) written in ``source``, its path resolved against it."""
+    if source is None or source.parent == Path("."):
+        return url
+    if "://" not in url.strip():
+        path = Path(url.strip())
+        return url if path.is_absolute() else str(source.parent / path)
+    try:
+        parsed = make_url(url)
+    except Exception:  # reported when the engine is made
+        return url
+    database = parsed.database
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+        or Path(database).is_absolute()
+    ):
+        return url
+    return parsed.set(database=str(source.parent / database)).render_as_string(hide_password=False)
 
 
 def _load_schema_file(path: Path, source: Path | None) -> dict[str, Any]:

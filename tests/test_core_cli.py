@@ -147,6 +147,11 @@ def test_uninitialised_database_is_one_clear_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         build_cli(), ["--db", str(tmp_path / "none.db"), "customers", "list"]
     )
+    fails(result, "no database at")  # not created: tests/test_cli_safety.py
+    (tmp_path / "empty.db").touch()
+    result = CliRunner().invoke(
+        build_cli(), ["--db", str(tmp_path / "empty.db"), "customers", "list"]
+    )
     fails(result, "not initialised")
 
 

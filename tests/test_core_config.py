@@ -50,7 +50,7 @@ def test_load_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         '[plugins]\ndisabled = ["loyalty"]\n[plugins.configured]\nthreshold = 3\n',
     )
     config = load_config(path)
-    assert config.database_url == "sqlite:///x.db"
+    assert config.database_url == f"sqlite:///{tmp_path / 'x.db'}"  # next to the file
     assert config.disabled_plugins == ("loyalty",)
     assert config.plugin_sections == {"configured": {"threshold": 3}}
     assert config.attributes_schema == {"type": "object"}

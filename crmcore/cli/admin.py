@@ -5,7 +5,14 @@ from __future__ import annotations
 import attrs
 import click
 
-from crmcore.cli.context import get_console, get_crm, json_option, print_json, print_table
+from crmcore.cli.context import (
+    get_console,
+    get_crm,
+    get_state,
+    json_option,
+    print_json,
+    print_table,
+)
 from crmcore.cli.output import safe_text
 from crmcore.hooks.manager import plugin_infos
 from crmcore.storage.migrate import CORE
@@ -13,7 +20,12 @@ from crmcore.storage.migrate import CORE
 
 @click.command()
 def init() -> None:
-    """Create the database (./crm.db by default) and bring its schema up to date."""
+    """Create the database (./crm.db by default) and bring its schema up to date.
+
+    With `crm db upgrade` and `crm demo`, the only commands that create a
+    SQLite file: the others say "no database at PATH" instead.
+    """
+    get_state().create = True
     crm = get_crm()
     crm.upgrade()
     url = crm.engine.url.render_as_string(hide_password=True)
@@ -32,7 +44,9 @@ def upgrade() -> None:
     """Apply pending migrations of core and every enabled plugin.
 
     Revisions of plugins that are gone stay recorded (a warning names each).
+    Creates the SQLite file when there is none, as `crm init` does.
     """
+    get_state().create = True
     crm = get_crm()
     before = crm.pending_migrations()
     crm.upgrade()

@@ -9,6 +9,7 @@ itself for ``get_console().print`` passes its values through
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from crmcore.app import CRM
 from crmcore.cli.output import SafeConsole, safe_json, safe_text
+from crmcore.errors import StorageError
 
 
 @define
@@ -29,15 +31,67 @@ class CLIState:
     crm: CRM | None = None
     console: Console = field(factory=lambda: SafeConsole(highlight=False, soft_wrap=True))
     opener: Callable[[CLIState], CRM] | None = None
+    #: Whether opening may create a SQLite file that does not exist (``crm init`` sets it).
+    create: bool = False
 
     def open(self) -> CRM:
-        """Open the CRM once (from ``--db``/``--config``/``crm.toml``) and reuse it."""
+        """Open the CRM once (from ``--db``/``--config``/``crm.toml``) and reuse it.
+
+        A SQLite file that does not exist is an error (``run `crm init```)
+        unless :attr:`create` is set: reading never creates an empty database.
+        """
         if self.crm is None:
+            if not self.create:
+                check_database_exists(self.target)
             if self.opener is not None:
                 self.crm = self.opener(self)
             else:
                 self.crm = CRM.open(self.target)
         return self.crm
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The path of the SQLite file ``url`` names when that file does not exist, else None.
+
+    In-memory databases, SQLite URI filenames and other backends give None.
+    """
+    from sqlalchemy.engine import make_url
+
+    from crmcore.storage.engine import normalise_url
+
+    try:
+        parsed = make_url(normalise_url(url))
+    except Exception:  # an invalid URL is reported when the CRM opens
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or parsed.query.get("uri"):
+        return None
+    return None if Path(database).exists() else database
+
+
+def check_database_exists(target: str | None = None) -> None:
+    """Refuse (one line) to open a SQLite database that does not exist.
+
+    The database is the one ``crm`` would open: ``--db`` (or
+    ``CRM_DATABASE_URL``), else ``--config``/``CRM_CONFIG``/``./crm.toml``'s
+    ``[database] url`` (resolved against the file), else ``./crm.db``.
+    """
+    from crmcore.config import default_config, load_config
+
+    url = target
+    if url is None:
+        context = click.get_current_context(silent=True)
+        params = context.find_root().params if context is not None else {}
+        url = params.get("database")
+        if not url:
+            config_path = params.get("config_path")
+            config = load_config(config_path) if config_path else default_config()
+            url = config.database_url
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        raise StorageError(f"no database at {missing}: run `crm init`")
 
 
 def get_state() -> CLIState:

@@ -212,7 +212,7 @@ def expire(as_of: str | None, dry_run: bool, as_json: bool) -> None:
     """Write off points expired at --as-of (idempotent: a second run writes nothing)."""
     run = service.expire(get_crm(), as_of=parse_as_of(as_of), actor=get_actor(), dry_run=dry_run)
     if as_json:
-        print_json({**run.as_dict(), "dry_run": dry_run})
+        print_json({**run.as_dict(), "dry_run": True} if dry_run else run.as_dict())
     else:
         get_console().print(
             f"{'Dry run: would expire' if dry_run else 'Expired'} {run.points} points in "
