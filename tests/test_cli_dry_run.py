@@ -18,8 +18,10 @@ from click.testing import CliRunner
 
 from crmcore import CRM
 from crmcore.cli import build_cli
-from crmcore.encryption import KEY_ENV, new_key
+from crmcore.encryption import KEY_ENV, FieldCipher, new_key
 from crmcore.imports import import_customers
+from crmcore.key_rotation import rotate_keys
+from crmcore.storage.tables import customers
 
 CRMFactory = Callable[..., CRM]
 
@@ -214,3 +216,37 @@ def test_loyalty_expire_dry_run(full: CRM, db_url: str) -> None:
     real = cli(db_url, "loyalty", "expire", "--as-of", "2026-01-10", "--json")
     assert json.loads(real.stdout)["points"] == 120
     assert snapshot(full) != before
+
+
+def test_rotate_key_dry_run_lists_conflicts_instead_of_raising(
+    crm_factory: CRMFactory, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = crm_factory(discover=True)
+    ada = plain.customers.create({"name": "Ada", "email": "ada@x.org"})  # plaintext
+    monkeypatch.setenv(KEY_ENV, new_key())
+    crm = crm_factory(discover=True)
+    twin = crm.customers.create({"name": "Ada twin", "email": "twin@x.org"})
+    cipher = crm.cipher
+    assert isinstance(cipher, FieldCipher) and ada.id and twin.id
+    with crm.engine.begin() as connection:  # a duplicate an older crmcore could store
+        connection.execute(
+            sa.update(customers)
+            .where(customers.c.id == twin.id)
+            .values(
+                email=None,
+                sealed=cipher.seal(twin.id, {"email": "ada@x.org"}),
+                email_norm=cipher.blind_index("email", "ada@x.org"),
+            )
+        )
+    before = snapshot(crm)
+    result = rotate_keys(crm, dry_run=True, batch_size=1)
+    assert result.dry_run
+    assert [(frozenset(p[:2]), p[2]) for p in result.conflicts] == [
+        (frozenset({ada.id, twin.id}), "email_norm")
+    ]
+    shown = cli(db_url, "--plugins", "", "security", "rotate-key", "--dry-run")
+    assert shown.exit_code == 0, shown.output
+    assert "1 conflicting pair(s)" in shown.stdout
+    low, high = sorted((ada.id, twin.id))
+    assert f"Conflict: customers {low} and {high} have the same email." in shown.stdout
+    assert snapshot(crm) == before

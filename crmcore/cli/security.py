@@ -161,4 +161,4 @@ def _report_dry_run(result: RotationResult, as_json: bool) -> None:
     )
     for a, b, column, _ in result.conflicts[:20]:
         label = _LABELS.get(column, column)
-        console.print(f"Conflict: customers {min(a, b)} and {max(a, b)} share a {label}.")
+        console.print(f"Conflict: customers {min(a, b)} and {max(a, b)} have the same {label}.")
