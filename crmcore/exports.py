@@ -103,6 +103,8 @@ def neutralise_cell(text: str) -> str:
 
 def restore_cell(text: str) -> str:
     """Undo :func:`neutralise_cell`: drop one leading ``'`` before a formula character."""
+    if not text.startswith("'"):  # the common case, without the regular expression
+        return text
     return text[1:] if _NEUTRALISED.match(text) else text
 
 

@@ -361,43 +361,45 @@ class InteractionService:
         repeated inside the batch counts as already stored after its first row.
         A key stored for another customer is a conflict, not a repeat.
         """
-        if not [1 for _, _, i in good if i.external_id is not None]:
+        wanted = {i.external_id for _, _, i in good if i.external_id is not None}
+        if not wanted:
             return good
-        keyed = []
-        for position, item, interaction in good:
-            if interaction.external_id is not None and interaction.source is None:
-                interaction = attrs.evolve(interaction, source=DEFAULT_SOURCE)
-            keyed.append((position, item, interaction))
-        wanted = sorted({i.external_id for _, _, i in keyed if i.external_id is not None})
         query = select(
             interactions.c.source,
             interactions.c.external_id,
             interactions.c.customer_id,
             interactions.c.id,
-        ).where(among(uow.connection, interactions.c.external_id, wanted))
+        ).where(among(uow.connection, interactions.c.external_id, sorted(wanted)))
         stored: dict[tuple[str, str], tuple[int, int | None]] = {
             (src, ext): (cid, iid) for src, ext, cid, iid in uow.connection.execute(query)
         }
         kept = []
-        for position, item, interaction in keyed:
-            if interaction.external_id is None or interaction.source is None:
-                kept.append((position, item, interaction))
+        for entry in good:
+            position, item, interaction = entry
+            external_id = interaction.external_id
+            if external_id is None:
+                kept.append(entry)
                 continue
-            key = (interaction.source, interaction.external_id)
-            if key not in stored:
-                stored[key] = (interaction.customer_id, None)
-                kept.append((position, item, interaction))
-            elif stored[key][0] != interaction.customer_id:
+            source = interaction.source
+            if source is None:
+                source = DEFAULT_SOURCE
+                interaction = attrs.evolve(interaction, source=source)
+                entry = (position, item, interaction)
+            found = stored.get((source, external_id))
+            if found is None:
+                stored[(source, external_id)] = (interaction.customer_id, None)
+                kept.append(entry)
+            elif found[0] != interaction.customer_id:
                 reject(
                     position,
                     item,
                     ConflictError(
-                        f"external_id: {interaction.external_id!r} of source "
-                        f"{interaction.source!r} is already recorded for another customer"
+                        f"external_id: {external_id!r} of source "
+                        f"{source!r} is already recorded for another customer"
                     ),
                 )
             elif on_existing is not None:
-                on_existing(position, item, stored[key][1])
+                on_existing(position, item, found[1])
         return kept
 
     def _stages(self, uow: UnitOfWork, ids: set[int]) -> dict[int, Stage]:

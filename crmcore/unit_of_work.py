@@ -80,7 +80,7 @@ class UnitOfWork:
         check_event_type(event_type)
         if not fields or fields[0] != "customer_id":
             raise ValueError("emit_rows: the first field must be 'customer_id'")
-        table = [list(row) for row in rows]
+        table = rows if isinstance(rows, list) else list(rows)  # rows are written as JSON arrays
         if not table:
             return
         last = self.pending_events[-1] if self.pending_events else None

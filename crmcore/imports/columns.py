@@ -27,7 +27,7 @@ class Columns:
     def __init__(self, header: Sequence[str], setters: Sequence[Setter]) -> None:
         self.header = list(header)
         self._setters = list(setters)
-        self._order: list[int] | None = None
+        self._order: list[tuple[int, str]] | None = None
 
     def parse(self, cells: Sequence[str]) -> dict[str, Any]:
         """Return the row dict of one record; raise ValidationError naming a bad cell's column."""
@@ -57,17 +57,17 @@ class Columns:
         surrounding blanks do not change the key.
         """
         if self._order is None:
-            self._order = sorted(
-                (i for i, name in enumerate(self.header) if name != "id"),
-                key=self.header.__getitem__,
-            )
-        header, width = self.header, len(cells)
-        parts = []
-        for i in self._order:
-            if i < width:
-                cell = cells[i].strip()
-                if cell:
-                    parts.append(f"{header[i]}\x1e{cell}")
+            self._order = [
+                (i, f"{self.header[i]}\x1e")
+                for i in sorted(
+                    (i for i, name in enumerate(self.header) if name != "id"),
+                    key=self.header.__getitem__,
+                )
+            ]
+        width = len(cells)
+        parts = [
+            prefix + cell for i, prefix in self._order if i < width and (cell := cells[i].strip())
+        ]
         return content_key("\x1f".join(parts))
 
 

@@ -109,7 +109,8 @@ interactions = Table(
     # Idempotency key: an interaction with an external id is stored once per source.
     Column("source", String(100)),
     Column("external_id", String(200)),
-    UniqueConstraint("source", "external_id", name="uq_crm_interactions_source_external_id"),
+    # external_id first: the duplicate check looks rows up by external id.
+    UniqueConstraint("external_id", "source", name="uq_crm_interactions_external_id_source"),
     Index("ix_crm_interactions_customer_time", "customer_id", "occurred_at"),
     Index("ix_crm_interactions_kind_time", "kind", "occurred_at"),
 )

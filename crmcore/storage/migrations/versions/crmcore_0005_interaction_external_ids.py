@@ -19,12 +19,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("source", sa.String(100)))
         batch.add_column(sa.Column("external_id", sa.String(200)))
         batch.create_unique_constraint(
-            "uq_crm_interactions_source_external_id", ["source", "external_id"]
+            "uq_crm_interactions_external_id_source", ["external_id", "source"]
         )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("crm_interactions") as batch:
-        batch.drop_constraint("uq_crm_interactions_source_external_id", type_="unique")
+        batch.drop_constraint("uq_crm_interactions_external_id_source", type_="unique")
         batch.drop_column("external_id")
         batch.drop_column("source")
