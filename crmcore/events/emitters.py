@@ -11,19 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from crmcore.entities import Customer, CustomerChange, Interaction, LifecycleEvent
+from crmcore.events.model import CORE_EVENT_TYPES
 from crmcore.unit_of_work import UnitOfWork
 
-_CUSTOMER_CREATED = ("customer_id", "kind", "stage", "source_channel")
-_INTERACTION_RECORDED = (
-    "customer_id",
-    "interaction_id",
-    "kind",
-    "channel",
-    "occurred_at",
-    "amount",
-    "currency",
-)
-_LIFECYCLE_CHANGED = ("customer_id", "from", "to")
+_CUSTOMER_CREATED = ("customer_id", *CORE_EVENT_TYPES["customer.created"])
+_INTERACTION_RECORDED = ("customer_id", *CORE_EVENT_TYPES["interaction.recorded"])
+_LIFECYCLE_CHANGED = ("customer_id", *CORE_EVENT_TYPES["lifecycle.changed"])
 
 
 def customers_created(uow: UnitOfWork, customers: Sequence[Customer]) -> None:

@@ -152,6 +152,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return configure_engine(engine)
 
 
+def _sqlite_checkpoint(engine: Engine, *, vacuum: bool) -> None:
+    """Checkpoint and truncate the WAL; with ``vacuum`` rewrite the file, then again."""
+    raw = engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if vacuum:
+            driver.execute("VACUUM")
+            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        raw.close()
+
+
 def compact(engine: Engine, tables: tuple[str, ...] = ()) -> None:
     """Rewrite storage so that no old row versions remain on disk.
 
@@ -161,15 +175,7 @@ def compact(engine: Engine, tables: tuple[str, ...] = ()) -> None:
     key rotation.
     """
     if engine.dialect.name == "sqlite":
-        raw = engine.raw_connection()
-        try:
-            driver = raw.driver_connection
-            assert driver is not None
-            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            driver.execute("VACUUM")
-            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            raw.close()
+        _sqlite_checkpoint(engine, vacuum=True)
         return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         targets = ", ".join(f'"{t}"' for t in tables)
@@ -205,16 +211,7 @@ def purge_old_versions(engine: Engine, *, full: bool = False, wait: float = 10.0
     may see stay until a later vacuum, such as autovacuum's), else ``True``.
     """
     if engine.dialect.name == "sqlite":
-        raw = engine.raw_connection()
-        try:
-            driver = raw.driver_connection
-            assert driver is not None
-            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            if full:
-                driver.execute("VACUUM")
-                driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            raw.close()
+        _sqlite_checkpoint(engine, vacuum=full)
         return True
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         clear = _older_transactions_ended(connection, wait)
