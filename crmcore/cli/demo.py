@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from crmcore.cli.confirm import confirm, yes_option
 from crmcore.cli.context import get_console, get_state, print_table
 from crmcore.signals import Period
+
+if TYPE_CHECKING:
+    from crmcore.app import CRM
 
 
 @click.command()
@@ -71,8 +75,49 @@ def demo(path: Path, seed: int, count: int, yes: bool) -> None:
 
     year = Period(DEMO_NOW - timedelta(days=365), DEMO_NOW)
     print_report(build_report(crm, year, charts=False))
+    _show_integrity(crm, path, top[0]["id"] if top else 1)
     console.print(
         f"Explore it: crm --db {path} customers list --stage loyal\n"
         f"            crm --db {path} report --from {year.start.date()} --to {year.end.date()} "
         "--html report.html"
+    )
+
+
+def _show_integrity(crm: CRM, path: Path, customer_id: int) -> None:
+    """Show an idempotent re-import and the outbox of committed events."""
+    import tempfile
+
+    from crmcore.access import Principal, Role
+    from crmcore.demo import DEMO_NOW
+    from crmcore.imports import import_interactions
+
+    console = get_console()
+    with tempfile.TemporaryDirectory() as folder:
+        orders = Path(folder) / "orders.csv"
+        orders.write_text(
+            "customer_id,kind,channel,occurred_at,amount,currency\n"
+            + "".join(
+                f"{customer_id},purchase,web,{DEMO_NOW.date()}T0{n}:00:00+00:00,{10 * n}.00,EUR\n"
+                for n in range(1, 4)
+            ),
+            encoding="utf-8",
+        )
+        first = import_interactions(crm, orders)
+        again = import_interactions(crm, orders)
+    console.print(
+        f"Idempotent imports: a file of 3 orders imported twice stored {first.imported}, "
+        f"then {again.imported} ({again.already_stored} recognised by their content keys)."
+    )
+    owner = crm.customers.get(customer_id).owner
+    if owner:
+        mine = crm.as_user(Principal(owner, Role.AGENT)).customers.search(limit=1).total
+        everyone = crm.customers.search(limit=1).total
+        console.print(
+            f"Access control: agent {owner!r} sees {mine} of {everyone} customers "
+            f"(crm --db {path} --user {owner} --role agent customers list)."
+        )
+    events = sum(1 for _ in crm.events.iter())
+    console.print(
+        f"Events after commit: {events:,} committed events in the outbox "
+        f"(crm --db {path} events tail; crm events relay --to amqp://... publishes them)."
     )
