@@ -36,6 +36,7 @@ from crmcore.errors import CRMError
 
 if TYPE_CHECKING:
     from crmcore.app import CRM
+    from crmcore.unit_of_work import UnitOfWork
 
 #: The principals every case is run as, by the role name shown in the matrix.
 PRINCIPALS: Mapping[str, Principal] = {
@@ -238,6 +239,18 @@ def fresh_customer(crm: CRM, subjects: Subjects) -> int:
     return created.id
 
 
+def in_unit_of_work(
+    call: Callable[[UnitOfWork, Subjects], Any],
+) -> Callable[[CRM, Subjects], Any]:
+    """A case's ``call`` for a function that takes ``ctx``: run it in a fresh unit of work."""
+
+    def run(crm: CRM, subjects: Subjects) -> Any:
+        with crm.unit_of_work() as uow:
+            return call(uow, subjects)
+
+    return run
+
+
 def _names(message: str, customer_id: int) -> bool:
     """Whether an error names the customer (its id or name; an email may be the caller's own)."""
     named = re.search(rf"\bcustomer {customer_id}\b", message) is not None
@@ -344,6 +357,7 @@ __all__ = [
     "Matrix",
     "Subjects",
     "fresh_customer",
+    "in_unit_of_work",
     "prepare_customers",
     "recorded_matrices",
     "run_conformance",

@@ -12,18 +12,16 @@ from crmcore import CRM, CustomerChange, LifecycleEvent, Period
 from crmcore.entities import Stage
 from crmcore.pytest_plugin import CRMFactory
 from crmcore.scoping import service_functions, undeclared
-from crmcore.testing import ADMIN_ONLY, EVERYONE_ONLY, Case, Subjects, run_conformance
+from crmcore.testing import (
+    ADMIN_ONLY,
+    EVERYONE_ONLY,
+    Case,
+    in_unit_of_work,
+    run_conformance,
+)
 
 PERIOD = Period(datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 T0 = "2026-01-01T00:00:00+00:00"
-
-
-def _in_uow(call: Any) -> Any:
-    def run(crm: CRM, s: Subjects) -> Any:
-        with crm.unit_of_work() as uow:
-            return call(uow, s)
-
-    return run
 
 
 def _prepare(crm: CRM, visible: int, hidden: int) -> dict[str, Any]:
@@ -41,15 +39,20 @@ CASES = [
     Case("service.remember_settings", lambda c, s: service.remember_settings(c)),
     Case("service.settings_of", lambda c, s: service.settings_of(c)),
     Case("service.authorize", lambda c, s: service.authorize(c, "kit-owner", "read")),
-    Case("service.start_tracking", _in_uow(lambda u, s: service.start_tracking(u, [s.visible]))),
-    Case("service.stop_tracking", _in_uow(lambda u, s: service.stop_tracking(u, [s.visible]))),
+    Case(
+        "service.start_tracking",
+        in_unit_of_work(lambda u, s: service.start_tracking(u, [s.visible])),
+    ),
+    Case(
+        "service.stop_tracking", in_unit_of_work(lambda u, s: service.stop_tracking(u, [s.visible]))
+    ),
     Case(
         "service.count_updates",
-        _in_uow(lambda u, s: service.count_updates(u, [s.data["change"]])),
+        in_unit_of_work(lambda u, s: service.count_updates(u, [s.data["change"]])),
     ),
     Case(
         "service.count_moves",
-        _in_uow(
+        in_unit_of_work(
             lambda u, s: service.count_moves(
                 u,
                 [LifecycleEvent(customer_id=s.visible, to_stage=Stage.NEW, at=u.now)],
@@ -58,7 +61,7 @@ CASES = [
     ),
     Case(
         "service.record_touches",
-        _in_uow(lambda u, s: service.record_touches(u, [s.data["interaction"]])),
+        in_unit_of_work(lambda u, s: service.record_touches(u, [s.data["interaction"]])),
     ),
     Case("service.blocked_emails", lambda c, s: service.blocked_emails(c, [s.data["customer"]])),
     Case("service.touches_of", lambda c, s: service.touches_of(c, s.visible)),
@@ -71,8 +74,10 @@ CASES = [
     ),
     Case("service.never_touched", lambda c, s: service.never_touched(c, [s.visible])),
     Case("service.top_touched", lambda c, s: service.top_touched(c)),
-    Case("service.export", _in_uow(lambda u, s: service.export(u, s.visible)), EVERYONE_ONLY),
-    Case("service.erase", _in_uow(lambda u, s: service.erase(u, s.visible)), ADMIN_ONLY),
+    Case(
+        "service.export", in_unit_of_work(lambda u, s: service.export(u, s.visible)), EVERYONE_ONLY
+    ),
+    Case("service.erase", in_unit_of_work(lambda u, s: service.erase(u, s.visible)), ADMIN_ONLY),
 ]
 
 

@@ -16,6 +16,7 @@ from crmcore.testing import (
     Case,
     Subjects,
     fresh_customer,
+    in_unit_of_work,
     run_conformance,
 )
 
@@ -40,14 +41,6 @@ def _fresh_complaint(crm: CRM, s: Subjects) -> int:
 
 def _svc(crm: CRM) -> ComplaintService:
     return ComplaintService(crm)
-
-
-def _in_uow(call: Any) -> Any:
-    def run(crm: CRM, s: Subjects) -> Any:
-        with crm.unit_of_work() as uow:
-            return call(uow, s)
-
-    return run
 
 
 def _reveals_complaint(result: Any, customer_id: int, s: Subjects) -> bool:
@@ -90,7 +83,7 @@ CASES = [
     Case("service.sweep", lambda c, s: _svc(c).sweep(), EVERYONE_ONLY),
     Case(
         "followups.open_followups",
-        _in_uow(
+        in_unit_of_work(
             lambda uow, s: followups.open_followups(
                 uow, [{"customer_id": s.visible, "score": 1, "survey": "kit", "response_id": 1}]
             )
@@ -101,16 +94,20 @@ CASES = [
         lambda c, s: views.profile_section(c, s.data["visible_customer"]),
     ),
     Case("views.churn_signals", lambda c, s: views.churn_signals(c, [s.visible])),
-    Case("privacy.export", _in_uow(lambda uow, s: privacy.export(uow, s.visible)), EVERYONE_ONLY),
+    Case(
+        "privacy.export",
+        in_unit_of_work(lambda uow, s: privacy.export(uow, s.visible)),
+        EVERYONE_ONLY,
+    ),
     Case(
         "privacy.erase",
-        _in_uow(lambda uow, s: privacy.erase(uow, s.fresh)),
+        in_unit_of_work(lambda uow, s: privacy.erase(uow, s.fresh)),
         ADMIN_ONLY,
         setup=fresh_customer,
     ),
     Case(
         "privacy.forget",
-        _in_uow(lambda uow, s: privacy.forget(uow, [s.fresh])),
+        in_unit_of_work(lambda uow, s: privacy.forget(uow, [s.fresh])),
         EVERYONE_ONLY,
         setup=fresh_customer,
     ),

@@ -21,6 +21,7 @@ from crmcore.testing import (
     Case,
     Subjects,
     fresh_customer,
+    in_unit_of_work,
     run_conformance,
 )
 
@@ -53,14 +54,6 @@ def _enrolled_fresh(crm: CRM, s: Subjects) -> int:
     return cid
 
 
-def _in_uow(call: Any) -> Any:
-    def run(crm: CRM, s: Subjects) -> Any:
-        with crm.unit_of_work() as uow:
-            return call(uow, s)
-
-    return run
-
-
 CASES = [
     Case("membership.enroll", lambda c, s: service.enroll(c, s.fresh), setup=fresh_customer),
     Case(
@@ -71,11 +64,13 @@ CASES = [
     Case("membership.leave", lambda c, s: service.leave(c, s.fresh), setup=_enrolled_fresh),
     Case(
         "membership.member_row",
-        _in_uow(lambda uow, s: dict(membership.member_row(uow, s.visible, lock=False)._mapping)),
+        in_unit_of_work(
+            lambda uow, s: dict(membership.member_row(uow, s.visible, lock=False)._mapping)
+        ),
     ),
     Case(
         "membership.insert_members",
-        _in_uow(
+        in_unit_of_work(
             lambda uow, s: membership.insert_members(
                 uow, [{"customer_id": s.fresh, "joined_at": uow.now}]
             )
@@ -84,7 +79,7 @@ CASES = [
     ),
     Case(
         "membership.record_tier_changes",
-        _in_uow(
+        in_unit_of_work(
             lambda uow, s: membership.record_tier_changes(
                 uow, [TierChange(s.visible, None, "silver", uow.now, "kit")]
             )
@@ -112,7 +107,7 @@ CASES = [
     ),
     Case(
         "service.credit_compensations",
-        _in_uow(
+        in_unit_of_work(
             lambda uow, s: service.credit_compensations(
                 uow,
                 [
@@ -128,18 +123,22 @@ CASES = [
     ),
     Case(
         "earning.earn_from_interactions",
-        _in_uow(lambda uow, s: earning.earn_from_interactions(uow, [s.data[s.visible]])),
+        in_unit_of_work(lambda uow, s: earning.earn_from_interactions(uow, [s.data[s.visible]])),
     ),
-    Case("privacy.export", _in_uow(lambda uow, s: privacy.export(uow, s.visible)), EVERYONE_ONLY),
+    Case(
+        "privacy.export",
+        in_unit_of_work(lambda uow, s: privacy.export(uow, s.visible)),
+        EVERYONE_ONLY,
+    ),
     Case(
         "privacy.erase",
-        _in_uow(lambda uow, s: privacy.erase(uow, s.fresh)),
+        in_unit_of_work(lambda uow, s: privacy.erase(uow, s.fresh)),
         ADMIN_ONLY,
         setup=_enrolled_fresh,
     ),
     Case(
         "privacy.forget",
-        _in_uow(lambda uow, s: privacy.forget(uow, [s.fresh])),
+        in_unit_of_work(lambda uow, s: privacy.forget(uow, [s.fresh])),
         EVERYONE_ONLY,
         setup=_enrolled_fresh,
     ),

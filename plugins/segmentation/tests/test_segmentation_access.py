@@ -24,7 +24,13 @@ from crmcore import CRM, Period
 from crmcore.access import AccessDeniedError, Principal
 from crmcore.pytest_plugin import CRMFactory
 from crmcore.scoping import service_functions, undeclared
-from crmcore.testing import EVERYONE_ONLY, Case, Subjects, fresh_customer, run_conformance
+from crmcore.testing import (
+    EVERYONE_ONLY,
+    Case,
+    fresh_customer,
+    in_unit_of_work,
+    run_conformance,
+)
 
 MODULES = (churn, lifetime, pareto, report, retention, rfm, rules, segments, settings, tiers)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -52,14 +58,6 @@ def _prepare(crm: CRM, visible: int, hidden: int) -> dict[str, Any]:
     segments.define_segment(crm, "everyone", RULE)
     churn.apply_churn(crm)
     return {"customer": crm.customers.get(visible)}
-
-
-def _in_uow(call: Any) -> Any:
-    def run(crm: CRM, s: Subjects) -> Any:
-        with crm.unit_of_work() as uow:
-            return call(uow, s)
-
-    return run
 
 
 SQL = "builds SQL; reads nothing"
@@ -113,7 +111,7 @@ CASES = [
     Case("segments.membership_history", lambda c, s: segments.membership_history(c)),
     Case(
         "segments.segments_of",
-        _in_uow(lambda u, s: segments.segments_of(u, s.visible)),
+        in_unit_of_work(lambda u, s: segments.segments_of(u, s.visible)),
     ),
     Case("retention.cohort_matrix", lambda c, s: retention.cohort_matrix(c), EVERYONE_ONLY),
     Case("retention.retention", lambda c, s: retention.retention(c, PERIOD), EVERYONE_ONLY),
@@ -131,10 +129,10 @@ CASES = [
     ),
     Case("report.charts", lambda c, s: report.charts(c, PERIOD), EVERYONE_ONLY),
     Case("report.profile_section", lambda c, s: report.profile_section(c, s.data["customer"])),
-    Case("report.export", _in_uow(lambda u, s: report.export(u, s.visible)), EVERYONE_ONLY),
+    Case("report.export", in_unit_of_work(lambda u, s: report.export(u, s.visible)), EVERYONE_ONLY),
     Case(
         "report.forget",
-        _in_uow(lambda u, s: report.forget(u, [s.fresh])),
+        in_unit_of_work(lambda u, s: report.forget(u, [s.fresh])),
         EVERYONE_ONLY,
         setup=fresh_customer,
     ),

@@ -12,7 +12,14 @@ from crmcore_surveys.templates import template
 from crmcore import CRM, Period
 from crmcore.access import AccessDeniedError, Principal
 from crmcore.scoping import service_functions, undeclared
-from crmcore.testing import ADMIN_ONLY, EVERYONE_ONLY, Case, Subjects, run_conformance
+from crmcore.testing import (
+    ADMIN_ONLY,
+    EVERYONE_ONLY,
+    Case,
+    Subjects,
+    in_unit_of_work,
+    run_conformance,
+)
 
 MODULES = (catalog, distribution, responses, scoring, service)
 PERIOD = Period(datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
@@ -32,14 +39,6 @@ def _fresh_invitee(crm: CRM, s: Subjects) -> int:
     cid = fresh_customer(crm, s)
     crm.customers.update(cid, {"consent": {"surveys": True}})
     return cid
-
-
-def _in_uow(call: Any) -> Any:
-    def run(crm: CRM, s: Subjects) -> Any:
-        with crm.unit_of_work() as uow:
-            return call(uow, s)
-
-    return run
 
 
 NPS_V2 = {**template("nps"), "title": "NPS, second edition"}
@@ -84,16 +83,18 @@ CASES = [
     Case("service.profile_section", lambda c, s: service.profile_section(c, s.data["customer"])),
     Case("service.metrics", lambda c, s: service.metrics(c, PERIOD), EVERYONE_ONLY),
     Case("service.churn_signals", lambda c, s: service.churn_signals(c, [s.visible])),
-    Case("service.export", _in_uow(lambda u, s: service.export(u, s.visible)), EVERYONE_ONLY),
+    Case(
+        "service.export", in_unit_of_work(lambda u, s: service.export(u, s.visible)), EVERYONE_ONLY
+    ),
     Case(
         "service.erase",
-        _in_uow(lambda u, s: service.erase(u, s.fresh)),
+        in_unit_of_work(lambda u, s: service.erase(u, s.fresh)),
         ADMIN_ONLY,
         setup=_fresh_invitee,
     ),
     Case(
         "service.forget",
-        _in_uow(lambda u, s: service.forget(u, [s.fresh])),
+        in_unit_of_work(lambda u, s: service.forget(u, [s.fresh])),
         EVERYONE_ONLY,
         setup=_fresh_invitee,
     ),
