@@ -22,6 +22,7 @@ from crmcore.audit import acting_user
 from crmcore.entities import LifecycleEvent, Stage
 from crmcore.errors import TransitionError, ValidationError
 from crmcore.events import emitters
+from crmcore.limits import INT64_MAX
 from crmcore.serialization import from_dict
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.filters import among
@@ -140,7 +141,7 @@ class LifecycleService:
                     f"customer id: expected an integer, got {cid!r}", field="customer_id"
                 )
         # An id beyond 64 bits names no customer (and would overflow the driver).
-        stored = sorted({cid for cid in ids if 0 < cid <= 2**63 - 1})
+        stored = sorted({cid for cid in ids if 0 < cid <= INT64_MAX})
         query = select(customers.c.id, customers.c.stage).where(
             among(uow.connection, customers.c.id, stored)
         )

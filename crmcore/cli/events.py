@@ -10,6 +10,7 @@ import click
 from crmcore.cli.context import get_crm, json_option, print_json, print_table
 from crmcore.cli.output import safe_json, safe_line
 from crmcore.events.model import Event
+from crmcore.limits import INT64_MAX
 
 _COLUMNS = ("position", "id", "type", "customer_id", "at", "data")
 
@@ -28,7 +29,7 @@ def events() -> None:
 @events.command("list")
 @click.option("--after", type=click.IntRange(0, None), default=0, help="Outbox position.")
 @click.option("--type", "event_type", help="Only events of this type (customer.created ...).")
-@click.option("--customer", "customer_id", type=click.IntRange(1, 2**63 - 1))
+@click.option("--customer", "customer_id", type=click.IntRange(1, INT64_MAX))
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
 @json_option
 def list_events(
