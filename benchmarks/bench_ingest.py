@@ -220,7 +220,7 @@ def phase_api(url: str, n: int, m: int, members: float, core_only: bool) -> dict
 def phase_csv(
     url: str, n: int, m: int, members: float, folder: str, core_only: bool
 ) -> dict[str, float]:
-    from crmcore.imports import import_customers, import_interactions
+    from crmcore.io.imports import import_customers, import_interactions
 
     crm = open_crm(url, core_only)
     start = time.perf_counter()

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from crmcore.app import CRM
     from crmcore.audit import AuditEntry
     from crmcore.config import Config, load_config
-    from crmcore.entities import (
+    from crmcore.model.entities import (
         Channel,
         Consent,
         Customer,
@@ -42,10 +42,10 @@ if TYPE_CHECKING:
     )
     from crmcore.events import Event
     from crmcore.http import http_status
-    from crmcore.pagination import Page
+    from crmcore.model.pagination import Page
     from crmcore.reporting import ReportChart
-    from crmcore.serialization import from_dict, to_dict
-    from crmcore.signals import ChurnSignal, Period
+    from crmcore.model.serialization import from_dict, to_dict
+    from crmcore.model.signals import ChurnSignal, Period
     from crmcore.unit_of_work import UnitOfWork
 
 # Names are imported on first use (PEP 562), so that `crm --version` and
@@ -59,18 +59,18 @@ _LAZY: dict[str, str] = {
     "AuditEntry": "crmcore.audit",
     "Config": "crmcore.config",
     "load_config": "crmcore.config",
-    "Channel": "crmcore.entities",
-    "Consent": "crmcore.entities",
-    "Customer": "crmcore.entities",
-    "CustomerChange": "crmcore.entities",
-    "CustomerKind": "crmcore.entities",
-    "Direction": "crmcore.entities",
-    "Gender": "crmcore.entities",
-    "Interaction": "crmcore.entities",
-    "InteractionKind": "crmcore.entities",
-    "Item": "crmcore.entities",
-    "LifecycleEvent": "crmcore.entities",
-    "Stage": "crmcore.entities",
+    "Channel": "crmcore.model.entities",
+    "Consent": "crmcore.model.entities",
+    "Customer": "crmcore.model.entities",
+    "CustomerChange": "crmcore.model.entities",
+    "CustomerKind": "crmcore.model.entities",
+    "Direction": "crmcore.model.entities",
+    "Gender": "crmcore.model.entities",
+    "Interaction": "crmcore.model.entities",
+    "InteractionKind": "crmcore.model.entities",
+    "Item": "crmcore.model.entities",
+    "LifecycleEvent": "crmcore.model.entities",
+    "Stage": "crmcore.model.entities",
     "ConfigError": "crmcore.errors",
     "ConflictError": "crmcore.errors",
     "CRMError": "crmcore.errors",
@@ -83,12 +83,12 @@ _LAZY: dict[str, str] = {
     "ValidationErrors": "crmcore.errors",
     "Event": "crmcore.events",
     "http_status": "crmcore.http",
-    "Page": "crmcore.pagination",
+    "Page": "crmcore.model.pagination",
     "ReportChart": "crmcore.reporting",
-    "from_dict": "crmcore.serialization",
-    "to_dict": "crmcore.serialization",
-    "ChurnSignal": "crmcore.signals",
-    "Period": "crmcore.signals",
+    "from_dict": "crmcore.model.serialization",
+    "to_dict": "crmcore.model.serialization",
+    "ChurnSignal": "crmcore.model.signals",
+    "Period": "crmcore.model.signals",
     "UnitOfWork": "crmcore.unit_of_work",
 }
 

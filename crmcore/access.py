@@ -44,7 +44,7 @@ from crmcore.storage.tables import customer_grants, customers
 
 if TYPE_CHECKING:
     from crmcore.app import CRM
-    from crmcore.entities import Customer
+    from crmcore.model.entities import Customer
     from crmcore.unit_of_work import UnitOfWork
 
 

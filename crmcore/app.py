@@ -24,7 +24,7 @@ from sqlalchemy.exc import (
 
 from crmcore.access import Action, Principal
 from crmcore.config import Config, default_config, describe_schema_error, load_config
-from crmcore.encryption import FieldCipher
+from crmcore.security.encryption import FieldCipher
 from crmcore.errors import (
     ConfigError,
     ConflictError,
@@ -44,8 +44,8 @@ from crmcore.hooks.manager import (
     recorded_answers,
     unmet_requirements,
 )
-from crmcore.schema import SchemaOperations
-from crmcore.signals import ChurnSignal, Period
+from crmcore.services.schema import SchemaOperations
+from crmcore.model.signals import ChurnSignal, Period
 from crmcore.storage.engine import READ_ONLY, WriteGuard, configure_engine, make_engine
 from crmcore.storage.tables import metadata as core_metadata
 from crmcore.unit_of_work import UnitOfWork
@@ -114,10 +114,10 @@ class CRM(SchemaOperations):
     def _bind_services(self) -> None:
         from crmcore.access import AccessControl
         from crmcore.audit import AuditLog
-        from crmcore.customers import CustomerService
+        from crmcore.services.customers import CustomerService
         from crmcore.events import EventService
-        from crmcore.interactions import InteractionService
-        from crmcore.lifecycle import LifecycleService
+        from crmcore.services.interactions import InteractionService
+        from crmcore.services.lifecycle import LifecycleService
 
         self.access = AccessControl(self)
         self.audit = AuditLog(self)
@@ -314,7 +314,7 @@ class CRM(SchemaOperations):
         Returns ``{"core": {...}, "<plugin>": {...}, ...}``; core's figures
         are read inside ``ctx`` when given.
         """
-        from crmcore.metrics import core_metrics
+        from crmcore.reporting.metrics import core_metrics
 
         self.access.check(Action.REPORT)
         if not isinstance(period, Period):
@@ -414,7 +414,7 @@ class CRM(SchemaOperations):
                 select(customers.c.id).where(customers.c[column] == value)
             ).scalar()
         label = {"email_norm": "email", "phone_norm": "phone", "org_norm": "organisation name"}
-        from crmcore.encryption import is_blind_index
+        from crmcore.security.encryption import is_blind_index
 
         shown = "(encrypted)" if is_blind_index(value) else repr(value)  # never show an index
         if not self.access.may_see(existing):  # name the holder only to whom may read it

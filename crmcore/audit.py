@@ -27,7 +27,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
 
 from crmcore.access import Action
 from crmcore.errors import ValidationError
-from crmcore.pagination import Page, check_page
+from crmcore.model.pagination import Page, check_page
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.tables import audit_log
 from crmcore.unit_of_work import UnitOfWork

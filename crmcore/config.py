@@ -37,7 +37,7 @@ from attrs import field, frozen
 from sqlalchemy.engine import make_url
 
 from crmcore.errors import ConfigError
-from crmcore.limits import DEFAULT_JSON_MAX_BYTES, DEFAULT_JSON_MAX_DEPTH, JsonLimits
+from crmcore.model.limits import DEFAULT_JSON_MAX_BYTES, DEFAULT_JSON_MAX_DEPTH, JsonLimits
 from crmcore.storage.engine import DEFAULT_URL
 
 #: Environment variable that overrides ``[database] url``.

@@ -132,7 +132,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
     ``CRM_ACCESS_MATRIX=path`` also writes the matrices to that file.
     """
-    from crmcore.conformance import recorded_matrices
+    from crmcore.testing.conformance import recorded_matrices
 
     matrices = recorded_matrices()
     if not matrices:

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement
 from crmcore import CRM, ConflictError, Customer, Period
 from crmcore.access import AccessDeniedError, Action, Principal, Role
 from crmcore.cli import build_cli
-from crmcore.exports import export_customers, export_interactions
+from crmcore.io.exports import export_customers, export_interactions
 from crmcore.hooks import hookimpl
 from crmcore.pytest_plugin import CRMFactory
 from crmcore.storage.tables import customers as customers_table
@@ -52,7 +52,7 @@ def _export_interactions(crm: CRM, s: Subjects) -> str:
 
 
 def _apply(crm: CRM, s: Subjects) -> None:
-    from crmcore.entities import LifecycleEvent, Stage
+    from crmcore.model.entities import LifecycleEvent, Stage
 
     with crm.unit_of_work() as uow:
         crm.lifecycle.apply(
@@ -137,7 +137,7 @@ CORE_CASES = [
 def _import(crm: CRM, s: Subjects) -> Any:
     import tempfile
 
-    from crmcore.imports import import_customers
+    from crmcore.io.imports import import_customers
 
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "c.csv"

@@ -9,7 +9,7 @@ import crmcore_example.plugin
 from crmcore_example import service
 
 from crmcore import CRM, CustomerChange, LifecycleEvent, Period
-from crmcore.entities import Stage
+from crmcore.model.entities import Stage
 from crmcore.pytest_plugin import CRMFactory
 from crmcore.scoping import service_functions, undeclared
 from crmcore.testing import (

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 
 from crmcore import CRM
 from crmcore.cli import build_cli
-from crmcore.encryption import KEY_ENV, FieldCipher, new_key
-from crmcore.imports import import_customers
-from crmcore.key_rotation import rotate_keys
+from crmcore.security.encryption import KEY_ENV, FieldCipher, new_key
+from crmcore.io.imports import import_customers
+from crmcore.services.key_rotation import rotate_keys
 from crmcore.storage.tables import customers
 
 CRMFactory = Callable[..., CRM]

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from crmcore import CRM
 from crmcore.cli import build_cli
 from crmcore.config import load_config
-from crmcore.demo import DEMO_APPLICATION_ID, is_replaceable
-from crmcore.encryption import KEY_ENV, new_key
+from crmcore.io.demo import DEMO_APPLICATION_ID, is_replaceable
+from crmcore.security.encryption import KEY_ENV, new_key
 
 ROOT = Path(__file__).parents[1]
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from crmcore import CRM, ConflictError, StorageError
-from crmcore.encryption import KEY_ENV, OLD_KEYS_ENV, new_key
+from crmcore.security.encryption import KEY_ENV, OLD_KEYS_ENV, new_key
 from crmcore.pytest_plugin import CRMFactory
 
 SECRETS = {

@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from crmcore import CRM, Config, ConflictError, StorageError, ValidationError
-from crmcore.encryption import INDEX_KEY_ENV, KEY_ENV, OLD_KEYS_ENV, FieldCipher, new_key
-from crmcore.exports import export_customers
-from crmcore.key_rotation import RotationProgress, key_usage
+from crmcore.security.encryption import INDEX_KEY_ENV, KEY_ENV, OLD_KEYS_ENV, FieldCipher, new_key
+from crmcore.io.exports import export_customers
+from crmcore.services.key_rotation import RotationProgress, key_usage
 from crmcore.storage.tables import customers
 
 Opener = Callable[..., CRM]
@@ -130,7 +130,7 @@ def test_instance_on_the_previous_key_still_finds_and_refuses_duplicates(
     assert open_crm(current, [previous], index=index).customers.rotate_encryption() == 4
     # An application instance not yet redeployed: it knows only the previous key.
     stale = open_crm(previous, [older] if old_keys == "older" else [], index=index)
-    with caplog.at_level(logging.WARNING, "crmcore.encryption"):
+    with caplog.at_level(logging.WARNING, "crmcore.security.encryption"):
         assert_all_found(stale, ids)  # type: ignore[arg-type]
         page = stale.customers.search(email="p1@x.org")
     assert page.total == 1 and page.items == []  # found, but cannot be opened here
@@ -214,7 +214,7 @@ def test_an_unreadable_row_is_skipped_with_a_warning_or_fails(
             sa.select(customers.c.sealed).where(customers.c.id == stored[0].id)
         ).scalar()
         conn.execute(sa.update(customers).where(customers.c.id == copied).values(sealed=other))
-    with caplog.at_level(logging.WARNING, "crmcore.encryption"):
+    with caplog.at_level(logging.WARNING, "crmcore.security.encryption"):
         listed = [c.id for c in crm.customers.iter_all(batch_size=2)]
     assert listed == [stored[0].id, stored[3].id]
     assert crm.customers.unreadable.count == 2 and crm.customers.unreadable.ids == [lost, copied]
@@ -272,7 +272,7 @@ def test_stored_forms_is_public_and_validates(open_crm: Opener) -> None:
 def test_interactions_import_by_customer_email_with_encryption(
     open_crm: Opener, tmp_path: Path
 ) -> None:
-    from crmcore.imports import import_interactions
+    from crmcore.io.imports import import_interactions
 
     ada = open_crm(None).customers.create({"name": "Ada", "email": "ada@x.org"})  # plaintext
     old, key = new_key(), new_key()

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crmcore import CRM, Config, ConflictError
-from crmcore.encryption import INDEX_KEY_ENV, KEY_ENV, OLD_KEYS_ENV, new_key
-from crmcore.key_rotation import RotationProgress
+from crmcore.security.encryption import INDEX_KEY_ENV, KEY_ENV, OLD_KEYS_ENV, new_key
+from crmcore.services.key_rotation import RotationProgress
 from crmcore.storage.tables import customers
 
 

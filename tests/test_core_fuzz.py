@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crmcore import CRM, CRMError, Customer, CustomerChange, to_dict
-from crmcore.imports import import_customers, import_interactions
+from crmcore.io.imports import import_customers, import_interactions
 
 INJECTIONS = [
     "'; DROP TABLE crm_customers; --",

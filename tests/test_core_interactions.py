@@ -17,7 +17,7 @@ from crmcore import (
     TransitionError,
     ValidationError,
 )
-from crmcore.lifecycle import TRANSITIONS
+from crmcore.services.lifecycle import TRANSITIONS
 from crmcore.storage.tables import interactions, lifecycle_events
 from crmcore.testing import FrozenClock
 
@@ -222,7 +222,7 @@ def test_move_many_is_all_or_nothing(crm: CRM, customer_id: int) -> None:
 
 @pytest.mark.parametrize("start", list(Stage))
 def test_every_disallowed_move_is_refused(start: Stage) -> None:
-    from crmcore.lifecycle import check_transition
+    from crmcore.services.lifecycle import check_transition
 
     for target in Stage:
         if target in TRANSITIONS[start]:

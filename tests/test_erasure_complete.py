@@ -119,8 +119,8 @@ def test_no_old_row_version_keeps_the_name_on_disk(crm: CRM, db_url: str) -> Non
 
 
 def test_core_reasons_that_survive_erasure_are_the_automatic_ones() -> None:
-    from crmcore.erasure import AUTOMATIC_REASONS
-    from crmcore.interactions import PURCHASE_MOVES
+    from crmcore.services.erasure import AUTOMATIC_REASONS
+    from crmcore.services.interactions import PURCHASE_MOVES
 
     assert {reason for _, reason in PURCHASE_MOVES.values()} == set(AUTOMATIC_REASONS)
 

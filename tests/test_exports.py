@@ -1,4 +1,4 @@
-"""Tests of crmcore.exports, including export -> import round trips onto a fresh database."""
+"""Tests of crmcore.io.exports, including export -> import round trips onto a fresh database."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import sqlalchemy as sa
 
 from crmcore import CRM, NotFoundError, ValidationError, to_dict
 from crmcore import exports as exports_module
-from crmcore.exports import (
+from crmcore.io.exports import (
     CUSTOMER_CSV_COLUMNS,
     INTERACTION_CSV_COLUMNS,
     export_customers,
     export_interactions,
 )
-from crmcore.imports import import_customers, import_interactions
+from crmcore.io.imports import import_customers, import_interactions
 from crmcore.testing import FrozenClock
 
 

@@ -17,7 +17,7 @@ import pytest
 from crmcore import CRM
 from crmcore.errors import PluginError
 from crmcore.hooks import hookimpl
-from crmcore.signals import Period
+from crmcore.model.signals import Period
 
 PERIOD = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
 

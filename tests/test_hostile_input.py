@@ -19,9 +19,9 @@ from crmcore import CRM, ConflictError, NotFoundError, ValidationError
 from crmcore.cli import build_cli
 from crmcore.config import Config
 from crmcore.errors import ConfigError
-from crmcore.exports import export_customers, export_interactions
-from crmcore.imports import import_customers, import_interactions
-from crmcore.limits import JsonLimits
+from crmcore.io.exports import export_customers, export_interactions
+from crmcore.io.imports import import_customers, import_interactions
+from crmcore.model.limits import JsonLimits
 from crmcore.pytest_plugin import CRMFactory
 from crmcore.storage.tables import customers as customers_table
 

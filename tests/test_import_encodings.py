@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from crmcore import CRM, ValidationError
-from crmcore.imports import find_rejects, import_customers, purge_rejects
+from crmcore.io.imports import find_rejects, import_customers, purge_rejects
 
 ROWS = [("张伟", "zw@example.com"), ("李娜", "ln@example.com"), ("陳大文", "cdw@example.com")]
 
@@ -109,7 +109,7 @@ def test_killed_import_leaves_no_rejects_file(db_url: str, tmp_path: Path) -> No
         f"""
         import os, signal
         from crmcore import CRM
-        from crmcore.imports import import_customers
+        from crmcore.io.imports import import_customers
         crm = CRM.open({db_url!r}, discover=False, upgrade=True)
         def progress(rows, _bytes):
             if rows >= 1000:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from crmcore import CRM, ConflictError, ValidationError
-from crmcore.imports import import_interactions
+from crmcore.io.imports import import_interactions
 from crmcore.storage.tables import interactions, lifecycle_events
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
@@ -175,7 +175,7 @@ def test_killed_import_with_commit_every_resumes(db_url: str, tmp_path: Path) ->
         f"""
         import os, signal
         from crmcore import CRM
-        from crmcore.imports import import_interactions
+        from crmcore.io.imports import import_interactions
         crm = CRM.open({db_url!r}, discover=False)
         def progress(rows, _bytes):
             if rows >= 1700:

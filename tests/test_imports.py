@@ -1,4 +1,4 @@
-"""Tests of crmcore.imports: CSV and JSON Lines import of customers and interactions."""
+"""Tests of crmcore.io.imports: CSV and JSON Lines import of customers and interactions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crmcore import CRM, Config, ConflictError, NotFoundError, Stage, ValidationError
-from crmcore.imports import ImportResult, import_customers, import_interactions
+from crmcore.io.imports import ImportResult, import_customers, import_interactions
 from crmcore.testing import FrozenClock
 
 CUSTOMERS_CSV = """\

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from rich.console import Console
 
 from crmcore import CRM
-from crmcore.demo import DEMO_NOW, load_demo, top_customers
+from crmcore.io.demo import DEMO_NOW, load_demo, top_customers
 from crmcore.testing import FrozenClock
 
 FIRST_PARTY = {"surveys", "loyalty", "complaints", "segmentation"}

@@ -11,7 +11,7 @@ from crmcore.audit import AuditEntry
 from crmcore.cli.context import get_crm, json_option
 from crmcore.cli.listing import iter_pages, print_listing
 from crmcore.cli.parsing import parse_timestamp
-from crmcore.pagination import Page
+from crmcore.model.pagination import Page
 
 
 @click.command()

@@ -24,9 +24,9 @@ from crmcore.cli.listing import iter_pages, print_listing
 from crmcore.cli.output import safe_json, safe_line, safe_text
 from crmcore.cli.parsing import parse_json_object, parse_pairs
 from crmcore.cli.transfer import import_command, purge_rejects_command
-from crmcore.entities import Channel, Customer, CustomerKind, Stage
-from crmcore.pagination import Page
-from crmcore.serialization import to_dict
+from crmcore.model.entities import Channel, Customer, CustomerKind, Stage
+from crmcore.model.pagination import Page
+from crmcore.model.serialization import to_dict
 
 LIST_COLUMNS = ["id", "name", "kind", "email", "phone", "stage", "owner", "tags"]
 
@@ -252,7 +252,7 @@ def export(customer_id: int | None, fmt: str, output: Path | None, raw_cells: bo
         else:
             click.echo(data)
         return
-    from crmcore.exports import export_customers
+    from crmcore.io.exports import export_customers
 
     if output is None:
         export_customers(crm, terminal_safe(sys.stdout), format=fmt, raw_cells=raw_cells)

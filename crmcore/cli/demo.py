@@ -10,7 +10,7 @@ import click
 
 from crmcore.cli.confirm import confirm, yes_option
 from crmcore.cli.context import get_console, get_state, print_table
-from crmcore.signals import Period
+from crmcore.model.signals import Period
 
 if TYPE_CHECKING:
     from crmcore.app import CRM
@@ -39,8 +39,8 @@ def demo(path: Path, seed: int, count: int, yes: bool) -> None:
     first, and without a terminal refuses unless --yes is given.
     """
     from crmcore.app import CRM
-    from crmcore.demo import DEMO_NOW, is_replaceable, load_demo, mark_demo_database, top_customers
-    from crmcore.entities import Stage
+    from crmcore.io.demo import DEMO_NOW, is_replaceable, load_demo, mark_demo_database, top_customers
+    from crmcore.model.entities import Stage
 
     if not is_replaceable(path):
         confirm(f"{path} is not a demo database; replace it and lose its data?", yes=yes)
@@ -71,7 +71,7 @@ def demo(path: Path, seed: int, count: int, yes: bool) -> None:
     crm.call_hook("crm_demo", crm=crm, seed=seed, console=console)
 
     from crmcore.cli.report import print_report
-    from crmcore.report import build_report
+    from crmcore.reporting.report import build_report
 
     year = Period(DEMO_NOW - timedelta(days=365), DEMO_NOW)
     print_report(build_report(crm, year, charts=False))
@@ -88,8 +88,8 @@ def _show_integrity(crm: CRM, path: Path, customer_id: int) -> None:
     import tempfile
 
     from crmcore.access import Principal, Role
-    from crmcore.demo import DEMO_NOW
-    from crmcore.imports import import_interactions
+    from crmcore.io.demo import DEMO_NOW
+    from crmcore.io.imports import import_interactions
 
     console = get_console()
     with tempfile.TemporaryDirectory() as folder:

@@ -10,7 +10,7 @@ import click
 from crmcore.cli.context import get_crm, json_option, print_json, print_table
 from crmcore.cli.output import safe_json, safe_line
 from crmcore.events.model import Event
-from crmcore.limits import INT64_MAX
+from crmcore.model.limits import INT64_MAX
 
 _COLUMNS = ("position", "id", "type", "customer_id", "at", "data")
 

@@ -21,9 +21,9 @@ from crmcore.cli.listing import iter_pages, print_listing
 from crmcore.cli.output import safe_line
 from crmcore.cli.parsing import parse_json_object, parse_timestamp
 from crmcore.cli.transfer import import_command
-from crmcore.entities import Channel, Direction, Interaction, InteractionKind
-from crmcore.pagination import Page
-from crmcore.serialization import to_dict
+from crmcore.model.entities import Channel, Direction, Interaction, InteractionKind
+from crmcore.model.pagination import Page
+from crmcore.model.serialization import to_dict
 
 KINDS = [k.value for k in InteractionKind]
 CHANNELS = [c.value for c in Channel]
@@ -148,7 +148,7 @@ interactions.add_command(import_command("interactions", default_batch=1000))
 @raw_cells_option
 def export(customer_id: int | None, fmt: str, output: Path | None, raw_cells: bool) -> None:
     """Export interactions as CSV or JSON Lines (CSV formula cells neutralised, see customers)."""
-    from crmcore.exports import export_interactions
+    from crmcore.io.exports import export_interactions
 
     crm = get_crm()
     options: dict[str, Any] = {"format": fmt, "customer_id": customer_id, "raw_cells": raw_cells}

@@ -1,6 +1,6 @@
 """Listings of any length, fetched and printed page by page (tables or streamed JSON).
 
-``--limit`` may exceed the services' page size (:data:`~crmcore.pagination.MAX_PAGE_SIZE`):
+``--limit`` may exceed the services' page size (:data:`~crmcore.model.pagination.MAX_PAGE_SIZE`):
 the command fetches successive pages and prints each as it arrives, so memory
 holds one page whatever the limit, with ``--json`` as with tables.
 """
@@ -16,7 +16,7 @@ import click
 from crmcore.cli.context import print_table
 from crmcore.cli.output import safe_json
 from crmcore.errors import ValidationError
-from crmcore.pagination import MAX_PAGE_SIZE, Page
+from crmcore.model.pagination import MAX_PAGE_SIZE, Page
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from crmcore.serialization import json_text
+from crmcore.model.serialization import json_text
 
 # ECMA-48 escape sequences: CSI (ESC [ or 8-bit CSI ... final byte), the string
 # controls OSC/DCS/SOS/PM/APC up to their terminator (BEL or ST), and two-byte

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from crmcore.errors import ValidationError
-from crmcore.limits import INT64_MAX, INT64_MIN
+from crmcore.model.limits import INT64_MAX, INT64_MIN
 
 
 class BoundedInt(click.ParamType[int]):

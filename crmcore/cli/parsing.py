@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from crmcore.errors import ValidationError
-from crmcore.limits import timestamp_problem
+from crmcore.model.limits import timestamp_problem
 
 
 def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def parse_timestamp(value: str, option: str) -> datetime:
     """An ISO 8601 date or datetime; without an offset it is taken as UTC.
 
     Refused (ValidationError naming ``option``) when it is not one, or when its
-    UTC instant falls outside what crmcore stores (:mod:`crmcore.limits`).
+    UTC instant falls outside what crmcore stores (:mod:`crmcore.model.limits`).
     """
     try:
         parsed = datetime.fromisoformat(value.strip())

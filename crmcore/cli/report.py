@@ -14,7 +14,7 @@ from crmcore.cli.files import atomic_output
 from crmcore.cli.output import safe_text
 from crmcore.cli.parsing import parse_timestamp
 from crmcore.errors import ValidationError
-from crmcore.signals import Period
+from crmcore.model.signals import Period
 
 _LENGTHS = {"week": 7, "month": 30, "quarter": 91, "year": 365}
 
@@ -62,8 +62,8 @@ def report(
     start: str | None, end: str | None, last: str, html_path: Path | None, as_json: bool
 ) -> None:
     """CRM performance: core figures and every plugin's KPIs, against the previous period."""
-    from crmcore.report import build_report
-    from crmcore.report_html import render_html
+    from crmcore.reporting.report import build_report
+    from crmcore.reporting.report_html import render_html
 
     crm = get_crm()
     period = _period(start, end, last, crm.clock().replace(microsecond=0))

@@ -13,8 +13,8 @@ from crmcore.cli.context import (
     json_option,
     print_json,
 )
-from crmcore.encryption import INDEX_KEY_ENV, KEY_ENV, OLD_KEYS_ENV, new_key
-from crmcore.key_rotation import RotationResult, key_usage, rotate_keys
+from crmcore.security.encryption import INDEX_KEY_ENV, KEY_ENV, OLD_KEYS_ENV, new_key
+from crmcore.services.key_rotation import RotationResult, key_usage, rotate_keys
 
 _LABELS = {"email_norm": "email", "phone_norm": "phone", "org_norm": "organisation name"}
 

@@ -210,7 +210,7 @@ def purge_rejects_command(directory: Path, dry_run: bool, as_json: bool) -> None
     erasing a customer does not reach them. Matches *.rejects.csv,
     *.rejects.jsonl and the hidden .partial files a killed import leaves.
     """
-    from crmcore.imports import purge_rejects
+    from crmcore.io.imports import purge_rejects
 
     paths = purge_rejects(directory, dry_run=dry_run)
     if as_json:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from crmcore.entities import Customer, CustomerChange, Interaction, LifecycleEvent
+from crmcore.model.entities import Customer, CustomerChange, Interaction, LifecycleEvent
 from crmcore.events.model import CORE_EVENT_TYPES
 from crmcore.unit_of_work import UnitOfWork
 

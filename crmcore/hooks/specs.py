@@ -43,10 +43,10 @@ if TYPE_CHECKING:
 
     from crmcore.access import Principal
     from crmcore.app import CRM
-    from crmcore.entities import Customer, CustomerChange, Interaction, LifecycleEvent
+    from crmcore.model.entities import Customer, CustomerChange, Interaction, LifecycleEvent
     from crmcore.events import Event
     from crmcore.reporting import ReportChart
-    from crmcore.signals import ChurnSignal, Period
+    from crmcore.model.signals import ChurnSignal, Period
     from crmcore.unit_of_work import UnitOfWork
 
 
@@ -236,7 +236,7 @@ def crm_churn_signals(crm: CRM, customer_ids: Sequence[int]) -> Iterable[ChurnSi
     """Return churn signals you know of for these customers.
 
     Called by churn scoring with a batch of customer ids. Return
-    :class:`~crmcore.signals.ChurnSignal` values (customer id, source, reason,
+    :class:`~crmcore.model.signals.ChurnSignal` values (customer id, source, reason,
     weight in [0, 1]); customers you know nothing bad about are left out.
     """
 

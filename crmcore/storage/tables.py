@@ -68,7 +68,7 @@ customers = Table(
     Column("consent_data_processing", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False, index=True),
     Column("updated_at", UTCDateTime, nullable=False),
-    # Encrypted fields (crmcore.encryption), sealed together; NULL when encryption is off.
+    # Encrypted fields (crmcore.security.encryption), sealed together; NULL when encryption is off.
     Column("sealed", Text),
 )
 

@@ -1,6 +1,6 @@
 """The plugin's part of ``crm demo``: complaints with realistic timings over the demo customers.
 
-The demo CRM's clock stands at ``crmcore.demo.DEMO_NOW``; the history is
+The demo CRM's clock stands at ``crmcore.io.demo.DEMO_NOW``; the history is
 written through the service with ``at=`` / ``opened_at`` (the backfill path),
 in time order, then swept at the clock's time.
 """

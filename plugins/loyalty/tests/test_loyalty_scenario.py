@@ -185,7 +185,7 @@ def test_refund_after_redemption_never_overdraws(lcrm: CRM) -> None:
 
 def test_rerun_interactions_import_earns_nothing_twice(lcrm: CRM, tmp_path: Any) -> None:
     """An interactions import run twice (idempotent by content keys) credits points once."""
-    from crmcore.imports import import_interactions
+    from crmcore.io.imports import import_interactions
 
     cid = lcrm.customers.create({"name": "Rerun"}).id
     assert cid is not None

@@ -7,7 +7,7 @@ import pytest
 from crmcore_segmentation import segments
 
 from crmcore import ValidationError
-from crmcore.encryption import INDEX_KEY_ENV, KEY_ENV, OLD_KEYS_ENV, new_key
+from crmcore.security.encryption import INDEX_KEY_ENV, KEY_ENV, OLD_KEYS_ENV, new_key
 
 
 def members(crm, key, rule):

@@ -13,7 +13,7 @@ from typing import IO, Any
 import attrs
 
 from crmcore.errors import CRMError, ValidationError
-from crmcore.imports.columns import ColumnsFactory, content_key
+from crmcore.io.imports.columns import ColumnsFactory, content_key
 
 #: Encodings an import reads, by the names ``--encoding`` accepts (any Python codec name works).
 COMMON_ENCODINGS = ("utf-8", "gbk", "gb18030", "big5", "utf-16", "utf-16-le", "utf-16-be")

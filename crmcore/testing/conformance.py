@@ -175,7 +175,7 @@ def _materialise(value: Any) -> Any:
 
 def _mentions(value: Any, customer_id: int, texts: Sequence[str], depth: int = 0) -> bool:
     """Whether ``value`` names the customer: its id under a customer key, or its texts."""
-    from crmcore.entities import Customer
+    from crmcore.model.entities import Customer
 
     if depth > 12:
         return False

@@ -18,7 +18,7 @@ from attrs import frozen
 from sqlalchemy import func, select
 
 from crmcore.app import CRM
-from crmcore.entities import Stage
+from crmcore.model.entities import Stage
 from crmcore.storage.tables import customers as customers_table
 from crmcore.storage.tables import interactions as interactions_table
 

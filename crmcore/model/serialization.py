@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
-from crmcore.entities import enum_member
+from crmcore.model.entities import enum_member
 from crmcore.errors import ValidationError, ValidationErrors
 
 T = TypeVar("T")

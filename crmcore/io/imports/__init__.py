@@ -21,16 +21,16 @@ row invalid; its rejects entry keeps the original bytes, since the rejects
 file is written in the input's encoding.
 
 CSV files have a header line of at most :data:`MAX_COLUMNS` columns. Customer
-columns are :class:`~crmcore.entities.Customer` field names, plus ``tags``
+columns are :class:`~crmcore.model.entities.Customer` field names, plus ``tags``
 (``;``-separated), ``consent.<flag>`` (booleans), ``attributes.<key>`` (one
 custom attribute, coerced to the type the deployment's attributes JSON
 Schema declares for it, ASCII digits only) and ``attributes`` (a JSON
-object). Interaction columns are :class:`~crmcore.entities.Interaction` field
+object). Interaction columns are :class:`~crmcore.model.entities.Interaction` field
 names, with ``payload`` a JSON object and ``items`` a JSON array; a row may
 name its customer by ``customer_email`` instead of ``customer_id``. An ``id``
 column is accepted (so that an export imports again) and ignored: stored
 records get new ids. Empty cells mean "absent". JSON Lines files hold one
-object per line with the field names :func:`crmcore.serialization.to_dict`
+object per line with the field names :func:`crmcore.model.serialization.to_dict`
 produces.
 
 Idempotent interaction imports: every imported interaction carries an
@@ -39,7 +39,7 @@ stored is skipped and counted in ``ImportResult.already_stored``: re-running
 an import, completed or killed, stores nothing twice and earns nothing twice.
 The external id is, in this order: the row's ``external_id`` column; the
 column named by ``id_column`` (an order or ticket number); else a content
-key (:meth:`crmcore.imports.columns.Columns.content_key`; JSON Lines: the
+key (:meth:`crmcore.io.imports.columns.Columns.content_key`; JSON Lines: the
 object with sorted keys, hashed), so two identical rows of one file are one
 interaction.
 ``dedupe=False`` stores every row without an external id.
@@ -56,20 +56,20 @@ import attrs
 from sqlalchemy import Connection
 
 from crmcore.access import Action
-from crmcore.customers import RejectHandler
+from crmcore.services.customers import RejectHandler
 from crmcore.dry_run import unit_or_dry_run
 from crmcore.errors import ValidationError
-from crmcore.imports.columns import (
+from crmcore.io.imports.columns import (
     MAX_COLUMNS,
     ColumnsFactory,
     customer_columns,
     interaction_columns,
     object_from_json,
 )
-from crmcore.imports.emails import resolve_customer_emails
-from crmcore.imports.feed import Feed, Progress
-from crmcore.imports.reading import CsvSource, Lines, Record, jsonl_records, resolve_encoding
-from crmcore.imports.rejects import Rejects, find_rejects, purge_rejects
+from crmcore.io.imports.emails import resolve_customer_emails
+from crmcore.io.imports.feed import Feed, Progress
+from crmcore.io.imports.reading import CsvSource, Lines, Record, jsonl_records, resolve_encoding
+from crmcore.io.imports.rejects import Rejects, find_rejects, purge_rejects
 from crmcore.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
@@ -367,7 +367,7 @@ def import_interactions(
 
     A row names its customer by ``customer_id`` or by ``customer_email``
     (matched after normalisation, one query per batch). Purchases move their
-    customer's lifecycle stage as :meth:`~crmcore.interactions.InteractionService.record_many`
+    customer's lifecycle stage as :meth:`~crmcore.services.interactions.InteractionService.record_many`
     does. Each row's external id (its ``external_id`` cell, the ``id_column``
     cell, or its content key; see the module documentation) is stored under
     ``source``; a row whose id is already stored is skipped and counted in

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from crmcore.errors import ValidationError
-from crmcore.storable import text_problem
+from crmcore.model.storable import text_problem
 
 #: File name patterns of rejects files (and of the partial files of a killed import).
 REJECTS_PATTERNS = ("*.rejects.csv", "*.rejects.jsonl", ".*.rejects.csv.partial",

@@ -19,11 +19,11 @@ from sqlalchemy import Row, select, update
 
 from crmcore.access import Action
 from crmcore.audit import acting_user
-from crmcore.entities import LifecycleEvent, Stage
+from crmcore.model.entities import LifecycleEvent, Stage
 from crmcore.errors import TransitionError, ValidationError
 from crmcore.events import emitters
-from crmcore.limits import INT64_MAX
-from crmcore.serialization import from_dict
+from crmcore.model.limits import INT64_MAX
+from crmcore.model.serialization import from_dict
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.filters import among
 from crmcore.storage.tables import customers, lifecycle_events

@@ -1,6 +1,6 @@
 """What core removes when a customer is erased, and the purge of old row versions afterwards.
 
-:meth:`crmcore.customers.CustomerService.erase` runs the plugins'
+:meth:`crmcore.services.customers.CustomerService.erase` runs the plugins'
 ``crm_erase_customer`` hooks, then :func:`anonymise`, then redacts the audit
 log (:meth:`crmcore.audit.AuditLog.redact_customer`), in one transaction;
 after it commits, :func:`purge_after_erasure` removes the old row versions
@@ -18,7 +18,7 @@ from crmcore.storage.engine import VACUUM_MODES, purge_old_versions
 from crmcore.storage.tables import customer_tags, customers, interactions, lifecycle_events
 from crmcore.unit_of_work import UnitOfWork
 
-_log = logging.getLogger("crmcore.erasure")
+_log = logging.getLogger("crmcore.services.erasure")
 
 #: Lifecycle reasons core writes itself; they carry no personal data and survive erasure.
 AUTOMATIC_REASONS = ("first purchase", "won back: purchase after churn")

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from crmcore.entities import MONETARY_KINDS, Interaction, Item
+from crmcore.model.entities import MONETARY_KINDS, Interaction, Item
 from crmcore.errors import ValidationError
-from crmcore.limits import (
+from crmcore.model.limits import (
     INT64_MAX,
     INT64_MIN,
     JsonLimits,
@@ -17,8 +17,8 @@ from crmcore.limits import (
     json_problem,
     timestamp_problem,
 )
-from crmcore.serialization import to_dict
-from crmcore.storable import text_problem
+from crmcore.model.serialization import to_dict
+from crmcore.model.storable import text_problem
 from crmcore.storage.types import money_problem
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -45,7 +45,7 @@ def validate_interaction(
     """Core's checks on one interaction (not including whether the customer exists).
 
     ``limits`` bounds the ``payload`` and ``items`` documents (default
-    :class:`~crmcore.limits.JsonLimits`); they are checked first, so no later
+    :class:`~crmcore.model.limits.JsonLimits`); they are checked first, so no later
     check walks a document nested too deeply.
     """
     errors: list[ValidationError] = []

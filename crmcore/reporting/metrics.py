@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, case, distinct, func, select
 
-from crmcore.entities import InteractionKind
-from crmcore.signals import Period
+from crmcore.model.entities import InteractionKind
+from crmcore.model.signals import Period
 from crmcore.storage.tables import customers, interactions
 
 

@@ -20,7 +20,7 @@ middle of enabling encryption or of a rotation is searched completely.
 
 Rotation: put the new key in ``CRM_ENCRYPTION_KEY``, the old ones in
 ``CRM_ENCRYPTION_OLD_KEYS`` (comma-separated), and run ``crm security
-rotate-key`` (:mod:`crmcore.key_rotation`). Rows stored before encryption
+rotate-key`` (:mod:`crmcore.services.key_rotation`). Rows stored before encryption
 was enabled are encrypted by the same command.
 """
 

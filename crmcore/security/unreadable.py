@@ -4,10 +4,10 @@ A row sealed with a key that is not configured (or whose sealed value fails
 authentication) must not stop a listing, an iteration or an export at that
 row. What happens is chosen by ``[security] unreadable`` (or the
 ``unreadable=`` argument of the listing): ``"skip"`` (the default) leaves the
-customer out, logs a warning on the ``crmcore.encryption`` logger and counts
+customer out, logs a warning on the ``crmcore.security.encryption`` logger and counts
 it in :class:`UnreadableRows` (``crm.customers.unreadable``, which the CLI
 reports after the command); ``"fail"`` raises the
-:class:`~crmcore.encryption.UnreadableError` naming the customer.
+:class:`~crmcore.security.encryption.UnreadableError` naming the customer.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import logging
 
 import attrs
 
-from crmcore.encryption import UnreadableError
+from crmcore.security.encryption import UnreadableError
 from crmcore.errors import ValidationError
 
 #: The accepted values of ``[security] unreadable`` and of ``unreadable=``.
 UNREADABLE_POLICIES = ("skip", "fail")
 _KEPT_IDS = 100
 
-logger = logging.getLogger("crmcore.encryption")
+logger = logging.getLogger("crmcore.security.encryption")
 
 
 def check_policy(policy: str) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from crmcore.encryption import FieldCipher
+from crmcore.security.encryption import FieldCipher
 
 #: Identity-key column -> the ``kind`` a blind index is computed for.
 KEY_KINDS = {"email_norm": "email", "phone_norm": "phone", "org_norm": "org"}

@@ -6,10 +6,10 @@ transaction. A row is rewritten only when something about it is not current
 in plaintext or in an older index form), so the rotation is idempotent and a
 killed run resumes where it stopped: run it again. A row is findable by
 email and phone at every moment, because lookups match every stored form
-(:mod:`crmcore.stored_keys`).
+(:mod:`crmcore.security.stored_keys`).
 
 Rows that cannot be opened (sealed with a key that is not configured) are
-left as they are and reported (see :mod:`crmcore.unreadable`). Two customers
+left as they are and reported (see :mod:`crmcore.security.unreadable`). Two customers
 whose keys would collide once re-indexed (stored before duplicate detection
 covered every form) are left as they are too, and a ConflictError at the end
 names every such pair.
@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Row, bindparam, case, func, select, update
 from crmcore.access import Action
 from crmcore.audit import AuditEntry
 from crmcore.dry_run import rolled_back
-from crmcore.encryption import (
+from crmcore.security.encryption import (
     DATA_KEY_INDEX_PREFIX,
     ENCRYPTABLE_FIELDS,
     INDEX_KEY_INDEX_PREFIX,
@@ -36,14 +36,14 @@ from crmcore.encryption import (
     UnreadableError,
     is_blind_index,
 )
-from crmcore.entities import CustomerKind
+from crmcore.model.entities import CustomerKind
 from crmcore.errors import ConflictError, ValidationError
-from crmcore.identity import normalise_email, normalise_org_name, normalise_phone
+from crmcore.model.identity import normalise_email, normalise_org_name, normalise_phone
 from crmcore.storage.engine import compact
 from crmcore.storage.filters import among
 from crmcore.storage.tables import customers
-from crmcore.stored_keys import KEY_KINDS
-from crmcore.unreadable import check_policy
+from crmcore.security.stored_keys import KEY_KINDS
+from crmcore.security.unreadable import check_policy
 
 if TYPE_CHECKING:
     from crmcore.app import CRM

@@ -1,14 +1,14 @@
 """Helpers for testing code built on crmcore: a controllable clock and the access kit.
 
 The access conformance kit (:func:`run_conformance`, :class:`Case`,
-:class:`Matrix`) lives in :mod:`crmcore.conformance` and is re-exported here.
+:class:`Matrix`) lives in :mod:`crmcore.testing.conformance` and is re-exported here.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from crmcore.conformance import (
+from crmcore.testing.conformance import (
     ADMIN_ONLY,
     EVERYONE_ONLY,
     PRINCIPALS,

@@ -1,6 +1,6 @@
 """The core entities: customers, their interactions and their lifecycle.
 
-All entities are immutable attrs classes. :mod:`crmcore.serialization` turns
+All entities are immutable attrs classes. :mod:`crmcore.model.serialization` turns
 them into JSON-safe dicts and back. Amounts are :class:`~decimal.Decimal`,
 timestamps are timezone-aware :class:`~datetime.datetime` values.
 """
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import attrs
 from attrs import field, frozen
 
-from crmcore.identity import fold_phone
+from crmcore.model.identity import fold_phone
 
 
 class CustomerKind(enum.StrEnum):
@@ -35,7 +35,7 @@ class Gender(enum.StrEnum):
 
 
 class Stage(enum.StrEnum):
-    """Lifecycle stage of a customer; see :mod:`crmcore.lifecycle` for the graph."""
+    """Lifecycle stage of a customer; see :mod:`crmcore.services.lifecycle` for the graph."""
 
     PROSPECT = "prospect"
     NEW = "new"
@@ -189,10 +189,10 @@ class Customer:
     """A person or organisation the company does business with.
 
     ``id`` is ``None`` until the customer is stored. ``stage`` changes only
-    through :class:`crmcore.lifecycle.LifecycleService`. ``attributes`` holds
+    through :class:`crmcore.services.lifecycle.LifecycleService`. ``attributes`` holds
     the deployment's custom fields, validated against the JSON Schema in
     ``crm.toml``. ``phone`` is stored with full-width and other non-ASCII
-    digits folded to ASCII (:func:`crmcore.identity.fold_phone`).
+    digits folded to ASCII (:func:`crmcore.model.identity.fold_phone`).
     """
 
     name: str

@@ -25,8 +25,8 @@ from sqlalchemy import (
 from crmcore.access import Action, Role
 from crmcore.audit import AuditEntry, acting_user, redact
 from crmcore.dry_run import unit_or_dry_run
-from crmcore.encryption import FieldCipher, UnreadableError
-from crmcore.entities import (
+from crmcore.security.encryption import FieldCipher, UnreadableError
+from crmcore.model.entities import (
     UPDATABLE_FIELDS,
     Consent,
     Customer,
@@ -35,7 +35,7 @@ from crmcore.entities import (
     LifecycleEvent,
     stamped,
 )
-from crmcore.erasure import anonymise, check_vacuum_mode, purge_after_erasure
+from crmcore.services.erasure import anonymise, check_vacuum_mode, purge_after_erasure
 from crmcore.errors import (
     ConflictError,
     CRMError,
@@ -45,8 +45,8 @@ from crmcore.errors import (
 )
 from crmcore.events import emitters
 from crmcore.events.outbox import redact_customer_events
-from crmcore.identity import normalise_email, normalise_name, normalise_org_name, normalise_phone
-from crmcore.limits import (
+from crmcore.model.identity import normalise_email, normalise_name, normalise_org_name, normalise_phone
+from crmcore.model.limits import (
     INT32_MAX,
     INT64_MAX,
     JsonLimits,
@@ -54,22 +54,22 @@ from crmcore.limits import (
     json_problem,
     timestamp_problem,
 )
-from crmcore.pagination import Page, check_page
-from crmcore.serialization import from_dict, to_dict
-from crmcore.storable import text_problem
+from crmcore.model.pagination import Page, check_page
+from crmcore.model.serialization import from_dict, to_dict
+from crmcore.model.storable import text_problem
 from crmcore.storage.attributes import attribute, attribute_keys_problem
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customer_tags, customers
 from crmcore.storage.types import money_problem
-from crmcore.stored_keys import IdentityKeys, stored_forms
+from crmcore.security.stored_keys import IdentityKeys, stored_forms
 from crmcore.unit_of_work import UnitOfWork
-from crmcore.unreadable import UnreadableRows, check_policy
+from crmcore.security.unreadable import UnreadableRows, check_policy
 
 if TYPE_CHECKING:
     from crmcore.app import CRM
-    from crmcore.key_rotation import RotationProgress
+    from crmcore.services.key_rotation import RotationProgress
 
 #: Called with (position in the input, the rejected input, why) when skipping invalid rows.
 RejectHandler = Callable[[int, Any, CRMError], None]
@@ -802,7 +802,7 @@ class CustomerService:
         :class:`Page`; ``total`` counts every match, ``items`` leaves out
         customers whose sealed fields cannot be opened (counted in the page's
         ``skipped``) unless ``unreadable`` (default ``[security] unreadable``)
-        is ``"fail"``: see :mod:`crmcore.unreadable`. With ``ctx``, reads
+        is ``"fail"``: see :mod:`crmcore.security.unreadable`. With ``ctx``, reads
         inside that unit of work (a hook sees the operation's own writes).
         """
         check_page(limit, offset)
@@ -845,7 +845,7 @@ class CustomerService:
         kind: str | None,
         attributes: Mapping[str, Any] | None,
     ) -> list[ColumnElement[bool]]:
-        from crmcore.entities import Stage
+        from crmcore.model.entities import Stage
 
         conditions: list[ColumnElement[bool]] = []
         if name:
@@ -945,7 +945,7 @@ class CustomerService:
 
         A customer whose sealed fields cannot be opened is skipped with a
         warning, or raises, by ``unreadable`` (default ``[security]
-        unreadable``): see :mod:`crmcore.unreadable`.
+        unreadable``): see :mod:`crmcore.security.unreadable`.
         """
         last = 0
         seen = self._crm.access.visibility()
@@ -1007,11 +1007,11 @@ class CustomerService:
         scheme, one transaction per ``batch_size`` customers; rows already
         current are left alone, so running it again after a kill resumes.
         Then storage is compacted. Returns the number of customers rewritten.
-        See :func:`crmcore.key_rotation.rotate_keys` for ``on_batch``,
+        See :func:`crmcore.services.key_rotation.rotate_keys` for ``on_batch``,
         ``unreadable`` and the ConflictError naming customers that would
         share a key.
         """
-        from crmcore.key_rotation import rotate_keys
+        from crmcore.services.key_rotation import rotate_keys
 
         result = rotate_keys(
             self._crm,
@@ -1049,7 +1049,7 @@ class CustomerService:
                 .where(interactions.c.customer_id == customer_id)
                 .order_by(interactions.c.occurred_at)
             ).all()
-            from crmcore.interactions import interaction_from_row
+            from crmcore.services.interactions import interaction_from_row
 
             data = {
                 "customer": to_dict(customer),
@@ -1075,7 +1075,7 @@ class CustomerService:
         """Right to erasure: every plugin erases its data, then core anonymises the customer.
 
         The customer row stays (anonymised) so that aggregates such as revenue
-        keep adding up; what goes is listed in :func:`crmcore.erasure.anonymise`.
+        keep adding up; what goes is listed in :func:`crmcore.services.erasure.anonymise`.
         ``vacuum`` says what happens to the old row versions once the erasure
         commits (:func:`crmcore.storage.engine.purge_old_versions`): ``"auto"``
         (vacuum the tables on PostgreSQL, checkpoint the WAL on SQLite),

@@ -11,8 +11,8 @@ from sqlalchemy import ColumnElement, Row, and_, func, select
 
 from crmcore.access import Action
 from crmcore.audit import acting_user
-from crmcore.customers import RejectHandler
-from crmcore.entities import (
+from crmcore.services.customers import RejectHandler
+from crmcore.model.entities import (
     Channel,
     Interaction,
     InteractionKind,
@@ -22,14 +22,14 @@ from crmcore.entities import (
 )
 from crmcore.errors import ConflictError, CRMError, NotFoundError, ValidationError, ValidationErrors
 from crmcore.events import emitters
-from crmcore.interaction_checks import validate_interaction
-from crmcore.limits import (
+from crmcore.services.interaction_checks import validate_interaction
+from crmcore.model.limits import (
     INT64_MAX,
     INT64_MIN,
     int_problem,
 )
-from crmcore.pagination import Page, check_page
-from crmcore.serialization import from_dict, to_dict
+from crmcore.model.pagination import Page, check_page
+from crmcore.model.serialization import from_dict, to_dict
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
@@ -184,7 +184,7 @@ class InteractionService:
     ) -> list[Interaction]:
         def reject(position: int, item: Any, exc: CRMError) -> None:
             if on_reject is None:
-                from crmcore.customers import _prefix
+                from crmcore.services.customers import _prefix
 
                 raise _prefix(exc, f"interactions[{position}]") from None
             on_reject(position, item, exc)

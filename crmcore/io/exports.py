@@ -1,10 +1,10 @@
 """Export customers and interactions as CSV or JSON Lines, streamed page by page.
 
-The CSV columns are those :mod:`crmcore.imports` accepts, so an export imports
+The CSV columns are those :mod:`crmcore.io.imports` accepts, so an export imports
 again: customers have ``tags`` joined with ``;``, one ``consent.<flag>`` column
 per consent flag and the custom attributes as one JSON ``attributes`` column;
 interactions have ``payload`` and ``items`` as JSON. JSON Lines files hold one
-:func:`crmcore.serialization.to_dict` object per line. Tags containing ``;``
+:func:`crmcore.model.serialization.to_dict` object per line. Tags containing ``;``
 do not survive a CSV round trip (use JSON Lines for those).
 
 **Formula neutralisation.** A spreadsheet opening a CSV file runs a cell that
@@ -19,7 +19,7 @@ imports again unchanged). Numeric columns (:data:`NUMERIC_COLUMNS`: ids, sizes,
 amounts, durations) are written as plain numbers, so ``-5.00`` stays a number.
 ``raw_cells=True`` (``crm ... export --raw-cells``) writes every cell verbatim,
 for programs that read the file. JSON Lines exports are exact JSON, written
-with :func:`crmcore.serialization.json_text` (C1 and bidi controls as
+with :func:`crmcore.model.serialization.json_text` (C1 and bidi controls as
 ``\\uXXXX`` escapes, so no line acts on a terminal).
 """
 
@@ -35,10 +35,10 @@ import attrs
 from sqlalchemy import select
 
 from crmcore.access import Action
-from crmcore.entities import Consent, Customer, Interaction
+from crmcore.model.entities import Consent, Customer, Interaction
 from crmcore.errors import ValidationError
-from crmcore.interactions import interaction_from_row
-from crmcore.serialization import json_text, to_dict
+from crmcore.services.interactions import interaction_from_row
+from crmcore.model.serialization import json_text, to_dict
 from crmcore.storage.tables import customers as customers_table
 from crmcore.storage.tables import interactions as interactions_table
 
@@ -166,7 +166,7 @@ def export_customers(crm: CRM, out: TextIO, *, format: str = "csv", raw_cells: b
     """Write every customer, in id order, to ``out``; return how many were written.
 
     ``format`` is ``"csv"`` (columns :data:`CUSTOMER_CSV_COLUMNS`, importable
-    with :func:`crmcore.imports.import_customers`) or ``"jsonl"``. Customers
+    with :func:`crmcore.io.imports.import_customers`) or ``"jsonl"``. Customers
     are read in pages, so memory stays flat. CSV text cells that begin like a
     formula are neutralised unless ``raw_cells`` (see the module docs). Nothing
     is written when the export is denied.
@@ -213,7 +213,7 @@ def export_interactions(
     ``customer_id`` limits the export to one customer (NotFoundError when
     there is no such customer). ``format`` is ``"csv"`` (columns
     :data:`INTERACTION_CSV_COLUMNS`, importable with
-    :func:`crmcore.imports.import_interactions`) or ``"jsonl"``. ``raw_cells``
+    :func:`crmcore.io.imports.import_interactions`) or ``"jsonl"``. ``raw_cells``
     as for :func:`export_customers`. Access is checked before anything is
     written: a denied export writes nothing, not even the CSV header.
     """

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from crmcore.errors import ConflictError, CRMError, ValidationError, ValidationErrors
-from crmcore.imports.reading import Record
-from crmcore.imports.rejects import Rejects
+from crmcore.io.imports.reading import Record
+from crmcore.io.imports.rejects import Rejects
 
 #: Called after each batch with (rows read so far, bytes read so far).
 Progress = Callable[[int, int], None]

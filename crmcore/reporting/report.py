@@ -1,6 +1,6 @@
 """The performance report: core figures and every plugin's KPIs, against the previous period.
 
-``build_report(crm, period)`` returns JSON-safe data; :mod:`crmcore.report_html`
+``build_report(crm, period)`` returns JSON-safe data; :mod:`crmcore.reporting.report_html`
 renders it as a self-contained HTML page and ``crm report`` prints it.
 """
 
@@ -16,7 +16,7 @@ import attrs
 from crmcore.app import CRM
 from crmcore.errors import PluginError
 from crmcore.reporting import ReportChart
-from crmcore.signals import Period
+from crmcore.model.signals import Period
 
 #: How many months the core trend charts cover, ending with the report's period.
 TREND_MONTHS = 12
