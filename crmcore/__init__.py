@@ -14,20 +14,6 @@ if TYPE_CHECKING:
     from crmcore.app import CRM
     from crmcore.audit import AuditEntry
     from crmcore.config import Config, load_config
-    from crmcore.model.entities import (
-        Channel,
-        Consent,
-        Customer,
-        CustomerChange,
-        CustomerKind,
-        Direction,
-        Gender,
-        Interaction,
-        InteractionKind,
-        Item,
-        LifecycleEvent,
-        Stage,
-    )
     from crmcore.errors import (
         ConfigError,
         ConflictError,
@@ -42,10 +28,24 @@ if TYPE_CHECKING:
     )
     from crmcore.events import Event
     from crmcore.http import http_status
+    from crmcore.model.entities import (
+        Channel,
+        Consent,
+        Customer,
+        CustomerChange,
+        CustomerKind,
+        Direction,
+        Gender,
+        Interaction,
+        InteractionKind,
+        Item,
+        LifecycleEvent,
+        Stage,
+    )
     from crmcore.model.pagination import Page
-    from crmcore.reporting import ReportChart
     from crmcore.model.serialization import from_dict, to_dict
     from crmcore.model.signals import ChurnSignal, Period
+    from crmcore.reporting import ReportChart
     from crmcore.unit_of_work import UnitOfWork
 
 # Names are imported on first use (PEP 562), so that `crm --version` and

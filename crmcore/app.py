@@ -24,7 +24,6 @@ from sqlalchemy.exc import (
 
 from crmcore.access import Action, Principal
 from crmcore.config import Config, default_config, describe_schema_error, load_config
-from crmcore.security.encryption import FieldCipher
 from crmcore.errors import (
     ConfigError,
     ConflictError,
@@ -44,8 +43,9 @@ from crmcore.hooks.manager import (
     recorded_answers,
     unmet_requirements,
 )
-from crmcore.services.schema import SchemaOperations
 from crmcore.model.signals import ChurnSignal, Period
+from crmcore.security.encryption import FieldCipher
+from crmcore.services.schema import SchemaOperations
 from crmcore.storage.engine import READ_ONLY, WriteGuard, configure_engine, make_engine
 from crmcore.storage.tables import metadata as core_metadata
 from crmcore.unit_of_work import UnitOfWork
@@ -114,8 +114,8 @@ class CRM(SchemaOperations):
     def _bind_services(self) -> None:
         from crmcore.access import AccessControl
         from crmcore.audit import AuditLog
-        from crmcore.services.customers import CustomerService
         from crmcore.events import EventService
+        from crmcore.services.customers import CustomerService
         from crmcore.services.interactions import InteractionService
         from crmcore.services.lifecycle import LifecycleService
 

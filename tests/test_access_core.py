@@ -16,8 +16,8 @@ from sqlalchemy import ColumnElement
 from crmcore import CRM, ConflictError, Customer, Period
 from crmcore.access import AccessDeniedError, Action, Principal, Role
 from crmcore.cli import build_cli
-from crmcore.io.exports import export_customers, export_interactions
 from crmcore.hooks import hookimpl
+from crmcore.io.exports import export_customers, export_interactions
 from crmcore.pytest_plugin import CRMFactory
 from crmcore.storage.tables import customers as customers_table
 from crmcore.testing import (

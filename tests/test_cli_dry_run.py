@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from crmcore import CRM
 from crmcore.cli import build_cli
-from crmcore.security.encryption import KEY_ENV, FieldCipher, new_key
 from crmcore.io.imports import import_customers
+from crmcore.security.encryption import KEY_ENV, FieldCipher, new_key
 from crmcore.services.key_rotation import rotate_keys
 from crmcore.storage.tables import customers
 

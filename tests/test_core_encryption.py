@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from crmcore import CRM, ConflictError, StorageError
-from crmcore.security.encryption import KEY_ENV, OLD_KEYS_ENV, new_key
 from crmcore.pytest_plugin import CRMFactory
+from crmcore.security.encryption import KEY_ENV, OLD_KEYS_ENV, new_key
 
 SECRETS = {
     "name": "Ada Lovelace",

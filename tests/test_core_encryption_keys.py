@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from crmcore import CRM, Config, ConflictError, StorageError, ValidationError
-from crmcore.security.encryption import INDEX_KEY_ENV, KEY_ENV, OLD_KEYS_ENV, FieldCipher, new_key
 from crmcore.io.exports import export_customers
+from crmcore.security.encryption import INDEX_KEY_ENV, KEY_ENV, OLD_KEYS_ENV, FieldCipher, new_key
 from crmcore.services.key_rotation import RotationProgress, key_usage
 from crmcore.storage.tables import customers
 

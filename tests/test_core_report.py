@@ -14,9 +14,9 @@ from crmcore import CRM, Period
 from crmcore.cli import build_cli
 from crmcore.hooks import hookimpl
 from crmcore.pytest_plugin import CRMFactory
+from crmcore.reporting import ReportChart
 from crmcore.reporting.report import build_report, compare
 from crmcore.reporting.report_html import render_html
-from crmcore.reporting import ReportChart
 
 JAN = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
 

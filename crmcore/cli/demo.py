@@ -39,7 +39,13 @@ def demo(path: Path, seed: int, count: int, yes: bool) -> None:
     first, and without a terminal refuses unless --yes is given.
     """
     from crmcore.app import CRM
-    from crmcore.io.demo import DEMO_NOW, is_replaceable, load_demo, mark_demo_database, top_customers
+    from crmcore.io.demo import (
+        DEMO_NOW,
+        is_replaceable,
+        load_demo,
+        mark_demo_database,
+        top_customers,
+    )
     from crmcore.model.entities import Stage
 
     if not is_replaceable(path):

@@ -12,8 +12,8 @@ from crmcore.cli.context import (
     print_json,
     print_table,
 )
-from crmcore.services.lifecycle import TRANSITIONS
 from crmcore.model.serialization import to_dict
+from crmcore.services.lifecycle import TRANSITIONS
 
 
 @click.group()

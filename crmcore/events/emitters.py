@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from crmcore.model.entities import Customer, CustomerChange, Interaction, LifecycleEvent
 from crmcore.events.model import CORE_EVENT_TYPES
+from crmcore.model.entities import Customer, CustomerChange, Interaction, LifecycleEvent
 from crmcore.unit_of_work import UnitOfWork
 
 _CUSTOMER_CREATED = ("customer_id", *CORE_EVENT_TYPES["customer.created"])

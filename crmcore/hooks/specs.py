@@ -43,10 +43,10 @@ if TYPE_CHECKING:
 
     from crmcore.access import Principal
     from crmcore.app import CRM
-    from crmcore.model.entities import Customer, CustomerChange, Interaction, LifecycleEvent
     from crmcore.events import Event
-    from crmcore.reporting import ReportChart
+    from crmcore.model.entities import Customer, CustomerChange, Interaction, LifecycleEvent
     from crmcore.model.signals import ChurnSignal, Period
+    from crmcore.reporting import ReportChart
     from crmcore.unit_of_work import UnitOfWork
 
 

@@ -35,10 +35,10 @@ import attrs
 from sqlalchemy import select
 
 from crmcore.access import Action
-from crmcore.model.entities import Consent, Customer, Interaction
 from crmcore.errors import ValidationError
-from crmcore.services.interactions import interaction_from_row
+from crmcore.model.entities import Consent, Customer, Interaction
 from crmcore.model.serialization import json_text, to_dict
+from crmcore.services.interactions import interaction_from_row
 from crmcore.storage.tables import customers as customers_table
 from crmcore.storage.tables import interactions as interactions_table
 

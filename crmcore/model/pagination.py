@@ -22,7 +22,8 @@ class Page(Generic[T]):
     total: int
     limit: int
     offset: int
-    #: Rows of this page left out because they cannot be read (see :mod:`crmcore.security.unreadable`).
+    #: Rows of this page left out because they cannot be read
+    #: (see :mod:`crmcore.security.unreadable`).
     skipped: int = 0
 
     @property

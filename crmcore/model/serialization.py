@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
-from crmcore.model.entities import enum_member
 from crmcore.errors import ValidationError, ValidationErrors
+from crmcore.model.entities import enum_member
 
 T = TypeVar("T")
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")

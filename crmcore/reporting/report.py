@@ -15,8 +15,8 @@ import attrs
 
 from crmcore.app import CRM
 from crmcore.errors import PluginError
-from crmcore.reporting import ReportChart
 from crmcore.model.signals import Period
+from crmcore.reporting import ReportChart
 
 #: How many months the core trend charts cover, ending with the report's period.
 TREND_MONTHS = 12

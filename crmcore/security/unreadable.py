@@ -16,8 +16,8 @@ import logging
 
 import attrs
 
-from crmcore.security.encryption import UnreadableError
 from crmcore.errors import ValidationError
+from crmcore.security.encryption import UnreadableError
 
 #: The accepted values of ``[security] unreadable`` and of ``unreadable=``.
 UNREADABLE_POLICIES = ("skip", "fail")

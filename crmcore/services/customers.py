@@ -25,17 +25,6 @@ from sqlalchemy import (
 from crmcore.access import Action, Role
 from crmcore.audit import AuditEntry, acting_user, redact
 from crmcore.dry_run import unit_or_dry_run
-from crmcore.security.encryption import FieldCipher, UnreadableError
-from crmcore.model.entities import (
-    UPDATABLE_FIELDS,
-    Consent,
-    Customer,
-    CustomerChange,
-    CustomerKind,
-    LifecycleEvent,
-    stamped,
-)
-from crmcore.services.erasure import anonymise, check_vacuum_mode, purge_after_erasure
 from crmcore.errors import (
     ConflictError,
     CRMError,
@@ -45,7 +34,21 @@ from crmcore.errors import (
 )
 from crmcore.events import emitters
 from crmcore.events.outbox import redact_customer_events
-from crmcore.model.identity import normalise_email, normalise_name, normalise_org_name, normalise_phone
+from crmcore.model.entities import (
+    UPDATABLE_FIELDS,
+    Consent,
+    Customer,
+    CustomerChange,
+    CustomerKind,
+    LifecycleEvent,
+    stamped,
+)
+from crmcore.model.identity import (
+    normalise_email,
+    normalise_name,
+    normalise_org_name,
+    normalise_phone,
+)
 from crmcore.model.limits import (
     INT32_MAX,
     INT64_MAX,
@@ -57,15 +60,17 @@ from crmcore.model.limits import (
 from crmcore.model.pagination import Page, check_page
 from crmcore.model.serialization import from_dict, to_dict
 from crmcore.model.storable import text_problem
+from crmcore.security.encryption import FieldCipher, UnreadableError
+from crmcore.security.stored_keys import IdentityKeys, stored_forms
+from crmcore.security.unreadable import UnreadableRows, check_policy
+from crmcore.services.erasure import anonymise, check_vacuum_mode, purge_after_erasure
 from crmcore.storage.attributes import attribute, attribute_keys_problem
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customer_tags, customers
 from crmcore.storage.types import money_problem
-from crmcore.security.stored_keys import IdentityKeys, stored_forms
 from crmcore.unit_of_work import UnitOfWork
-from crmcore.security.unreadable import UnreadableRows, check_policy
 
 if TYPE_CHECKING:
     from crmcore.app import CRM

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from crmcore.model.entities import MONETARY_KINDS, Interaction, Item
 from crmcore.errors import ValidationError
+from crmcore.model.entities import MONETARY_KINDS, Interaction, Item
 from crmcore.model.limits import (
     INT64_MAX,
     INT64_MIN,

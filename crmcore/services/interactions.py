@@ -11,7 +11,8 @@ from sqlalchemy import ColumnElement, Row, and_, func, select
 
 from crmcore.access import Action
 from crmcore.audit import acting_user
-from crmcore.services.customers import RejectHandler
+from crmcore.errors import ConflictError, CRMError, NotFoundError, ValidationError, ValidationErrors
+from crmcore.events import emitters
 from crmcore.model.entities import (
     Channel,
     Interaction,
@@ -20,9 +21,6 @@ from crmcore.model.entities import (
     Stage,
     stamped,
 )
-from crmcore.errors import ConflictError, CRMError, NotFoundError, ValidationError, ValidationErrors
-from crmcore.events import emitters
-from crmcore.services.interaction_checks import validate_interaction
 from crmcore.model.limits import (
     INT64_MAX,
     INT64_MIN,
@@ -30,6 +28,8 @@ from crmcore.model.limits import (
 )
 from crmcore.model.pagination import Page, check_page
 from crmcore.model.serialization import from_dict, to_dict
+from crmcore.services.customers import RejectHandler
+from crmcore.services.interaction_checks import validate_interaction
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids

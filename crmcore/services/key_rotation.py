@@ -28,6 +28,9 @@ from sqlalchemy import Connection, Row, bindparam, case, func, select, update
 from crmcore.access import Action
 from crmcore.audit import AuditEntry
 from crmcore.dry_run import rolled_back
+from crmcore.errors import ConflictError, ValidationError
+from crmcore.model.entities import CustomerKind
+from crmcore.model.identity import normalise_email, normalise_org_name, normalise_phone
 from crmcore.security.encryption import (
     DATA_KEY_INDEX_PREFIX,
     ENCRYPTABLE_FIELDS,
@@ -36,14 +39,11 @@ from crmcore.security.encryption import (
     UnreadableError,
     is_blind_index,
 )
-from crmcore.model.entities import CustomerKind
-from crmcore.errors import ConflictError, ValidationError
-from crmcore.model.identity import normalise_email, normalise_org_name, normalise_phone
+from crmcore.security.stored_keys import KEY_KINDS
+from crmcore.security.unreadable import check_policy
 from crmcore.storage.engine import compact
 from crmcore.storage.filters import among
 from crmcore.storage.tables import customers
-from crmcore.security.stored_keys import KEY_KINDS
-from crmcore.security.unreadable import check_policy
 
 if TYPE_CHECKING:
     from crmcore.app import CRM

@@ -19,9 +19,9 @@ from sqlalchemy import Row, select, update
 
 from crmcore.access import Action
 from crmcore.audit import acting_user
-from crmcore.model.entities import LifecycleEvent, Stage
 from crmcore.errors import TransitionError, ValidationError
 from crmcore.events import emitters
+from crmcore.model.entities import LifecycleEvent, Stage
 from crmcore.model.limits import INT64_MAX
 from crmcore.model.serialization import from_dict
 from crmcore.storage.bulk import insert_rows

@@ -56,7 +56,6 @@ import attrs
 from sqlalchemy import Connection
 
 from crmcore.access import Action
-from crmcore.services.customers import RejectHandler
 from crmcore.dry_run import unit_or_dry_run
 from crmcore.errors import ValidationError
 from crmcore.io.imports.columns import (
@@ -70,6 +69,7 @@ from crmcore.io.imports.emails import resolve_customer_emails
 from crmcore.io.imports.feed import Feed, Progress
 from crmcore.io.imports.reading import CsvSource, Lines, Record, jsonl_records, resolve_encoding
 from crmcore.io.imports.rejects import Rejects, find_rejects, purge_rejects
+from crmcore.services.customers import RejectHandler
 from crmcore.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
@@ -367,9 +367,10 @@ def import_interactions(
 
     A row names its customer by ``customer_id`` or by ``customer_email``
     (matched after normalisation, one query per batch). Purchases move their
-    customer's lifecycle stage as :meth:`~crmcore.services.interactions.InteractionService.record_many`
-    does. Each row's external id (its ``external_id`` cell, the ``id_column``
-    cell, or its content key; see the module documentation) is stored under
+    customer's lifecycle stage as
+    :meth:`~crmcore.services.interactions.InteractionService.record_many` does.
+    Each row's external id (its ``external_id`` cell, the ``id_column`` cell,
+    or its content key; see the module documentation) is stored under
     ``source``; a row whose id is already stored is skipped and counted in
     ``already_stored``, so a re-run creates nothing twice. ``dedupe=False``
     turns this off. Other arguments (``dry_run`` included), result and

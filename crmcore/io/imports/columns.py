@@ -11,9 +11,9 @@ from typing import Any
 
 import attrs
 
-from crmcore.model.entities import Consent, Customer, Interaction
 from crmcore.errors import ValidationError, ValidationErrors
 from crmcore.io.exports import restore_cell
+from crmcore.model.entities import Consent, Customer, Interaction
 
 #: Most columns a CSV header may have (a larger header is refused before any row is read).
 MAX_COLUMNS = 1000

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, select
 
 from crmcore.errors import ValidationError
-from crmcore.model.identity import normalise_email
 from crmcore.io.imports.columns import json_type
 from crmcore.io.imports.reading import Record
+from crmcore.model.identity import normalise_email
+from crmcore.security.stored_keys import stored_forms
 from crmcore.storage.filters import among
 from crmcore.storage.tables import customers as customers_table
-from crmcore.security.stored_keys import stored_forms
 
 if TYPE_CHECKING:
     from crmcore.app import CRM
