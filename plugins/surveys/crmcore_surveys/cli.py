@@ -24,7 +24,7 @@ from crmcore.cli.context import (
     print_table,
 )
 from crmcore.cli.output import safe_text
-from crmcore_surveys import catalog, distribution, responses, scoring
+from crmcore_surveys import catalog, distribution, responses, scoring, trends
 from crmcore_surveys.definitions import load_file
 from crmcore_surveys.templates import TEMPLATES, template
 
@@ -458,7 +458,7 @@ def import_(file: Path, skip_invalid: bool, as_json: bool) -> None:
 @click.option("--to", "end", metavar="DATE", help="Answered before (ISO date/time).")
 @click.option("--by", help="Breakdown: a customer field, attributes.KEY, version, channel, tag.")
 @click.option(
-    "--trend", type=click.Choice(scoring.GRANULARITIES), default="month", show_default=True
+    "--trend", type=click.Choice(trends.GRANULARITIES), default="month", show_default=True
 )
 @click.option(
     "--weighting",

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from crmcore_surveys import catalog, responses
-from crmcore_surveys.scoring import survey_report, trend_buckets
+from crmcore_surveys.scoring import survey_report
 from crmcore_surveys.statistics import Z95
+from crmcore_surveys.trends import trend_buckets
 from crmcore_surveys.weights import ahp
 
 from crmcore import CRM, NotFoundError, Period, ValidationError
