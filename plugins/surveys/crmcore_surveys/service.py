@@ -15,8 +15,8 @@ from sqlalchemy import delete, func, select, update
 from crmcore import CRM, ChurnSignal, Customer, Period, UnitOfWork
 from crmcore.access import Action
 from crmcore.scoping import enforce_declared, requires
+from crmcore_surveys.alerts import response_index
 from crmcore_surveys.catalog import survey_by_id
-from crmcore_surveys.responses import response_index
 from crmcore_surveys.scoring import overall_metrics
 from crmcore_surveys.settings import PLUGIN_NAME, settings_of
 from crmcore_surveys.tables import (
