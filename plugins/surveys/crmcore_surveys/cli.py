@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from crmcore import CRMError, Period, ValidationError
 from crmcore.cli.context import (
@@ -23,201 +19,11 @@ from crmcore.cli.context import (
     print_record,
     print_table,
 )
-from crmcore.cli.output import safe_text
 from crmcore_surveys import catalog, distribution, responses, scoring, trends
+from crmcore_surveys.cli_parsing import parse_day, parse_pairs, read_json_file, read_response_file
 from crmcore_surveys.definitions import load_file
+from crmcore_surveys.report_view import print_report
 from crmcore_surveys.templates import TEMPLATES, template
-
-# --- parsing -------------------------------------------------------------------------
-
-
-def _day(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(f"{name}: not an ISO date: {value!r}", field=name) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _pairs(values: tuple[str, ...], name: str) -> dict[str, str]:
-    result = {}
-    for value in values:
-        if "=" not in value:
-            raise ValidationError(f"{name}: expected FIELD=VALUE, got {value!r}", field=name)
-        key, _, text = value.partition("=")
-        result[key.strip()] = text.strip()
-    return result
-
-
-def read_response_file(path: Path) -> Iterator[dict[str, Any]]:
-    """Stream responses from a CSV (one column per question), JSON Lines or JSON array file.
-
-    CSV columns ``token``, ``survey``, ``version``, ``customer_id``, ``answered_at``,
-    ``channel`` and ``comment`` describe the response; every other column is a question
-    id (multiple choices separated by ``|``; empty cells are unanswered).
-    """
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        meta = {"token", "survey", "version", "customer_id", "answered_at", "channel", "comment"}
-        with path.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                item: dict[str, Any] = {k: (v or None) for k, v in row.items() if k in meta}
-                item["answers"] = {k: v for k, v in row.items() if k not in meta and v}
-                yield item
-    elif suffix == ".jsonl":
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise ValidationError(f"line {number}: invalid JSON: {exc}") from None
-    elif suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, list):
-            raise ValidationError("file: a .json import holds an array of responses")
-        yield from data
-    else:
-        raise ValidationError(f"file: {path.name}: expected .csv, .jsonl or .json", field="file")
-
-
-# --- rendering -----------------------------------------------------------------------
-
-
-def _f(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _ci(data: Mapping[str, Any] | None, digits: int = 1, low: str = "ci_low") -> str:
-    if not data or data.get(low) is None:
-        return ""
-    high = low.replace("low", "high")
-    return f"[{data[low]:.{digits}f}, {data[high]:.{digits}f}]"
-
-
-def render_report(report: Mapping[str, Any]) -> list[Any]:
-    """Rich renderables for a :func:`~crmcore_surveys.scoring.survey_report` result."""
-    out: list[Any] = []
-    survey = report["survey"]
-    head = Table(title=safe_text(f"surveys: {survey['key']} — {survey['title']}"))
-    for column in ("score", "value", "95% CI", "n", "detail"):
-        head.add_column(column)
-    rate = report["response_rate"]
-    head.add_row(
-        "responses",
-        str(report["responses"]),
-        "",
-        "",
-        f"{report['invitations']} invited, rate {_f(rate and rate['value'])}%"
-        if report["invitations"]
-        else "",
-    )
-    nps = report["nps"]
-    if nps:
-        head.add_row(
-            "NPS",
-            _f(nps["value"]),
-            _ci(nps),
-            str(nps["n"]),
-            f"{nps['promoters']} promoters / {nps['passives']} passives / "
-            f"{nps['detractors']} detractors",
-        )
-    csat = report["csat"]
-    if csat:
-        head.add_row(
-            "CSAT (top-2-box %)",
-            _f(csat["value"]),
-            _ci(csat),
-            str(csat["n"]),
-            f"mean {_f(csat['mean'], 2)}",
-        )
-    ces = report["ces"]
-    if ces:
-        head.add_row("CES (mean)", _f(ces["value"], 2), _ci(ces, 2), str(ces["n"]), "")
-    index = report["index"]
-    if index:
-        detail = f"weights: {index['method']}"
-        if "ahp" in index:
-            detail += f", CR {index['ahp']['consistency_ratio']:.3f}"
-        head.add_row("satisfaction index", _f(index["value"]), _ci(index), str(index["n"]), detail)
-    out.append(head)
-    if report["dimensions"]:
-        table = Table(title="dimensions")
-        for column in ("dimension", "mean", "95% CI", "score 0-100", "weight", "n"):
-            table.add_column(column)
-        for d in report["dimensions"]:
-            table.add_row(
-                safe_text(d["dimension"]),
-                _f(d["mean"], 2),
-                _ci(d, 2),
-                _f(d["score"]),
-                _f(d.get("weight"), 3),
-                str(d["n"]),
-            )
-        out.append(table)
-    if report["gaps"]:
-        table = Table(title="expectation vs perception (gap = P - E)")
-        for column in ("dimension", "expectation", "perception", "gap", "95% CI", "n"):
-            table.add_column(column)
-        for g in report["gaps"]:
-            table.add_row(
-                safe_text(g["dimension"]),
-                _f(g["expectation"], 2),
-                _f(g["perception"], 2),
-                _f(g["gap"], 2),
-                _ci(g, 2),
-                str(g["n"]),
-            )
-        out.append(table)
-    drivers = report["drivers"]
-    if drivers and drivers["items"]:
-        table = Table(title=safe_text(f"drivers of {', '.join(drivers['overall'])} (Pearson r)"))
-        for column in ("dimension", "r", "95% CI", "score 0-100", "n"):
-            table.add_column(column)
-        for d in drivers["items"]:
-            table.add_row(
-                safe_text(d["dimension"]), _f(d["r"], 2), _ci(d, 2), _f(d["score"]), str(d["n"])
-            )
-        out.append(table)
-    for title, rows in (
-        (f"trend by {report.get('trend_granularity', '')}", report["trend"]),
-        (
-            f"by {report['breakdown']['by']}" if report["breakdown"] else "",
-            report["breakdown"]["groups"] if report["breakdown"] else [],
-        ),
-    ):
-        rows = [r for r in rows if r["responses"]]
-        if not rows:
-            continue
-        table = Table(title=safe_text(title))
-        for column in ("group", "responses", "NPS", "CSAT %", "CES", "index"):
-            table.add_column(column)
-        for r in rows:
-            table.add_row(
-                safe_text(r["group"]),
-                str(r["responses"]),
-                _f(r["nps"] and r["nps"]["value"]),
-                _f(r["csat"] and r["csat"]["value"]),
-                _f(r["ces"] and r["ces"]["value"], 2),
-                _f(r["index"] and r["index"]["value"]),
-            )
-        out.append(table)
-    return out
-
-
-def print_report(report: Mapping[str, Any], console: Console) -> None:
-    """Print a survey report to ``console``."""
-    for renderable in render_report(report):
-        console.print(renderable)
-
-
-# --- commands --------------------------------------------------------------------------
 
 
 @click.group()
@@ -341,7 +147,7 @@ def invite(
         get_crm(),
         key,
         customer_ids=customer_ids or None,
-        filters=_pairs(where, "where"),
+        filters=parse_pairs(where, "where"),
         sample=sample,
         strata=strata,
         seed=seed,
@@ -389,7 +195,7 @@ def respond(
     as_json: bool,
 ) -> None:
     """Record one response, by invitation token or by survey and customer."""
-    answers: dict[str, Any] = _pairs(answer, "answer")
+    answers: dict[str, Any] = parse_pairs(answer, "answer")
     if answers_json:
         try:
             parsed = json.loads(answers_json)
@@ -484,14 +290,14 @@ def report(
 ) -> None:
     """Scores of survey KEY: NPS, CSAT, CES, dimensions, index, gaps, drivers, trend."""
     crm = get_crm()
-    first, last = _day(start, "from"), _day(end, "to")
+    first, last = parse_day(start, "from"), parse_day(end, "to")
     period = None
     if first is not None or last is not None:
         period = Period(
             first or datetime(1970, 1, 1, tzinfo=UTC),
             last or crm.clock(),
         )
-    matrix = _json_file(ahp_matrix, "ahp_matrix") if ahp_matrix else None
+    matrix = read_json_file(ahp_matrix, "ahp_matrix") if ahp_matrix else None
     data = scoring.survey_report(
         crm,
         key,
@@ -506,15 +312,3 @@ def report(
         print_json(data)
     else:
         print_report(data, get_console())
-
-
-def _json_file(path: Path, field: str) -> Any:
-    """The JSON document in ``path``; one-line ValidationError when it is not one."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"{field}: cannot read {path}: {exc}", field=field) from None
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"{field}: {path} is not JSON: {exc}", field=field) from None
-    except RecursionError:
-        raise ValidationError(f"{field}: {path} is nested too deeply", field=field) from None

@@ -15,8 +15,8 @@ from rich.console import Console
 
 from crmcore import CRM
 from crmcore_surveys import catalog, distribution, responses, scoring
-from crmcore_surveys.cli import print_report
 from crmcore_surveys.distribution import Invitation
+from crmcore_surveys.report_view import print_report
 from crmcore_surveys.templates import template
 
 
