@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml examples/crmcore-example/pyproject.toml $(PLUGINS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(EDITABLES)
+	$(BIN)/python -m pip install --quiet -e 'plugins/segmentation[test]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv with crmcore, its plugins and the dev tools
@@ -44,6 +45,11 @@ bench-ingest: $(STAMP) ## 1M customers + 5M interactions, API and CSV, all plugi
 bench-segmentation: $(STAMP) ## RFM + tiers + churn in SQL vs pandas, 1M customers / 10M purchases
 	$(BIN)/python -m pip install --quiet -e 'plugins/segmentation[bench]'
 	$(BIN)/python benchmarks/bench_segmentation.py
+
+.PHONY: bench-predictive
+bench-predictive: $(STAMP) ## BG/NBD + Gamma-Gamma vs lifetimes (CDNOW, 1M), basket rules vs mlxtend (1M)
+	$(BIN)/python -m pip install --quiet -e 'plugins/segmentation[bench]'
+	$(BIN)/python benchmarks/bench_predictive.py
 
 bench-memory: $(STAMP) ## Peak RSS + time of the segmentation CLI, 200k customers / 1M interactions (SQLite)
 	$(BIN)/python benchmarks/bench_memory.py

@@ -9,6 +9,11 @@ interactions of kind ``refund`` of the same customer, with
 Refunds without a valid ``refund_of`` are ignored. A purchase refunded in full
 (net amount zero or less) is not a purchase at all.
 
+A **zero-value purchase** (amount exactly 0, nothing refunded: a free order, a
+gift) is left out too, except where ``include_zero=True`` asks for it: the
+probabilistic models (:mod:`.predictive_summary`) count it as a purchase
+occasion, as the CDNOW data of the literature does.
+
 Money is handled as crmcore stores it, in integer ten-thousandths of the
 currency unit (``crmcore.storage.types.MONEY_SCALE``), so sums and
 comparisons are exact on both backends; :func:`to_money` turns such an
@@ -21,7 +26,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, and_, cast, func, select, type_coerce
+from sqlalchemy import BigInteger, Select, and_, cast, func, or_, select, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 
 from crmcore import CRM
@@ -56,12 +61,16 @@ def counted_purchases(
     *,
     since: datetime | None = None,
     currency: str | None = None,
+    include_zero: bool = False,
 ) -> Select[Any]:
     """Select the counted purchases before ``as_of`` (and at or after ``since``).
 
+    ``include_zero`` keeps zero-value purchases (amount 0 with no refund), whose
+    ``net`` is then 0.
+
     Columns: ``id``, ``customer_id``, ``occurred_at``, ``day`` (UTC day
     number), ``month`` (UTC month number) and ``net`` (net amount in
-    ten-thousandths, always > 0). See the module docstring for the rules.
+    ten-thousandths, > 0; >= 0 with ``include_zero``). See the module docstring.
     """
     interactions = crm.metadata.tables["crm_interactions"]
     refund = interactions.alias("refund")
@@ -90,7 +99,11 @@ def counted_purchases(
         interactions.c.kind == "purchase",
         interactions.c.amount.is_not(None),
         interactions.c.occurred_at < as_of_param,
-        net > 0,
+        (
+            or_(net > 0, and_(raw_money(interactions.c.amount) == 0, net == 0))
+            if include_zero
+            else net > 0
+        ),
     ]
     if since is not None:
         conditions.append(interactions.c.occurred_at >= type_coerce(since, UTCDateTime))

@@ -7,6 +7,10 @@
   with the score, the reasons and whether they were moved to ``at_risk``.
 * ``segmentation_customer_costs``: per-customer acquisition and service costs
   (override the configured defaults in profitability).
+* ``segmentation_model_fits``: every fit of the probabilistic models (BG/NBD,
+  Gamma-Gamma): parameters, standard errors, fit date and data window.
+* ``segmentation_predictions``: per customer, the scores of the latest fit (P(alive),
+  expected purchases and spend, discounted CLV), as of that fit.
 
 Rows referencing a customer go away with the customer (``ON DELETE CASCADE``).
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -33,6 +38,8 @@ MEMBERS = "segmentation_members"
 HISTORY = "segmentation_history"
 CHURN_ALERTS = "segmentation_churn_alerts"
 CUSTOMER_COSTS = "segmentation_customer_costs"
+MODEL_FITS = "segmentation_model_fits"
+PREDICTIONS = "segmentation_predictions"
 
 
 def _customer_fk() -> ForeignKey:
@@ -98,6 +105,35 @@ def define_tables(metadata: MetaData) -> None:
         Column("acquisition", Money),
         Column("service", Money),
         Column("updated_at", UTCDateTime, nullable=False),
+    )
+
+    Table(
+        MODEL_FITS,
+        metadata,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("model", String(30), nullable=False),
+        Column("params", JSONDocument, nullable=False),
+        Column("standard_errors", JSONDocument, nullable=False),
+        Column("log_likelihood", Float, nullable=False),
+        Column("customers", Integer, nullable=False),
+        Column("converged", Boolean, nullable=False),
+        Column("time_unit_days", Integer, nullable=False),
+        Column("calibration_start", Date),
+        Column("calibration_end", Date, nullable=False),
+        Column("currency", String(3)),
+        Column("fitted_at", UTCDateTime, nullable=False),
+        Index("ix_segmentation_model_fits_model_at", "model", "fitted_at"),
+    )
+    Table(
+        PREDICTIONS,
+        metadata,
+        Column("customer_id", IdType, _customer_fk(), primary_key=True, autoincrement=False),
+        Column("p_alive", Float, nullable=False),
+        Column("expected_purchases", Float, nullable=False),
+        Column("expected_spend", Money),
+        Column("clv", Money),
+        Column("horizon_days", Integer, nullable=False),
+        Column("at", UTCDateTime, nullable=False),
     )
 
 
