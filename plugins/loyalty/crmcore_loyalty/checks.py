@@ -1,12 +1,17 @@
-"""Input checks shared by the loyalty services: points, instants, idempotency keys, reasons."""
+"""Input checks shared by the loyalty services: points, instants, idempotency keys, reasons.
+
+Also :func:`these_or_everyone`, the customers a programme-wide call concerns.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from crmcore import ValidationError
+from crmcore import CRM, UnitOfWork, ValidationError
+from crmcore.access import Action
 
 #: Largest number of points one operation may move.
 MAX_POINTS = 1_000_000_000
@@ -18,6 +23,7 @@ __all__ = [
     "check_points",
     "check_reason",
     "resolve_as_of",
+    "these_or_everyone",
 ]
 
 
@@ -89,3 +95,17 @@ def check_reason(reason: Any, *, required: bool = False) -> str | None:
             "reason: must be a string of at most 1000 characters", field="reason", value=reason
         )
     return reason.strip()
+
+
+def these_or_everyone(
+    crm: CRM, ctx: UnitOfWork | None, arguments: Mapping[str, Any]
+) -> Sequence[int]:
+    """The customers named, or (none named) every customer: refused unless allowed on all.
+
+    A :func:`crmcore.scoping.requires` resolver for calls taking ``customer_ids``.
+    """
+    named = arguments.get("customer_ids")
+    if named is None:
+        crm.access.require(Action.WRITE)
+        return []
+    return list(named)

@@ -2,7 +2,7 @@
 
 :func:`earn_from_interactions` runs inside the recording's unit of work
 (``crm_interactions_recorded``) and is also how already recorded purchases
-are replayed (:func:`crmcore_loyalty.service.backfill`). Per batch it issues
+are replayed (:func:`backfill`). Per batch it issues
 a constant number of statements, whatever the batch size: one locking read
 of the members, one read of keys already applied, one of first purchases,
 one executemany of entries and one insert of lots; refunds add one read of
@@ -30,18 +30,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import case, func, select
 
-from crmcore import Interaction, InteractionKind, UnitOfWork
+from crmcore import CRM, Interaction, InteractionKind, UnitOfWork, from_dict
 from crmcore.access import Action
 from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.filters import among
 from crmcore_loyalty import ledger
+from crmcore_loyalty.checks import these_or_everyone
 from crmcore_loyalty.programme import settings_of
-from crmcore_loyalty.tables import ledger_table
+from crmcore_loyalty.tables import ledger_table, members_table
 
 ACTIVE = "active"
 
@@ -292,6 +294,61 @@ def _share(points: int, refunded: Decimal, amount: Decimal) -> int:
         return points
     scale = Decimal(10) ** 4
     return (points * int(refunded * scale)) // int(amount * scale)
+
+
+@requires(Action.WRITE, customer=these_or_everyone)
+def backfill(
+    crm: CRM,
+    *,
+    customer_ids: Sequence[int] | None = None,
+    until: datetime | None = None,
+    batch_size: int = 500,
+    actor: str | None = None,
+    ctx: UnitOfWork | None = None,
+) -> int:
+    """Apply the automatic earning rules to purchases and refunds recorded before enrolment.
+
+    Takes the active members' (or these customers') purchases and refunds at
+    or after their join date (and at or before ``until``) not applied yet,
+    oldest first, in batches. Idempotent. Returns the entries written.
+    """
+    interactions = crm.metadata.tables["crm_interactions"]
+    members = members_table(crm.metadata)
+    table = ledger_table(crm.metadata)
+    written = 0
+    with crm.unit_of_work(actor, ctx) as uow:
+        applied = (
+            select(table.c.id)
+            .where(
+                table.c.interaction_id == interactions.c.id,
+                table.c.customer_id == interactions.c.customer_id,
+                table.c.kind.in_(["earn", "reverse"]),
+            )
+            .exists()
+        )
+        query = (
+            select(interactions)
+            .join(members, members.c.customer_id == interactions.c.customer_id)
+            .where(
+                members.c.status == ACTIVE,
+                interactions.c.kind.in_(["purchase", "refund"]),
+                interactions.c.occurred_at >= members.c.joined_at,
+                ~applied,
+            )
+            .order_by(interactions.c.occurred_at, interactions.c.id)
+        )
+        if until is not None:
+            query = query.where(interactions.c.occurred_at <= until)
+        if customer_ids is not None:
+            query = query.where(interactions.c.customer_id.in_(sorted(set(customer_ids))))
+        rows = uow.connection.execute(query).all()
+        for start in range(0, len(rows), batch_size):
+            batch = [
+                from_dict({k: v for k, v in r._mapping.items() if v is not None}, Interaction)
+                for r in rows[start : start + batch_size]
+            ]
+            written += earn_from_interactions(uow, batch)
+    return written
 
 
 # A public service function added without @requires refuses every user's view.

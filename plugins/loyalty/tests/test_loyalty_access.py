@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from crmcore_loyalty import earning, kpis, membership, privacy, service, statements
+from crmcore_loyalty import earning, kpis, membership, points, privacy, service, statements, tiers
 from crmcore_loyalty.records import TierChange
 
 from crmcore import CRM, Period
@@ -25,7 +25,7 @@ from crmcore.testing import (
     run_conformance,
 )
 
-MODULES = (service, membership, statements, privacy, kpis, earning)
+MODULES = (service, points, tiers, membership, statements, privacy, kpis, earning)
 PERIOD = Period(datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 
 
@@ -93,20 +93,18 @@ CASES = [
         "statements.profile_section",
         lambda c, s: service.profile_section(c, s.data["visible_customer"]),
     ),
-    Case("service.earn", lambda c, s: service.earn(c, s.visible, 100_000)),
-    Case("service.redeem", lambda c, s: service.redeem(c, s.visible, 1)),
-    Case("service.adjust", lambda c, s: service.adjust(c, s.visible, 5, reason="kit")),
-    Case("service.backfill", lambda c, s: service.backfill(c, customer_ids=[s.visible])),
+    Case("points.earn", lambda c, s: service.earn(c, s.visible, 100_000)),
+    Case("points.redeem", lambda c, s: service.redeem(c, s.visible, 1)),
+    Case("points.adjust", lambda c, s: service.adjust(c, s.visible, 5, reason="kit")),
+    Case("earning.backfill", lambda c, s: service.backfill(c, customer_ids=[s.visible])),
+    Case("tiers.evaluate_tiers", lambda c, s: service.evaluate_tiers(c, customer_ids=[s.visible])),
+    Case("points.expire", lambda c, s: service.expire(c), EVERYONE_ONLY),
     Case(
-        "service.evaluate_tiers", lambda c, s: service.evaluate_tiers(c, customer_ids=[s.visible])
-    ),
-    Case("service.expire", lambda c, s: service.expire(c), EVERYONE_ONLY),
-    Case(
-        "service.qualifying_values",
+        "tiers.qualifying_values",
         lambda c, s: _qualifying(c, s),
     ),
     Case(
-        "service.credit_compensations",
+        "points.credit_compensations",
         in_unit_of_work(
             lambda uow, s: service.credit_compensations(
                 uow,
@@ -173,8 +171,8 @@ def test_loyalty_conformance_matrix(lcrm: CRM) -> None:
     print(matrix.format())
     matrix.assert_clean()
     outcome = {(c.function, c.role): c.outcome for c in matrix.cells}
-    assert outcome[("service.earn", "foreign")] == "denied"
-    assert outcome[("service.earn", "granted")] == "allowed"
+    assert outcome[("points.earn", "foreign")] == "denied"
+    assert outcome[("points.earn", "granted")] == "allowed"
     assert outcome[("statements.balance", "foreign")] == "denied"
 
 
