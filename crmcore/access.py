@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 
 from crmcore.errors import CRMError, NotFoundError, ValidationError
+from crmcore.storage.records import load_customer
 from crmcore.storage.tables import customer_grants, customers
 
 if TYPE_CHECKING:
@@ -291,7 +292,7 @@ class AccessControl:
         with self._crm.reading(ctx) as uow:
             ids = uow.connection.execute(query).scalars().all()
             for customer_id in ids:
-                customer = self._crm.customers._get(uow.connection, customer_id)
+                customer = load_customer(uow.connection, customer_id, self._crm.cipher)
                 if self.allowed(action, customer, ctx=uow):
                     passing.append(customer_id)
         return passing
@@ -373,7 +374,7 @@ class AccessControl:
             if seen.per_row:
                 for customer_id in ids:
                     try:
-                        customer = self._crm.customers._get(uow.connection, customer_id)
+                        customer = load_customer(uow.connection, customer_id, self._crm.cipher)
                     except NotFoundError:
                         raise self._refused(action, ids) from None
                     if not self.allowed(action, customer, ctx=uow):

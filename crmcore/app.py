@@ -95,7 +95,8 @@ class CRM(SchemaOperations):
         #: One line per plugin whose data is in the database but which is gone.
         self.schema_warnings: list[str] = []
         self.metadata: MetaData = core_metadata
-        self._attributes_validator = (
+        #: The compiled JSON schema of ``[customers] attributes`` (None when none is set).
+        self.attributes_validator = (
             jsonschema.Draft202012Validator(dict(config.attributes_schema))
             if config.attributes_schema is not None
             else None
@@ -139,7 +140,7 @@ class CRM(SchemaOperations):
             )
         view = copy.copy(self)
         view.principal = principal
-        view._bind_services()
+        view._bind_services()  # a copy of self
         return view
 
     # --- opening and closing ----------------------------------------------
@@ -353,13 +354,19 @@ class CRM(SchemaOperations):
         if ctx is not None:
             yield ctx
             return
-        from crmcore.events.outbox import number_rows
+        from crmcore.events.outbox import number_rows, write_pending
 
         try:
             with self.engine.begin() as connection:
                 if actor is None and self.principal is not None:
                     actor = self.principal.user
-                uow = UnitOfWork(connection=connection, crm=self, now=self.clock(), actor=actor)
+                uow = UnitOfWork(
+                    connection=connection,
+                    crm=self,
+                    now=self.clock(),
+                    actor=actor,
+                    flush_events=write_pending,
+                )
                 yield uow
                 number_rows(uow)
         except IntegrityError as exc:

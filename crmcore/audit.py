@@ -30,7 +30,7 @@ from crmcore.errors import ValidationError
 from crmcore.model.pagination import Page, check_page
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.tables import audit_log
-from crmcore.unit_of_work import UnitOfWork
+from crmcore.unit_of_work import UnitOfWork, acting_user
 
 if TYPE_CHECKING:
     from crmcore.app import CRM
@@ -53,16 +53,6 @@ class AuditEntry:
     id: int | None = None
     #: Whom the application said the actor acted for (recorded, never trusted as the actor).
     on_behalf_of: str | None = None
-
-
-def acting_user(ctx: UnitOfWork) -> str | None:
-    """Who acts in ``ctx``: the principal of a user's view, else the trusted caller's ``actor``.
-
-    What core records as the actor of lifecycle moves; a name a user's view
-    passes as ``actor=`` never replaces its principal.
-    """
-    principal = ctx.crm.principal
-    return principal.user if principal is not None else ctx.actor
 
 
 def redact(field_name: str, value: Any) -> Any:
@@ -289,3 +279,6 @@ class AuditLog:
             ).all()
         items = [AuditEntry(**dict(r._mapping)) for r in rows]
         return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+__all__ = ["REDACTED_FIELDS", "AuditEntry", "AuditLog", "acting_user", "redact"]

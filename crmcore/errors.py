@@ -6,7 +6,7 @@ the field and the value that was wrong, so the CLI can print them as one line.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -82,3 +82,18 @@ class StorageError(CRMError):
 
 class DeliveryError(CRMError):
     """A message broker or other destination could not be reached or refused a message."""
+
+
+#: Called with (position in the input, the rejected input, why) when skipping invalid rows.
+RejectHandler = Callable[[int, Any, CRMError], None]
+
+
+def with_location(exc: CRMError, where: str) -> CRMError:
+    """The same error with ``where`` (e.g. ``customers[3]``) in front of its message."""
+    if isinstance(exc, ValidationErrors):
+        return ValidationErrors([with_location(e, where) for e in exc.errors])  # type: ignore[misc]
+    if isinstance(exc, ValidationError):
+        return type(exc)(f"{where}: {exc}", field=exc.field, value=exc.value)
+    if isinstance(exc, ConflictError):
+        return ConflictError(f"{where}: {exc}", existing_id=exc.existing_id)
+    return type(exc)(f"{where}: {exc}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,9 @@ class UnitOfWork:
     pending_events: list[tuple[str, Any]] = field(factory=list, eq=False, repr=False)
     #: Ids of the outbox rows this unit of work wrote (numbered at commit).
     outbox_rows: list[int] = field(factory=list, eq=False, repr=False)
+    #: Writes the pending events to the outbox once they pile up (set by the CRM:
+    #: the outbox depends on the unit of work, not the other way round).
+    flush_events: Callable[[UnitOfWork], None] | None = field(default=None, eq=False, repr=False)
 
     def emit(
         self, event_type: str, customer_id: int | None, data: Mapping[str, Any] | None = None
@@ -96,7 +99,20 @@ class UnitOfWork:
         self._maybe_flush()
 
     def _maybe_flush(self) -> None:
-        from crmcore.events.outbox import FLUSH_ITEMS, item_count, write_pending
+        from crmcore.events.model import FLUSH_ITEMS, item_count
 
+        if self.flush_events is None:
+            return
         if sum(item_count(items) for _, items in self.pending_events) >= FLUSH_ITEMS:
-            write_pending(self)
+            self.flush_events(self)
+
+
+def acting_user(ctx: UnitOfWork) -> str | None:
+    """Who acts in ``ctx``: the principal of a user's view, else the trusted caller's ``actor``.
+
+    What core records as the actor of lifecycle moves, audit entries and
+    events; a name a user's view passes as ``actor=`` never replaces its
+    principal.
+    """
+    principal = ctx.crm.principal
+    return principal.user if principal is not None else ctx.actor

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore.access import AccessDeniedError, Principal, Role
 from crmcore.events import Event
-from crmcore.events.outbox import item_count, write_pending
+from crmcore.events.model import item_count
+from crmcore.events.outbox import write_pending
 from crmcore.storage.tables import events as events_table
 
 hookimpl = pluggy.HookimplMarker("crmcore")

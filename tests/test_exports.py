@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from crmcore import CRM, NotFoundError, ValidationError, to_dict
-from crmcore import exports as exports_module
+from crmcore.io import exports as exports_module
 from crmcore.io.exports import (
     CUSTOMER_CSV_COLUMNS,
     INTERACTION_CSV_COLUMNS,

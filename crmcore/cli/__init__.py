@@ -26,23 +26,24 @@ import click
 from crmcore.cli.context import CLIState
 from crmcore.cli.output import safe_line
 from crmcore.cli.params import bound_integers
+from crmcore.cli.selection import (
+    CONFIG_ENV,
+    SELECTION_KEY,
+    cli_plugin_manager,
+    config_path_from_argv,
+    plugin_selection,
+    selection_from_argv,
+)
 from crmcore.config import default_config, load_config
 from crmcore.errors import ConfigError, CRMError, PluginWarning
 from crmcore.hooks.manager import (
     DISABLE_ENV,
     LOAD_ENV,
     CRMPluginManager,
-    PluginSelection,
-    make_plugin_manager,
-    split_names,
 )
 
-#: Environment variable naming the config file when ``--config`` is not given.
-CONFIG_ENV = "CRM_CONFIG"
 #: Environment variable that turns ``--debug`` on.
 DEBUG_ENV = "CRM_DEBUG"
-#: ``click.Context.meta`` key of the plugin selection of the running ``crm``.
-SELECTION_KEY = "crmcore.plugin_selection"
 
 _CLICK_FLOW = (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort)
 
@@ -206,7 +207,7 @@ def _root(
 
     # --role without --user still counts as asking to switch (refused when switching is off).
     role_given = ctx.get_parameter_source("role") is not click.core.ParameterSource.DEFAULT
-    selection = _selection(load_plugins, no_plugins)
+    selection = plugin_selection(load_plugins, no_plugins)
     ctx.meta[SELECTION_KEY] = selection
     state = ctx.ensure_object(CLIState)
     state.actor = actor or user
@@ -244,52 +245,6 @@ def _register_builtin_commands(group: click.Group) -> None:
         group.add_command(command)
 
 
-def _config_path_from_argv(argv: Sequence[str]) -> Path | None:
-    """Find ``--config`` before click parses, so disabled plugins add no commands."""
-    for index, arg in enumerate(argv):
-        if arg == "--config" and index + 1 < len(argv):
-            return Path(argv[index + 1])
-        if arg.startswith("--config="):
-            return Path(arg.split("=", 1)[1])
-    env = os.environ.get(CONFIG_ENV)
-    return Path(env) if env else None
-
-
-def _selection(load: str | None, disabled: Sequence[str]) -> PluginSelection:
-    names = [n for value in disabled for n in split_names(value)]
-    chosen = None if load is None else split_names(load)
-    return PluginSelection.from_environment().narrowed(load=chosen, disabled=names)
-
-
-def _selection_from_argv(argv: Sequence[str]) -> PluginSelection:
-    """Read ``--plugins``/``--no-plugin`` before click parses: left-out plugins add no commands."""
-    load: str | None = None
-    disabled: list[str] = []
-    for index, arg in enumerate(argv):
-        if arg == "--":
-            break
-        value = argv[index + 1] if index + 1 < len(argv) else None
-        if arg == "--plugins" and value is not None:
-            load = value
-        elif arg.startswith("--plugins="):
-            load = arg.split("=", 1)[1]
-        elif arg == "--no-plugin" and value is not None:
-            disabled.append(value)
-        elif arg.startswith("--no-plugin="):
-            disabled.append(arg.split("=", 1)[1])
-    return _selection(load, disabled)
-
-
-def cli_plugin_manager(
-    config_path: Path | None, selection: PluginSelection | None = None
-) -> CRMPluginManager:
-    """The plugins ``crm`` loads (a broken one recorded, not raised), without a database."""
-    config = load_config(config_path) if config_path else default_config()
-    return make_plugin_manager(
-        discover=True, disabled=config.disabled_plugins, selection=selection, strict=False
-    )
-
-
 def _register_plugin_commands(pm: CRMPluginManager, group: click.Group) -> None:
     """Each plugin adds its commands on its own: one that fails is recorded as broken."""
     caller = pm.hook.crm_register_commands
@@ -317,7 +272,7 @@ def build_cli(argv: Sequence[str] = ()) -> click.Group:
         context_settings=_root.context_settings,
     )
     _register_builtin_commands(group)
-    pm = cli_plugin_manager(_config_path_from_argv(argv), _selection_from_argv(argv))
+    pm = cli_plugin_manager(config_path_from_argv(argv), selection_from_argv(argv))
     _register_plugin_commands(pm, group)
     group.broken_plugins = dict(pm.broken)
     group.plugin_problems = tuple(

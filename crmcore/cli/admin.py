@@ -97,10 +97,10 @@ def list_plugins(as_json: bool) -> None:
 
     Needs no database, so it works while a plugin is broken.
     """
-    from crmcore.cli import SELECTION_KEY, _config_path_from_argv, cli_plugin_manager
+    from crmcore.cli.selection import SELECTION_KEY, cli_plugin_manager, config_path_from_argv
 
     ctx = click.get_current_context()
-    config_path = ctx.find_root().params.get("config_path") or _config_path_from_argv([])
+    config_path = ctx.find_root().params.get("config_path") or config_path_from_argv([])
     pm = cli_plugin_manager(config_path, ctx.meta.get(SELECTION_KEY))
     broken = getattr(ctx.find_root().command, "broken_plugins", {})
     infos = [

@@ -128,7 +128,7 @@ def import_command(what: str, default_batch: int) -> click.Command:
         as_json: bool,
         **extra: Any,
     ) -> None:
-        from crmcore import imports
+        from crmcore.io import imports
 
         if max_columns is not None:
             extra["max_columns"] = max_columns

@@ -11,6 +11,15 @@ from attrs import field, frozen
 
 from crmcore.errors import ValidationError
 
+#: Pending events written to the outbox as soon as a unit of work holds this many.
+FLUSH_ITEMS = 1000
+
+
+def item_count(items: Any) -> int:
+    """How many events an outbox row's ``items`` (dict list or field table) holds."""
+    return len(items["rows"]) if isinstance(items, dict) else len(items)
+
+
 #: The events core emits, and the data each carries (ids, codes and amounts: never personal data).
 CORE_EVENT_TYPES: Mapping[str, tuple[str, ...]] = {
     "customer.created": ("kind", "stage", "source_channel"),

@@ -1,7 +1,7 @@
 """The outbox table: writing a unit of work's events, numbering them at commit, reading them.
 
 A unit of work's events are written as they accumulate (a row per group of
-up to :data:`FLUSH_ITEMS` same-type events), so a bulk import holds no more
+up to :data:`crmcore.events.model.FLUSH_ITEMS` same-type events), so a bulk import holds no more
 than one group in memory. Just before the commit the unit of work's rows get
 their *positions*: consecutive numbers after the highest committed one,
 taken under a transaction-level advisory lock on PostgreSQL (SQLite writers
@@ -23,25 +23,15 @@ from crmcore.errors import ValidationError
 from crmcore.events.model import CORE_EVENT_TYPES, Event, expand
 from crmcore.storage.filters import among
 from crmcore.storage.tables import events
-from crmcore.unit_of_work import UnitOfWork
-
-#: Pending events written to the outbox as soon as a unit of work holds this many.
-FLUSH_ITEMS = 1000
+from crmcore.unit_of_work import UnitOfWork, acting_user
 
 _ADVISORY_KEY = 0x63726D65  # "crme": serialises numbering-and-commit on PostgreSQL
-
-
-def item_count(items: Any) -> int:
-    """How many events an outbox row's ``items`` (dict list or field table) holds."""
-    return len(items["rows"]) if isinstance(items, dict) else len(items)
 
 
 def write_pending(uow: UnitOfWork) -> None:
     """Write the unit of work's pending events to the outbox (not yet numbered)."""
     if not uow.pending_events:
         return
-    from crmcore.audit import acting_user
-
     actor = acting_user(uow)  # the principal on a user's view, as in the audit log
     rows = [
         {

@@ -38,7 +38,7 @@ from crmcore.access import Action
 from crmcore.errors import ValidationError
 from crmcore.model.entities import Consent, Customer, Interaction
 from crmcore.model.serialization import json_text, to_dict
-from crmcore.services.interactions import interaction_from_row
+from crmcore.storage.records import interaction_from_row
 from crmcore.storage.tables import customers as customers_table
 from crmcore.storage.tables import interactions as interactions_table
 

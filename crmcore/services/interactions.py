@@ -7,11 +7,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from sqlalchemy import ColumnElement, Row, and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 
 from crmcore.access import Action
 from crmcore.audit import acting_user
-from crmcore.errors import ConflictError, CRMError, NotFoundError, ValidationError, ValidationErrors
+from crmcore.errors import (
+    ConflictError,
+    CRMError,
+    NotFoundError,
+    RejectHandler,
+    ValidationError,
+    ValidationErrors,
+    with_location,
+)
 from crmcore.events import emitters
 from crmcore.model.entities import (
     Channel,
@@ -28,11 +36,11 @@ from crmcore.model.limits import (
 )
 from crmcore.model.pagination import Page, check_page
 from crmcore.model.serialization import from_dict, to_dict
-from crmcore.services.customers import RejectHandler
 from crmcore.services.interaction_checks import validate_interaction
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
+from crmcore.storage.records import interaction_from_row
 from crmcore.storage.tables import customers, interactions
 from crmcore.unit_of_work import UnitOfWork
 
@@ -70,12 +78,6 @@ def _to_row(interaction: Interaction) -> dict[str, Any]:
         "source": interaction.source,
         "external_id": interaction.external_id,
     }
-
-
-def interaction_from_row(row: Row[Any]) -> Interaction:
-    """Build an Interaction from a ``crm_interactions`` row."""
-    data = {k: v for k, v in row._mapping.items() if v is not None}
-    return from_dict(data, Interaction)
 
 
 def _coerce(item: Interaction | Mapping[str, Any]) -> Interaction:
@@ -184,9 +186,7 @@ class InteractionService:
     ) -> list[Interaction]:
         def reject(position: int, item: Any, exc: CRMError) -> None:
             if on_reject is None:
-                from crmcore.services.customers import _prefix
-
-                raise _prefix(exc, f"interactions[{position}]") from None
+                raise with_location(exc, f"interactions[{position}]") from None
             on_reject(position, item, exc)
 
         good: list[tuple[int, Any, Interaction]] = []

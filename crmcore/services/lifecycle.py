@@ -169,7 +169,7 @@ class LifecycleService:
                 .where(among(uow.connection, customers.c.id, ids))
                 .values(stage=stage.value, updated_at=uow.now)
             )
-        self._record_events(uow, events)
+        record_lifecycle_events(uow, events)
         self._crm.audit.record_batch(
             uow,
             "lifecycle.move",
@@ -189,25 +189,6 @@ class LifecycleService:
         )
         self._crm.call_hook("crm_lifecycle_changed", ctx=uow, events=list(events))
 
-    def _record_events(self, uow: UnitOfWork, events: Sequence[LifecycleEvent]) -> None:
-        emitters.lifecycle_changed(uow, events)
-        if events:
-            insert_rows(
-                uow.connection,
-                lifecycle_events,
-                [
-                    {
-                        "customer_id": e.customer_id,
-                        "from_stage": e.from_stage.value if e.from_stage else None,
-                        "to_stage": e.to_stage.value,
-                        "reason": e.reason,
-                        "actor": e.actor,
-                        "at": e.at,
-                    }
-                    for e in events
-                ],
-            )
-
     def history(self, customer_id: int, *, ctx: UnitOfWork | None = None) -> list[LifecycleEvent]:
         """Every stage the customer has been in, oldest first."""
         with self._crm.reading(ctx) as uow:
@@ -223,3 +204,29 @@ class LifecycleService:
     def allowed_moves(stage: Stage | str) -> frozenset[Stage]:
         """Stages a customer in ``stage`` may move to."""
         return TRANSITIONS[parse_stage(stage)]
+
+
+def record_lifecycle_events(uow: UnitOfWork, events: Sequence[LifecycleEvent]) -> None:
+    """Store lifecycle events as history rows and emit them (the caller has checked the moves).
+
+    For core services that change stages as part of another operation (a
+    customer created, a first purchase); plugins move stages with
+    :meth:`LifecycleService.move`, which checks the transition.
+    """
+    emitters.lifecycle_changed(uow, events)
+    if events:
+        insert_rows(
+            uow.connection,
+            lifecycle_events,
+            [
+                {
+                    "customer_id": e.customer_id,
+                    "from_stage": e.from_stage.value if e.from_stage else None,
+                    "to_stage": e.to_stage.value,
+                    "reason": e.reason,
+                    "actor": e.actor,
+                    "at": e.at,
+                }
+                for e in events
+            ],
+        )

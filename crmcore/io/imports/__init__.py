@@ -57,7 +57,7 @@ from sqlalchemy import Connection
 
 from crmcore.access import Action
 from crmcore.dry_run import unit_or_dry_run
-from crmcore.errors import ValidationError
+from crmcore.errors import RejectHandler, ValidationError
 from crmcore.io.imports.columns import (
     MAX_COLUMNS,
     ColumnsFactory,
@@ -69,7 +69,6 @@ from crmcore.io.imports.emails import resolve_customer_emails
 from crmcore.io.imports.feed import Feed, Progress
 from crmcore.io.imports.reading import CsvSource, Lines, Record, jsonl_records, resolve_encoding
 from crmcore.io.imports.rejects import Rejects, find_rejects, purge_rejects
-from crmcore.services.customers import RejectHandler
 from crmcore.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:

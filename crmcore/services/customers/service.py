@@ -1,0 +1,19 @@
+"""The customer service: the Python API behind ``crm customers``, one class built of its parts."""
+
+from __future__ import annotations
+
+from crmcore.services.customers.privacy import CustomerPrivacy
+from crmcore.services.customers.writes import CustomerWrites
+
+
+class CustomerService(CustomerWrites, CustomerPrivacy):
+    """Customers: create, read, update, delete, search, profile, export, erase.
+
+    Get it as ``crm.customers``. Every method checks the acting principal
+    (``crm.as_user(...)``) through :mod:`crmcore.access`; ``ctx=`` joins a
+    caller's unit of work. The parts live in :mod:`.writes`, :mod:`.reads`
+    and :mod:`.privacy`; the shared state in :mod:`.base`.
+    """
+
+
+__all__ = ["CustomerService"]
