@@ -6,6 +6,11 @@ For each customer with a counted purchase before ``as_of`` (settings in ``[churn
   ``baseline`` = those in the ``baseline_days`` before that. With ``baseline >=
   min_baseline_purchases``, ``drop = 1 - (recent / recent_days) / (baseline /
   baseline_days)``; the signal's strength is ``drop`` when ``drop >= drop_threshold``, else 0.
+* **purchase interval** (in place of the frequency drop when the history is long enough:
+  :data:`~crmcore_segmentation.intervals.MIN_INTERVALS` intervals between purchase days
+  or more): ``ratio = recency_days / median interval``; strength ``min(1, ratio / (2 *
+  OVERDUE_FACTOR))`` when ``ratio >= OVERDUE_FACTOR`` (2), else 0 (see :mod:`.intervals`).
+  It takes the frequency drop's weight and field.
 * **inactivity**: ``recency_days`` (UTC calendar days since the last counted purchase);
   strength ``min(1, recency_days / (2 * inactivity_days))`` when ``recency_days >=
   inactivity_days``, else 0.
@@ -25,9 +30,6 @@ read, asked about plugin signals and scored exactly in Python.
 from __future__ import annotations
 
 import heapq
-import itertools
-import json
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -35,15 +37,11 @@ from typing import Any
 
 from attrs import frozen
 from sqlalchemy import (
-    BigInteger,
     Column,
     Float,
     Integer,
-    MetaData,
     Select,
     String,
-    Table,
-    Text,
     case,
     cast,
     func,
@@ -57,6 +55,14 @@ from crmcore.access import Action
 from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.types import UTCDateTime
 from crmcore_segmentation.calendar_sql import day_number
+from crmcore_segmentation.churn_store import ranked_in_database, scratch_table
+from crmcore_segmentation.intervals import (
+    MIN_INTERVALS,
+    interval_query,
+    interval_strength,
+    overdue,
+)
+from crmcore_segmentation.per_customer import merge_per_customer
 from crmcore_segmentation.purchases import counted_purchases
 from crmcore_segmentation.rfm import days_before, resolve_as_of
 from crmcore_segmentation.settings import ChurnSettings, settings_of
@@ -113,20 +119,26 @@ def churn_query(crm: CRM, *, as_of: datetime | None = None) -> Select[Any]:
     in_baseline = purchases.c.occurred_at >= literal(
         days_before(recent_start, churn.baseline_days, "baseline_days"), UTCDateTime
     )
-    stats = (
-        select(
-            purchases.c.customer_id,
-            func.sum(case((is_recent, 1), else_=0)).label("recent"),
-            func.sum(case((in_baseline & ~is_recent, 1), else_=0)).label("baseline"),
-            (literal(day_number(moment), Integer) - func.max(purchases.c.day)).label("recency"),
-        )
-        .group_by(purchases.c.customer_id)
-        .subquery("behaviour")
+    behaviour = select(
+        purchases.c.customer_id,
+        func.sum(case((is_recent, 1), else_=0)).label("recent"),
+        func.sum(case((in_baseline & ~is_recent, 1), else_=0)).label("baseline"),
+        (literal(day_number(moment), Integer) - func.max(purchases.c.day)).label("recency"),
+    ).group_by(purchases.c.customer_id)
+    spacing = interval_query(crm, as_of=moment).subquery("spacing")
+    stats = merge_per_customer(
+        behaviour,
+        [select(spacing.c.customer_id, spacing.c.intervals, spacing.c.median_interval_days)],
+        "behaviour",
     )
     recent = cast(stats.c.recent, Float) / churn.recent_days
     baseline = cast(stats.c.baseline, Float) / churn.baseline_days
     drop = literal(1.0, Float) - recent / case((baseline > 0, baseline), else_=literal(1.0))
     drop_strength = case(
+        (
+            stats.c.intervals >= MIN_INTERVALS,
+            interval_strength(stats.c.recency, stats.c.median_interval_days),
+        ),
         (
             (stats.c.baseline >= churn.min_baseline_purchases) & (drop >= churn.drop_threshold),
             drop,
@@ -148,6 +160,8 @@ def churn_query(crm: CRM, *, as_of: datetime | None = None) -> Select[Any]:
         stats.c.recent,
         stats.c.baseline,
         stats.c.recency.label("recency_days"),
+        stats.c.intervals,
+        stats.c.median_interval_days,
         drop_strength.label("drop_strength"),
         inactivity_strength.label("inactivity_strength"),
     ).subquery("scored")
@@ -162,6 +176,8 @@ def churn_query(crm: CRM, *, as_of: datetime | None = None) -> Select[Any]:
         scored.c.recent,
         scored.c.baseline,
         scored.c.recency_days,
+        scored.c.intervals,
+        scored.c.median_interval_days,
         scored.c.drop_strength,
         scored.c.inactivity_strength,
         partial.label("partial_score"),
@@ -190,7 +206,11 @@ def _assess_rows(crm: CRM, rows: Sequence[Any], churn: ChurnSettings) -> list[Ch
     found = []
     for row in rows:
         cid = int(row.customer_id)
-        drop = _drop(int(row.recent), int(row.baseline), churn)
+        by_interval = row.intervals is not None and int(row.intervals) >= MIN_INTERVALS
+        if by_interval:
+            drop = overdue(int(row.recency_days), float(row.median_interval_days))
+        else:
+            drop = _drop(int(row.recent), int(row.baseline), churn)
         inactive = _inactivity(int(row.recency_days), churn)
         plugin = min(1.0, sum(w for w, _ in signals.get(cid, [])))
         score = (
@@ -205,7 +225,16 @@ def _assess_rows(crm: CRM, rows: Sequence[Any], churn: ChurnSettings) -> list[Ch
             reasons.append(
                 (churn.weight_inactivity * inactive, f"no purchase for {row.recency_days} days")
             )
-        if drop:
+        if drop and by_interval:
+            reasons.append(
+                (
+                    churn.weight_frequency_drop * drop,
+                    f"overdue: {row.recency_days} days since the last purchase, "
+                    f"{int(row.recency_days) / float(row.median_interval_days):.1f} x the usual "
+                    f"{float(row.median_interval_days):g} days between purchases",
+                )
+            )
+        elif drop:
             reasons.append(
                 (
                     churn.weight_frequency_drop * drop,
@@ -251,19 +280,29 @@ def iter_churn(
     """
     churn = settings_of(crm).churn
     scored = churn_query(crm, as_of=as_of).subquery("churn")
-    columns = ["customer_id", "stage", "recent", "baseline", "recency_days"]
+    columns = [
+        "customer_id",
+        "stage",
+        "recent",
+        "baseline",
+        "recency_days",
+        "intervals",
+        "median_interval_days",
+    ]
     query = select(*(scored.c[name] for name in columns)).where(
         scored.c.partial_score + literal(churn.weight_plugins + _SLACK, Float) >= churn.threshold,
         crm.access.where(scored.c.customer_id, ctx=ctx),
     )
     if stages is not None:
         query = query.where(scored.c.stage.in_(list(stages)))
-    candidates = _scratch(
+    candidates = scratch_table(
         "candidates",
         Column("stage", String(20), nullable=False),
         Column("recent", Integer, nullable=False),
         Column("baseline", Integer, nullable=False),
         Column("recency_days", Integer, nullable=False),
+        Column("intervals", Integer),
+        Column("median_interval_days", Float),
     )
     with crm.reading(ctx) as uow:
         conn = uow.connection
@@ -290,17 +329,6 @@ def iter_churn(
             conn.commit()
 
 
-def _scratch(purpose: str, *columns: Column[Any]) -> Table:
-    """A temporary table keyed by customer id, with a name no other call shares."""
-    return Table(
-        f"segmentation_churn_{purpose}_{uuid.uuid4().hex[:12]}",
-        MetaData(),
-        Column("customer_id", BigInteger, primary_key=True, autoincrement=False),
-        *columns,
-        prefixes=["TEMPORARY"],
-    )
-
-
 def _rank(assessment: ChurnAssessment) -> tuple[float, int]:
     return (-assessment.score, assessment.customer_id)
 
@@ -324,51 +352,7 @@ def ranked_churn(
     if limit is not None:
         yield from heapq.nsmallest(limit, found, key=_rank)
         return
-    yield from _ranked_in_database(crm, found, ctx=ctx)
-
-
-def _ranked_in_database(
-    crm: CRM, found: Iterator[ChurnAssessment], *, ctx: UnitOfWork | None = None
-) -> Iterator[ChurnAssessment]:
-    ranked = _scratch(
-        "ranked",
-        Column("stage", String(20), nullable=False),
-        Column("score", Float, nullable=False),
-        Column("frequency_drop", Float, nullable=False),
-        Column("inactivity", Float, nullable=False),
-        Column("plugins", Float, nullable=False),
-        Column("recency_days", Integer, nullable=False),
-        Column("reasons", Text, nullable=False),
-    )
-    with crm.reading(ctx) as uow:
-        conn = uow.connection
-        ranked.create(conn)
-        conn.commit()
-        try:
-            while batch := list(itertools.islice(found, BATCH)):
-                rows = [{**a.as_dict(), "reasons": json.dumps(list(a.reasons))} for a in batch]
-                conn.execute(insert(ranked), rows)
-                conn.commit()
-            query = (
-                select(ranked)
-                .order_by(ranked.c.score.desc(), ranked.c.customer_id)
-                .execution_options(yield_per=BATCH)
-            )
-            for row in conn.execute(query):
-                yield ChurnAssessment(
-                    customer_id=int(row.customer_id),
-                    stage=row.stage,
-                    score=float(row.score),
-                    frequency_drop=float(row.frequency_drop),
-                    inactivity=float(row.inactivity),
-                    plugins=float(row.plugins),
-                    recency_days=int(row.recency_days),
-                    reasons=tuple(json.loads(row.reasons)),
-                )
-        finally:
-            conn.rollback()
-            ranked.drop(conn)
-            conn.commit()
+    yield from ranked_in_database(found, crm, ctx=ctx)
 
 
 @requires(Action.READ, scoped=True)  # rows only of customers the principal may read

@@ -36,3 +36,35 @@ def segmentation_fact_queries(crm: CRM) -> Mapping[str, Any] | None:
     statement that outer-joins the facts they use, so facts stay in the
     database. Called outside any transaction when a rule is compiled.
     """
+
+
+@hookspec(firstresult=True)
+def segmentation_recommendations(
+    crm: CRM, customer_ids: Sequence[int], limit: int
+) -> Mapping[int, Sequence[Mapping[str, Any]]] | None:
+    """Ask for the next best offers of customers (the segmentation plugin answers).
+
+    Call it from another plugin as ``crm.call_hook("segmentation_recommendations",
+    crm=crm, customer_ids=[...], limit=3)``; with the segmentation plugin installed
+    the answer is a mapping of customer id to offers (at most ``limit`` cross-sell
+    offers, then the up-sell ones), each a plain mapping: ``item`` (SKU), ``kind``
+    (``cross_sell`` or ``up_sell``), ``because`` (the items that justify it),
+    ``confidence`` and ``lift`` of the rule (``None`` for up-sell) and ``price``
+    (up-sell). Without it the call returns ``None``. Runs its own read
+    transaction, outside any unit of work; the acting principal of ``crm`` must
+    be allowed to read every customer asked for (AccessDeniedError otherwise).
+    """
+
+
+@hookspec(firstresult=True)
+def segmentation_likely_buyers(
+    crm: CRM, item: str, limit: int
+) -> Sequence[Mapping[str, Any]] | None:
+    """Ask for the customers most likely to buy ``item`` (a SKU) who have not bought it.
+
+    Campaigns target "likely to buy X" with it: ``crm.call_hook(
+    "segmentation_likely_buyers", crm=crm, item="SKU-1", limit=500)``. The answer
+    (segmentation plugin installed) is a list, best first, of mappings:
+    ``customer_id``, ``because`` (the rule's antecedent), ``confidence``, ``lift``;
+    only customers the principal of ``crm`` may read. ``None`` without the plugin.
+    """

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from sqlalchemy import MetaData
 
-    from crmcore import CRM, Customer, Period, UnitOfWork
+    from crmcore import CRM, ChurnSignal, Customer, Period, UnitOfWork
     from crmcore.reporting import ReportChart
 
 #: The name this module registers under when passed to ``CRM.open(plugins=...)``.
@@ -37,7 +37,7 @@ MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 
 @hookimpl
 def crm_add_hookspecs(pm: pluggy.PluginManager) -> None:
-    """Publish ``segmentation_membership_changed`` and ``segmentation_fact_queries``."""
+    """Publish the hooks of :mod:`.hookspecs` (membership changes, facts, offers)."""
     pm.add_hookspecs(hookspecs)
 
 
@@ -69,7 +69,9 @@ def crm_startup(crm: CRM) -> None:
 def crm_register_commands(cli: click.Group) -> None:
     """Add ``crm segments ...``."""
     from crmcore_segmentation.cli import segments_group
+    from crmcore_segmentation.cli_predictive import add_commands
 
+    add_commands(segments_group)
     cli.add_command(segments_group)
 
 
@@ -101,6 +103,36 @@ def crm_metrics(crm: CRM, period: Period) -> Mapping[str, Any]:
 def crm_report_charts(crm: CRM, period: Period) -> Sequence[ReportChart]:
     """Contribute the RFM grid, the cohort heatmap and the retention trend."""
     return report.charts(crm, period)
+
+
+@hookimpl
+def crm_churn_signals(crm: CRM, customer_ids: Sequence[int]) -> Sequence[ChurnSignal]:
+    """A low probability of being alive in the stored BG/NBD scores is a churn signal."""
+    from crmcore_segmentation.predictive_signals import alive_signals
+
+    return alive_signals(crm, customer_ids)
+
+
+# --- offers (this plugin's own hooks) --------------------------------------------
+
+
+@hookimpl
+def segmentation_recommendations(
+    crm: CRM, customer_ids: Sequence[int], limit: int
+) -> Mapping[int, Sequence[Mapping[str, Any]]]:
+    """Answer with :func:`~crmcore_segmentation.recommend.recommendations`."""
+    from crmcore_segmentation.recommend import recommendations
+
+    found = recommendations(crm, customer_ids, limit=limit)
+    return {cid: [o.as_dict() for o in offers] for cid, offers in found.items()}
+
+
+@hookimpl
+def segmentation_likely_buyers(crm: CRM, item: str, limit: int) -> Sequence[Mapping[str, Any]]:
+    """Answer with :func:`~crmcore_segmentation.recommend.likely_buyers`."""
+    from crmcore_segmentation.recommend import likely_buyers
+
+    return likely_buyers(crm, item, limit=limit)
 
 
 # --- privacy ---------------------------------------------------------------------

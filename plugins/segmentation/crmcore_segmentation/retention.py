@@ -61,7 +61,7 @@ class Cohort:
         }
 
 
-def _last_month(as_of: datetime) -> int:
+def last_month(as_of: datetime) -> int:
     """The last UTC month that has time before ``as_of``."""
     return month_number(as_of - timedelta(microseconds=1))
 
@@ -81,7 +81,7 @@ def cohort_matrix(
             f"months: must be a positive integer, got {months!r}", field="months", value=months
         )
     moment = resolve_as_of(crm, as_of)
-    last = _last_month(moment)
+    last = last_month(moment)
     first_cohort = last - months + 1
     purchases = counted_purchases(crm, moment, currency=settings_of(crm).currency).subquery("p")
     firsts = (
@@ -178,7 +178,7 @@ def monthly_retention(
     of them bought in ``M`` too; rates as in :func:`retention`.
     """
     moment = resolve_as_of(crm, as_of)
-    last = _last_month(moment)
+    last = last_month(moment)
     first = last - months + 1
     purchases = counted_purchases(crm, moment, currency=settings_of(crm).currency).subquery("p")
     activity = (

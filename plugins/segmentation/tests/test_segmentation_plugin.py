@@ -311,15 +311,16 @@ def test_churn_moves_customers_over_the_threshold(seg):
     flagged = churn.assess_churn(seg)
     assert [f.customer_id for f in flagged] == [a]
     assessment = flagged[0]
-    # drop 100 % (0 purchases in 90 days vs 10 in the 365 before), inactive 100 days of 90
-    assert assessment.frequency_drop == 1.0
+    # 10 purchase days 30 days apart: history long enough for the interval signal, which
+    # replaces the frequency drop: 100 days since the last = 3.33 usual gaps -> 3.33 / 4.
+    assert assessment.frequency_drop == pytest.approx(100 / 30 / 4, abs=1e-4)
     assert assessment.inactivity == pytest.approx(100 / 180, abs=1e-4)
-    assert assessment.score == pytest.approx(0.4 + 0.4 * 100 / 180, abs=1e-4)
+    assert assessment.score == pytest.approx(0.4 * 100 / 120 + 0.4 * 100 / 180, abs=1e-4)
     moved = churn.apply_churn_warnings(seg, actor="tester")
     assert [m.customer_id for m in moved] == [a]
     assert seg.customers.get(a).stage.value == "at_risk"
     last = seg.lifecycle.history(a)[-1]
-    assert last.reason.startswith("churn score 0.62: purchase rate down 100%")
+    assert last.reason.startswith("churn score 0.56: overdue: 100 days since the last purchase")
     assert "no purchase for 100 days" in last.reason
     assert count(seg, CHURN_ALERTS) == 1
     assert churn.apply_churn_warnings(seg) == []  # already at risk: not moved again
