@@ -27,12 +27,13 @@ demo: $(STAMP) ## Load the demo data set into crm-demo.db (SQLite) and print the
 pytest: $(STAMP) ## Run the test suite on SQLite and PostgreSQL
 	$(BIN)/pytest -q
 
-lint: $(STAMP) ## ruff (lint + format check)
+lint: $(STAMP) ## ruff (lint + format check) and the import graph (no cycle, layers one way)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
-typecheck: $(STAMP) ## mypy --strict on crmcore and the example plugin
-	$(BIN)/mypy crmcore examples/crmcore-example/crmcore_example
+typecheck: $(STAMP) ## mypy --strict on crmcore, the example plugin and every plugin
+	$(BIN)/mypy crmcore examples/crmcore-example/crmcore_example $(wildcard plugins/*/crmcore_*)
 
 test: lint typecheck pytest ## Everything CI checks
 

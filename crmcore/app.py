@@ -140,7 +140,7 @@ class CRM(SchemaOperations):
             )
         view = copy.copy(self)
         view.principal = principal
-        view._bind_services()  # a copy of self
+        view._bind_services()  # noqa: SLF001 - view is a copy of self
         return view
 
     # --- opening and closing ----------------------------------------------

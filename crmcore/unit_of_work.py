@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from attrs import field, frozen
 from sqlalchemy import Connection
 
+from crmcore.model.event_types import FLUSH_ITEMS, check_event_type, item_count
+
 if TYPE_CHECKING:
     from crmcore.app import CRM
 
@@ -56,8 +58,6 @@ class UnitOfWork:
 
     def emit_many(self, event_type: str, items: Iterable[Mapping[str, Any]]) -> None:
         """Record several events of one type; each item holds ``customer_id`` and the data."""
-        from crmcore.events.model import check_event_type
-
         check_event_type(event_type)
         batch = [dict(item) for item in items]
         if not batch:
@@ -78,8 +78,6 @@ class UnitOfWork:
         field. The events are those :meth:`emit_many` would record with
         ``dict(zip(fields, row))``, stored without repeating the field names.
         """
-        from crmcore.events.model import check_event_type
-
         check_event_type(event_type)
         if not fields or fields[0] != "customer_id":
             raise ValueError("emit_rows: the first field must be 'customer_id'")
@@ -99,8 +97,6 @@ class UnitOfWork:
         self._maybe_flush()
 
     def _maybe_flush(self) -> None:
-        from crmcore.events.model import FLUSH_ITEMS, item_count
-
         if self.flush_events is None:
             return
         if sum(item_count(items) for _, items in self.pending_events) >= FLUSH_ITEMS:

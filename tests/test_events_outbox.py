@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore.access import AccessDeniedError, Principal, Role
 from crmcore.events import Event
-from crmcore.events.model import item_count
 from crmcore.events.outbox import write_pending
+from crmcore.model.event_types import item_count
 from crmcore.storage.tables import events as events_table
 
 hookimpl = pluggy.HookimplMarker("crmcore")

@@ -13,7 +13,8 @@ See ``docs/events.md`` for the event types, their data and the guarantees.
 
 from __future__ import annotations
 
-from crmcore.events.model import CORE_EVENT_TYPES, Event, check_event_type
+from crmcore.events.model import CORE_EVENT_TYPES, Event
 from crmcore.events.service import EventService
+from crmcore.model.event_types import check_event_type
 
 __all__ = ["CORE_EVENT_TYPES", "Event", "EventService", "check_event_type"]

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from attrs import field, frozen
-
-from crmcore.errors import ValidationError
-
-#: Pending events written to the outbox as soon as a unit of work holds this many.
-FLUSH_ITEMS = 1000
-
-
-def item_count(items: Any) -> int:
-    """How many events an outbox row's ``items`` (dict list or field table) holds."""
-    return len(items["rows"]) if isinstance(items, dict) else len(items)
-
 
 #: The events core emits, and the data each carries (ids, codes and amounts: never personal data).
 CORE_EVENT_TYPES: Mapping[str, tuple[str, ...]] = {
@@ -36,20 +24,6 @@ CORE_EVENT_TYPES: Mapping[str, tuple[str, ...]] = {
     ),
     "lifecycle.changed": ("from", "to"),
 }
-
-_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-
-
-def check_event_type(event_type: object) -> str:
-    """Return ``event_type`` if it is ``<namespace>.<name>`` in lower case; else ValidationError."""
-    if not isinstance(event_type, str) or len(event_type) > 100 or not _TYPE.match(event_type):
-        raise ValidationError(
-            f"event type: {event_type!r} must look like 'plugin.something_happened' "
-            "(lower case, dot-separated, at most 100 characters)",
-            field="type",
-            value=event_type,
-        )
-    return event_type
 
 
 @frozen

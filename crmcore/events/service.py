@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from crmcore.access import Action
 from crmcore.errors import ValidationError
-from crmcore.events.model import Event, check_event_type
+from crmcore.events.model import Event
 from crmcore.events.outbox import read_events, read_rows
+from crmcore.model.event_types import check_event_type
 
 if TYPE_CHECKING:
     from crmcore.app import CRM

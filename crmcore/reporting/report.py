@@ -9,14 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crmcore.app import CRM
 from crmcore.errors import PluginError
 from crmcore.model.signals import Period
 from crmcore.reporting import ReportChart
+
+if TYPE_CHECKING:
+    from crmcore.app import CRM
 
 #: How many months the core trend charts cover, ending with the report's period.
 TREND_MONTHS = 12

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 def _processors(connection: Connection, table: Table, names: Sequence[str]) -> list[Any]:
     dialect = connection.dialect
-    return [table.c[name].type._cached_bind_processor(dialect) for name in names]
+    return [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
 
 
 def _column(
