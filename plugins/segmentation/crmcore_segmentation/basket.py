@@ -122,9 +122,9 @@ def basket_items_query(
     bought = purchases.subquery("bp")
     lines = crm.metadata.tables["crm_interactions"].alias("bi")
     if connection.dialect.name == "postgresql":
-        each = func.jsonb_array_elements(lines.c.items).table_valued("value").alias("line")
+        each = func.jsonb_array_elements(lines.c["items"]).table_valued("value").alias("line")
     else:
-        each = func.json_each(lines.c.items).table_valued("value").alias("line")
+        each = func.json_each(lines.c["items"]).table_valued("value").alias("line")
     item = func.substr(item_key(connection, each.c.value, level), 1, ITEM_LENGTH)
     return (
         select(bought.c.id.label("basket"), bought.c.customer_id, item.label("item"))

@@ -101,7 +101,7 @@ def log_likelihood(params: Array, x: Array, t_x: Array, T: Array) -> Array:
     dead = np.full_like(x, -np.inf)
     xr = x[repeat]
     dead[repeat] = np.log(a) - np.log(b + xr - 1) - (r + xr) * np.log(alpha + t_x[repeat])
-    return base + np.logaddexp(alive, dead)
+    return np.asarray(base + np.logaddexp(alive, dead), dtype=np.float64)
 
 
 def compress(*columns: Array) -> tuple[tuple[Array, ...], Array]:
@@ -238,7 +238,7 @@ def expected_purchases_new(fit: Fit, t: float) -> float:
     """
     r, alpha, a, b = _params(fit)
     factor = 1.0 - (alpha / (alpha + t)) ** r * float(hyp2f1(r, b, a + b - 1, t / (alpha + t)))
-    return (a + b - 1) / (a - 1) * factor
+    return float((a + b - 1) / (a - 1) * factor)
 
 
 def simulate(

@@ -181,9 +181,7 @@ def _intervals_command(group: str | None, as_of: str | None, limit: int, as_json
     """Show purchase-interval statistics (median days between purchases) per customer or group."""
     crm, moment = get_crm(), parse_as_of(as_of)
     if group:
-        rows = [
-            r.as_dict() for r in retention_groups.interval_stats_by_group(crm, group, as_of=moment)
-        ]
+        rows = retention_groups.interval_stats_by_group(crm, group, as_of=moment)
         columns = ["group", "customers", "median_interval_days", "mean_interval_days"]
     else:
         rows = [

@@ -34,7 +34,7 @@ def log_likelihood(params: Array, x: Array, m: Array) -> Array:
     """Per-customer Gamma-Gamma log-likelihood at ``params = (p, q, gamma)``."""
     p, q, g = (float(v) for v in params)
     px = p * x
-    return (
+    value = (
         gammaln(px + q)
         - gammaln(px)
         - gammaln(q)
@@ -43,6 +43,7 @@ def log_likelihood(params: Array, x: Array, m: Array) -> Array:
         + px * np.log(x)
         - (px + q) * np.log(g + x * m)
     )
+    return np.asarray(value, dtype=np.float64)
 
 
 def fit_gamma_gamma(frequency: Any, mean_value: Any) -> Fit:

@@ -92,9 +92,9 @@ def sku_prices(connection: Connection, crm: CRM, as_of: datetime) -> dict[str, t
     bought = counted_purchases(crm, as_of, currency=settings_of(crm).currency).subquery("up")
     lines = crm.metadata.tables["crm_interactions"].alias("ui")
     if connection.dialect.name == "postgresql":
-        each = func.jsonb_array_elements(lines.c.items).table_valued("value").alias("uline")
+        each = func.jsonb_array_elements(lines.c["items"]).table_valued("value").alias("uline")
     else:
-        each = func.json_each(lines.c.items).table_valued("value").alias("uline")
+        each = func.json_each(lines.c["items"]).table_valued("value").alias("uline")
     sku = item_key(connection, each.c.value, "sku")
     category = item_key(connection, each.c.value, "category")
     price = cast(item_key(connection, each.c.value, "unit_price"), Float)

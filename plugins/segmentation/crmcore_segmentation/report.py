@@ -11,6 +11,8 @@ from crmcore import CRM, Customer, Period, UnitOfWork
 from crmcore.access import Action
 from crmcore.reporting import ReportChart
 from crmcore.scoping import enforce_declared, requires
+from crmcore_segmentation.predictive import iter_stored_predictions
+from crmcore_segmentation.recommend import recommend
 from crmcore_segmentation.retention import (
     cohort_matrix,
     monthly_retention,
@@ -19,7 +21,14 @@ from crmcore_segmentation.retention import (
 )
 from crmcore_segmentation.rfm import rfm_grid, rfm_scores
 from crmcore_segmentation.segments import segments_of
-from crmcore_segmentation.tables import CHURN_ALERTS, CUSTOMER_COSTS, HISTORY, MEMBERS, table
+from crmcore_segmentation.tables import (
+    CHURN_ALERTS,
+    CUSTOMER_COSTS,
+    HISTORY,
+    MEMBERS,
+    PREDICTIONS,
+    table,
+)
 from crmcore_segmentation.value import customer_values, pareto_summary, tiers
 
 #: Months the cohort heatmap and the retention trend cover.
@@ -38,8 +47,10 @@ def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[
     ``retention_rate``/``churn_rate`` (against the previous period),
     ``key_customer_revenue_share`` (revenue share of the high tier),
     ``pareto_customer_share`` (% of buyers making the configured share of revenue),
-    ``at_risk_customers`` (flagged by RFM segments at_risk/cant_lose) and
-    ``moved_to_at_risk`` (lifecycle moves to at_risk in the period).
+    ``at_risk_customers`` (flagged by RFM segments at_risk/cant_lose),
+    ``moved_to_at_risk`` (lifecycle moves to at_risk in the period) and, once
+    ``crm segments fit`` has stored scores, ``expected_alive_customers`` (the sum of
+    P(alive)) and ``predicted_clv_total`` (``None`` before a fit).
     """
     days = _window(period)
     as_of = period.end
@@ -51,7 +62,11 @@ def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[
         t for t in tiers(crm, "monetary", as_of=as_of, window_days=days) if t.tier == "high"
     )
     events = crm.metadata.tables["crm_lifecycle_events"]
+    predictions = table(crm.metadata, PREDICTIONS)
     with crm.reading(ctx) as uow:
+        alive, clv, scored = uow.connection.execute(
+            select(func.sum(predictions.c.p_alive), func.sum(predictions.c.clv), func.count())
+        ).one()
         moved = uow.connection.execute(
             select(func.count()).where(
                 events.c.to_stage == "at_risk",
@@ -69,6 +84,8 @@ def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[
         "champions": scores["champions"],
         "at_risk_customers": scores["at_risk"],
         "moved_to_at_risk": int(moved),
+        "expected_alive_customers": round(float(alive), 1) if scored else None,
+        "predicted_clv_total": None if not scored or clv is None else str(clv),
     }
 
 
@@ -132,11 +149,13 @@ def charts(crm: CRM, period: Period) -> list[ReportChart]:
 def profile_section(
     crm: CRM, customer: Customer, *, ctx: UnitOfWork | None = None
 ) -> dict[str, Any] | None:
-    """RFM scores and segment, lifetime value, saved segments and the latest churn alert."""
+    """RFM, lifetime value, model scores, next best offers, segments, the latest churn alert."""
     if customer.id is None:
         return None
     scores = rfm_scores(crm, customer_ids=[customer.id])
     values = customer_values(crm, customer_ids=[customer.id])
+    predicted = list(iter_stored_predictions(crm, customer_ids=[customer.id], ctx=ctx))
+    offers = recommend(crm, customer.id, limit=3, ctx=ctx)
     alerts = table(crm.metadata, CHURN_ALERTS)
     with crm.reading(ctx) as uow:
         segments = segments_of(uow, customer.id)
@@ -149,6 +168,8 @@ def profile_section(
     return {
         "rfm": scores[0].as_dict() if scores else None,
         "value": values[0].as_dict() if values else None,
+        "predicted": predicted[0].as_dict() if predicted else None,
+        "next_best_offers": [o.as_dict() for o in offers],
         "segments": segments,
         "churn_alert": None
         if alert is None
@@ -177,6 +198,8 @@ def export(ctx: UnitOfWork, customer_id: int) -> dict[str, Any] | None:
         select(alerts).where(alerts.c.customer_id == customer_id).order_by(alerts.c.at)
     ).all()
     cost = conn.execute(select(costs).where(costs.c.customer_id == customer_id)).first()
+    scores = table(metadata, PREDICTIONS)
+    score = conn.execute(select(scores).where(scores.c.customer_id == customer_id)).first()
     data = {
         "segments": segments_of(ctx, customer_id),
         "segment_history": [
@@ -197,6 +220,15 @@ def export(ctx: UnitOfWork, customer_id: int) -> dict[str, Any] | None:
             "acquisition": None if cost.acquisition is None else str(cost.acquisition),
             "service": None if cost.service is None else str(cost.service),
         },
+        "prediction": None
+        if score is None
+        else {
+            "p_alive": float(score.p_alive),
+            "expected_purchases": float(score.expected_purchases),
+            "expected_spend": None if score.expected_spend is None else str(score.expected_spend),
+            "clv": None if score.clv is None else str(score.clv),
+            "at": score.at.isoformat(),
+        },
     }
     if not any(data.values()):
         return None
@@ -212,7 +244,7 @@ def forget(ctx: UnitOfWork, customer_ids: Sequence[int]) -> None:
     ids = sorted(set(customer_ids))
     if not ids:
         return
-    for name in (MEMBERS, HISTORY, CHURN_ALERTS, CUSTOMER_COSTS):
+    for name in (MEMBERS, HISTORY, CHURN_ALERTS, CUSTOMER_COSTS, PREDICTIONS):
         target = table(ctx.crm.metadata, name)
         for start in range(0, len(ids), 500):
             ctx.connection.execute(

@@ -54,7 +54,7 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "basis": {"enum": ["monetary", "profit"]},
+                "basis": {"enum": ["monetary", "profit", "predicted_clv"]},
                 "high_percent": {"type": "integer", "minimum": 1, "maximum": 100},
                 "medium_percent": {"type": "integer", "minimum": 0, "maximum": 100},
             },

@@ -1,9 +1,11 @@
-"""Value tiers: customers ranked by value (RFM monetary or lifetime profit) in high, medium, low.
+"""Value tiers: customers ranked by value (monetary, profit, predicted CLV): high, medium, low.
 
 **Value tiers**: customers ordered by value descending (``monetary`` of the RFM window,
-or ``profit``); ``above`` = customers with a strictly greater value; ``high`` when
-``100 * above < high_percent * n``, ``medium`` when ``100 * above < (high_percent +
-medium_percent) * n``, else ``low``. Ties share a tier.
+``profit``, or ``predicted_clv``: the discounted CLV of the latest BG/NBD + Gamma-Gamma
+fit stored by ``crm segments fit``, customers without one left out); ``above`` =
+customers with a strictly greater value; ``high`` when ``100 * above < high_percent *
+n``, ``medium`` when ``100 * above < (high_percent + medium_percent) * n``, else ``low``.
+Ties share a tier.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore.access import Action
 from crmcore.scoping import enforce_declared, requires
 from crmcore_segmentation.lifetime import FETCH_SIZE, lifetime_query
-from crmcore_segmentation.purchases import raw_sum, to_money
+from crmcore_segmentation.purchases import raw_money, raw_sum, to_money
 from crmcore_segmentation.rfm import rfm_query
 from crmcore_segmentation.settings import settings_of
+from crmcore_segmentation.tables import PREDICTIONS, table
 
 TIERS = ("high", "medium", "low")
-BASES = ("monetary", "profit")
+BASES = ("monetary", "profit", "predicted_clv")
 _CENT = Decimal("0.01")
 
 
@@ -58,9 +61,15 @@ def value_query(
     """``customer_id``, ``value`` (ten-thousandths) on ``basis`` (monetary or profit).
 
     ``monetary`` is the RFM monetary value over ``window_days`` (default: configured);
-    ``profit`` is lifetime profit (no window).
+    ``profit`` is lifetime profit (no window); ``predicted_clv`` the stored CLV of the
+    latest model fit (:mod:`.predictive`).
     """
     basis = resolve_basis(crm, basis)
+    if basis == "predicted_clv":
+        scores = table(crm.metadata, PREDICTIONS)
+        return select(scores.c.customer_id, raw_money(scores.c.clv).label("value")).where(
+            scores.c.clv.is_not(None)
+        )
     if basis == "monetary":
         scored = rfm_query(crm, as_of=as_of, window_days=window_days).subquery("v")
         return select(scored.c.customer_id, scored.c.monetary.label("value"))
