@@ -109,6 +109,9 @@ interactions = Table(
     # Idempotency key: an interaction with an external id is stored once per source.
     Column("source", String(100)),
     Column("external_id", String(200)),
+    # The contact person (a customer of kind person) involved when the customer is an
+    # organisation (crmcore.services.accounts).
+    Column("contact_id", IdType, ForeignKey("crm_customers.id", ondelete="SET NULL"), index=True),
     # external_id first: the duplicate check looks rows up by external id.
     UniqueConstraint("external_id", "source", name="uq_crm_interactions_external_id_source"),
     Index("ix_crm_interactions_customer_time", "customer_id", "occurred_at"),
@@ -182,4 +185,111 @@ event_cursors = Table(
     Column("name", String(100), primary_key=True),
     Column("position", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# --- identity: external ids and merges (crmcore.services.customers) -------------------
+
+# The ids a customer has in other systems: (system, external_id) names one customer.
+customer_external_ids = Table(
+    "crm_customer_external_ids",
+    metadata,
+    Column("system", String(100), primary_key=True),
+    Column("external_id", String(200), primary_key=True),
+    Column(
+        "customer_id",
+        IdType,
+        ForeignKey("crm_customers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Tombstones of merged customers: the duplicate's row is gone, its id resolves to the kept one.
+customer_merges = Table(
+    "crm_customer_merges",
+    metadata,
+    Column("merged_id", BigInteger, primary_key=True),
+    Column(
+        "kept_id",
+        IdType,
+        ForeignKey("crm_customers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("merged_at", UTCDateTime, nullable=False),
+    Column("actor", String(200)),
+)
+
+# --- accounts: contacts, hierarchy, links, team, relationship strength ------------------
+
+
+def _customer_ref(name: str, **kwargs: object) -> Column[int]:
+    return Column(
+        name, IdType, ForeignKey("crm_customers.id", ondelete="CASCADE"), nullable=False, **kwargs
+    )
+
+
+# A person working at an organisation: role in the decision chain, title, dates.
+contacts = Table(
+    "crm_contacts",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    _customer_ref("person_id", index=True),
+    _customer_ref("organisation_id", index=True),
+    Column("job_title", String(200)),
+    Column("department", String(200)),
+    Column("role", String(40)),
+    Column("is_primary", Boolean, nullable=False),
+    Column("start_date", Date),
+    Column("end_date", Date),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("person_id", "organisation_id", name="uq_crm_contacts_person_org"),
+)
+
+# Organisation hierarchy: each organisation has at most one parent.
+account_parents = Table(
+    "crm_account_parents",
+    metadata,
+    _customer_ref("organisation_id", primary_key=True),
+    _customer_ref("parent_id", index=True),
+)
+
+# Typed links between customers (referred_by, partner_of ...), from -> to.
+customer_links = Table(
+    "crm_customer_links",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    _customer_ref("from_id", index=True),
+    _customer_ref("to_id", index=True),
+    Column("type", String(40), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("from_id", "to_id", "type", name="uq_crm_customer_links_from_to_type"),
+)
+
+# The account team: who on our side works on an account, in which role.
+account_team = Table(
+    "crm_account_team",
+    metadata,
+    _customer_ref("customer_id", primary_key=True),
+    Column("user", String(200), primary_key=True),
+    Column("role", String(40), nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+)
+
+# Relationship strength over time: one score per dimension, per account and optionally
+# per decision maker (contact_id), with where it came from.
+relationship_scores = Table(
+    "crm_relationship_scores",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    _customer_ref("account_id"),
+    Column("contact_id", IdType, ForeignKey("crm_customers.id", ondelete="CASCADE")),
+    Column("dimension", String(40), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("measured_at", UTCDateTime, nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("actor", String(200)),
+    Index("ix_crm_relationship_scores_account_time", "account_id", "measured_at"),
 )
