@@ -157,6 +157,49 @@ def crm_customers_deleted(ctx: UnitOfWork, customers: Sequence[Customer]) -> Non
 
 
 @hookspec
+def crm_customers_merged(ctx: UnitOfWork, kept: Customer, merged: Customer) -> None:
+    """``merged`` is being merged into ``kept``: move or combine your rows now.
+
+    Called inside the merge's transaction (``crm.customers.merge``), after
+    core moved its own rows (interactions, lifecycle history, tags, grants,
+    external ids, contacts, links, account team, scores) and before it deletes
+    ``merged``'s row, which cascades to every row still referencing it. A
+    plugin moves its rows to ``kept.id`` or combines them (loyalty adds the
+    balances up, segmentation recomputes); rows left on ``merged.id`` are
+    deleted by the cascade, or make the merge fail without ``ON DELETE
+    CASCADE``. ``kept`` is the customer as it will be stored after the merge.
+    Raising rolls back the merge. Return nothing.
+    """
+
+
+@hookspec
+def crm_relationships_changed(ctx: UnitOfWork, changes: Sequence[Mapping[str, Any]]) -> None:
+    """Contacts, organisation hierarchy, typed links or account teams changed.
+
+    Called inside the transaction that changed them, once per operation.
+    Each change is a JSON-safe mapping with ``kind`` (``"contact"``,
+    ``"parent"``, ``"link"``, ``"team"``), ``action`` (``"added"``,
+    ``"updated"``, ``"removed"``) and the ids involved
+    (``crmcore.services.accounts`` documents each kind's keys). Raising rolls
+    back the change. Return nothing.
+    """
+
+
+@hookspec
+def crm_account_rollup(
+    crm: CRM, account_id: int, member_ids: Sequence[int]
+) -> Mapping[str, Any] | None:
+    """Your figures for an account, summed over the organisation, its contacts and subsidiaries.
+
+    ``member_ids`` are the ids of every customer the account's roll-up covers
+    (the organisation itself, its contacts and its subsidiaries, recursively).
+    Return a JSON-safe mapping, shown under your plugin's name in the
+    account's 360° view (``crm.accounts.view``), or None to add nothing.
+    Collected like :func:`crm_customer_profile`.
+    """
+
+
+@hookspec
 def crm_interactions_recorded(ctx: UnitOfWork, interactions: Sequence[Interaction]) -> None:
     """Interactions were just recorded; ``interactions`` carry their new ids.
 
