@@ -148,23 +148,25 @@ def maximise(
     """Minimise ``negative_ll`` over the logs of positive parameters; a :class:`Fit`."""
 
     def in_logs(theta: Array) -> float:
-        value = negative_ll(np.exp(theta))
+        value = negative_ll(np.exp(np.clip(theta, -30.0, 30.0)))
         return value if np.isfinite(value) else 1e300
 
-    result = minimize(in_logs, np.log(start), method="L-BFGS-B", options={"maxiter": 2000})
-    # A second pass from the first optimum, derivative-free, polishes flat directions.
-    polished = minimize(
-        in_logs,
-        result.x,
-        method="Nelder-Mead",
-        options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 4000},
-    )
-    best = polished if polished.fun <= result.fun else result
-    values = np.exp(best.x)
+    with np.errstate(all="ignore"):
+        result = minimize(in_logs, np.log(start), method="L-BFGS-B", options={"maxiter": 2000})
+        # A second pass from the first optimum, derivative-free, polishes flat directions.
+        polished = minimize(
+            in_logs,
+            result.x,
+            method="Nelder-Mead",
+            options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 4000},
+        )
+        best = polished if polished.fun <= result.fun else result
+        values = np.exp(np.clip(best.x, -30.0, 30.0))
+        errors = standard_errors(negative_ll, values)
     return Fit(
         names=names,
         values=tuple(float(v) for v in values),
-        standard_errors=standard_errors(negative_ll, values),
+        standard_errors=errors,
         log_likelihood=-float(best.fun),
         customers=customers,
         converged=bool(result.success or polished.success),

@@ -149,16 +149,31 @@ def score(
     horizon_days: int,
     settings: Settings,
 ) -> list[Prediction]:
-    """Scores of every customer of ``summary`` under the fits (no database access)."""
+    """Scores of every customer of ``summary`` under the fits (no database access).
+
+    Raises ValidationError when the fit is degenerate (a score is not finite, as
+    with too few customers); a Gamma-Gamma fit with ``q <= 1`` or
+    non-finite values leaves expected spend and CLV out (``None``).
+    """
     unit = summary.time_unit_days
     x, t_x, T = summary.frequency, summary.recency, summary.age
-    alive = bgnbd.probability_alive(purchases, x, t_x, T)
-    expected = bgnbd.expected_purchases(purchases, horizon_days / unit, x, t_x, T)
-    values: Array | None = None
-    clv: Array | None = None
-    if spend is not None and spend["q"] > 1:
-        values = gamma_gamma.expected_spend(spend, x, summary.mean_value)
-        clv = discounted_clv(purchases, values, summary, settings)
+    with np.errstate(all="ignore"):
+        alive = bgnbd.probability_alive(purchases, x, t_x, T)
+        expected = bgnbd.expected_purchases(purchases, horizon_days / unit, x, t_x, T)
+        values: Array | None = None
+        clv: Array | None = None
+        if spend is not None and spend["q"] > 1:
+            values = gamma_gamma.expected_spend(spend, x, summary.mean_value)
+            clv = discounted_clv(purchases, values, summary, settings)
+    if not (np.all(np.isfinite(alive)) and np.all(np.isfinite(expected))):
+        raise ValidationError(
+            f"model: the BG/NBD fit is degenerate ({purchases.customers} customers, "
+            f"a = {purchases['a']:.3g}); more purchase history is needed",
+            field="model",
+        )
+    finite = values is not None and clv is not None
+    if finite and not (np.all(np.isfinite(values)) and np.all(np.isfinite(clv))):
+        values = clv = None
     return [
         Prediction(
             customer_id=int(summary.customer_id[i]),

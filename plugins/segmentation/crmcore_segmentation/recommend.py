@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from attrs import frozen
-from sqlalchemy import Connection, Float, cast, func, select
+from sqlalchemy import Connection, Float, cast, func, select, true
 
 from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore.access import Action
@@ -100,7 +100,7 @@ def sku_prices(connection: Connection, crm: CRM, as_of: datetime) -> dict[str, t
     price = cast(item_key(connection, each.c.value, "unit_price"), Float)
     query = (
         select(sku.label("sku"), func.max(category).label("category"), func.avg(price))
-        .select_from(bought.join(lines, lines.c.id == bought.c.id).join(each, func.true()))
+        .select_from(bought.join(lines, lines.c.id == bought.c.id).join(each, true()))
         .where(sku.is_not(None), category.is_not(None), price.is_not(None))
         .group_by(sku)
     )

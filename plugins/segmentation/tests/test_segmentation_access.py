@@ -8,16 +8,24 @@ from typing import Any
 import crmcore_segmentation.plugin
 import pytest
 from crmcore_segmentation import (
+    basket,
     churn,
+    intervals,
     lifetime,
     pareto,
+    predictive,
+    predictive_signals,
+    predictive_summary,
+    recommend,
     report,
     retention,
+    retention_groups,
     rfm,
     rules,
     segments,
     settings,
     tiers,
+    validation,
 )
 
 from crmcore import CRM, Period
@@ -32,7 +40,26 @@ from crmcore.testing import (
     run_conformance,
 )
 
-MODULES = (churn, lifetime, pareto, report, retention, rfm, rules, segments, settings, tiers)
+MODULES = (
+    basket,
+    churn,
+    intervals,
+    lifetime,
+    pareto,
+    predictive,
+    predictive_signals,
+    predictive_summary,
+    recommend,
+    report,
+    retention,
+    retention_groups,
+    rfm,
+    rules,
+    segments,
+    settings,
+    tiers,
+    validation,
+)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 PERIOD = Period(datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 RULE = {"field": "rfm.r", "op": "ge", "value": 1}
@@ -57,6 +84,11 @@ def _prepare(crm: CRM, visible: int, hidden: int) -> dict[str, Any]:
         crm.lifecycle.move(cid, "active")
     segments.define_segment(crm, "everyone", RULE)
     churn.apply_churn(crm)
+    others = crm.customers.create_many([{"name": f"Other {i}"} for i in range(24)])
+    for k, other in enumerate(others):
+        for j in range(k % 5 + 1):
+            _buy(crm, int(other.id), 3 + (k * 13 + j * (k + 20)) % 300, str(10 + k))
+    predictive.fit_models(crm)
     return {"customer": crm.customers.get(visible)}
 
 
@@ -137,6 +169,49 @@ CASES = [
         setup=fresh_customer,
     ),
     Case("rules.fact_queries", lambda c, s: rules.fact_queries(c)),
+    Case(
+        "predictive_summary.customer_summaries",
+        lambda c, s: predictive_summary.customer_summaries(c),
+        reveals=lambda r, cid, s: cid in {int(i) for i in r.customer_id},
+    ),
+    Case("predictive.fit_models", lambda c, s: predictive.fit_models(c), EVERYONE_ONLY),
+    Case("predictive.latest_fit", lambda c, s: predictive.latest_fit(c)),
+    Case("predictive.predict", lambda c, s: predictive.predict(c)),
+    Case(
+        "predictive.iter_stored_predictions",
+        lambda c, s: list(predictive.iter_stored_predictions(c)),
+    ),
+    Case(
+        "validation.validate_models",
+        lambda c, s: validation.validate_models(
+            c, calibration_end=(NOW - timedelta(days=30)).date(), horizon_days=20
+        ),
+        EVERYONE_ONLY,
+    ),
+    Case("basket.association_rules", lambda c, s: basket.association_rules(c), EVERYONE_ONLY),
+    Case(
+        "recommend.recommendations",
+        lambda c, s: recommend.recommendations(c, [s.visible]),
+        reveals=lambda r, cid, s: cid in r,
+    ),
+    Case("recommend.recommend", lambda c, s: recommend.recommend(c, s.visible)),
+    Case("recommend.likely_buyers", lambda c, s: recommend.likely_buyers(c, "sku-1")),
+    Case("intervals.iter_interval_stats", lambda c, s: list(intervals.iter_interval_stats(c))),
+    Case("intervals.interval_stats", lambda c, s: intervals.interval_stats(c)),
+    Case(
+        "retention_groups.retention_by_group",
+        lambda c, s: retention_groups.retention_by_group(c, "field:stage"),
+        EVERYONE_ONLY,
+    ),
+    Case(
+        "retention_groups.interval_stats_by_group",
+        lambda c, s: retention_groups.interval_stats_by_group(c, "field:stage"),
+        EVERYONE_ONLY,
+    ),
+    Case(
+        "predictive_signals.alive_signals",
+        lambda c, s: predictive_signals.alive_signals(c, [s.visible, s.hidden]),
+    ),
     Case("settings.settings_of", lambda c, s: settings.settings_of(c)),
     Case("settings.remember_settings", lambda c, s: settings.remember_settings(c)),
 ]
@@ -148,6 +223,9 @@ EXEMPT = {
     "lifetime.lifetime_query": SQL,
     "churn.churn_query": SQL,
     "rules.compile_rule": SQL,
+    "predictive_summary.summary_query": SQL,
+    "intervals.gaps_query": SQL,
+    "intervals.interval_query": SQL,
 }
 
 
