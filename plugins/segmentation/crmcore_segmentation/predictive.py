@@ -171,8 +171,7 @@ def score(
             f"a = {purchases['a']:.3g}); more purchase history is needed",
             field="model",
         )
-    finite = values is not None and clv is not None
-    if finite and not (np.all(np.isfinite(values)) and np.all(np.isfinite(clv))):
+    if values is not None and clv is not None and not np.all(np.isfinite(values + clv)):
         values = clv = None
     return [
         Prediction(
