@@ -14,6 +14,7 @@ CORE_EVENT_TYPES: Mapping[str, tuple[str, ...]] = {
     "customer.updated": ("changed",),
     "customer.deleted": (),
     "customer.erased": (),
+    "customer.merged": ("merged_id",),
     "interaction.recorded": (
         "interaction_id",
         "kind",

@@ -21,7 +21,7 @@ from crmcore.model.limits import INT64_MAX
 from crmcore.model.serialization import from_dict
 from crmcore.security.encryption import FieldCipher, UnreadableError
 from crmcore.security.stored_keys import IdentityKeys
-from crmcore.storage.tables import customer_tags, customers
+from crmcore.storage.tables import customer_merges, customer_tags, customers
 
 #: The consent flags, each stored in its own ``consent_<name>`` column.
 CONSENT_FIELDS = tuple(f.name for f in attrs.fields(Consent))
@@ -153,3 +153,10 @@ def interaction_from_row(row: Row[Any]) -> Interaction:
     """Build an Interaction from a ``crm_interactions`` row."""
     data = {k: v for k, v in row._mapping.items() if v is not None}
     return from_dict(data, Interaction)
+
+
+def merged_into(connection: Connection, customer_id: int) -> int | None:
+    """The id of the customer that ``customer_id`` was merged into, or None (never merged)."""
+    query = select(customer_merges.c.kept_id).where(customer_merges.c.merged_id == customer_id)
+    kept = connection.execute(query).scalar()
+    return None if kept is None else int(kept)

@@ -224,9 +224,14 @@ customer_merges = Table(
 # --- accounts: contacts, hierarchy, links, team, relationship strength ------------------
 
 
-def _customer_ref(name: str, **kwargs: object) -> Column[int]:
+def _customer_ref(name: str, *, index: bool = False, primary_key: bool = False) -> Column[int]:
     return Column(
-        name, IdType, ForeignKey("crm_customers.id", ondelete="CASCADE"), nullable=False, **kwargs
+        name,
+        IdType,
+        ForeignKey("crm_customers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=index,
+        primary_key=primary_key,
     )
 
 

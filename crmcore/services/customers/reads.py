@@ -16,6 +16,7 @@ from sqlalchemy import (
 
 from crmcore.access import Action
 from crmcore.errors import (
+    NotFoundError,
     ValidationError,
     ValidationErrors,
 )
@@ -35,6 +36,7 @@ from crmcore.model.limits import (
 from crmcore.model.pagination import Page, check_page
 from crmcore.security.stored_keys import stored_forms
 from crmcore.storage.attributes import attribute
+from crmcore.storage.records import merged_into
 from crmcore.storage.tables import customer_tags, customers
 from crmcore.unit_of_work import UnitOfWork
 
@@ -58,12 +60,30 @@ class CustomerReads(CustomerServiceBase):
     def get(self, customer_id: int, *, ctx: UnitOfWork | None = None) -> Customer:
         """The customer with this id; NotFoundError when there is none.
 
+        The id of a customer merged into another resolves to the kept customer
+        (:meth:`merge`), whose ``id`` differs from the one asked for.
         AccessDeniedError when the acting user may not read it.
         """
         with self._crm.reading(ctx) as uow:
-            customer = self._get(uow.connection, customer_id)
+            try:
+                customer = self._get(uow.connection, customer_id)
+            except NotFoundError:
+                kept = merged_into(uow.connection, customer_id)
+                if kept is None:
+                    raise
+                customer = self._get(uow.connection, kept)
             self._crm.access.check(Action.READ, customer, ctx=uow)
         return customer
+
+    def resolve(self, customer_id: int, *, ctx: UnitOfWork | None = None) -> int:
+        """The id a customer has now: itself, or the customer it was merged into.
+
+        NotFoundError when no customer ever had it. Reveals nothing the
+        acting user may not read (the resolved customer is access-checked).
+        """
+        customer = self.get(customer_id, ctx=ctx)
+        assert customer.id is not None
+        return customer.id
 
     def exists(self, customer_ids: Iterable[int], *, ctx: UnitOfWork | None = None) -> set[int]:
         """Which of these ids belong to stored customers the acting user may read.

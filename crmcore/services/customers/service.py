@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from crmcore.services.customers.merge import CustomerMerge
 from crmcore.services.customers.privacy import CustomerPrivacy
-from crmcore.services.customers.writes import CustomerWrites
 
 
-class CustomerService(CustomerWrites, CustomerPrivacy):
-    """Customers: create, read, update, delete, search, profile, export, erase.
+class CustomerService(CustomerMerge, CustomerPrivacy):
+    """Customers: create, read, update, delete, merge, search, profile, export, erase.
 
     Get it as ``crm.customers``. Every method checks the acting principal
     (``crm.as_user(...)``) through :mod:`crmcore.access`; ``ctx=`` joins a
-    caller's unit of work. The parts live in :mod:`.writes`, :mod:`.reads`
-    and :mod:`.privacy`; the shared state in :mod:`.base`.
+    caller's unit of work. The parts live in :mod:`.writes`, :mod:`.merge`,
+    :mod:`.reads` and :mod:`.privacy`; the shared state in :mod:`.base`.
     """
 
 
