@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from crmcore import CRM, ConflictError, NotFoundError, ValidationError
 from crmcore.access import AccessDeniedError, Principal, Role
+from crmcore.cli import build_cli
 from crmcore.storage.tables import (
     customer_grants,
     customer_merges,
@@ -201,3 +204,30 @@ def test_an_agent_needs_write_on_the_kept_and_delete_on_the_duplicate(
         alice.customers.merge(keep, dup)
     manager = crm.as_user(Principal("meg", Role.MANAGER))
     assert manager.customers.merge(keep, dup).kept.id == keep
+
+
+def _cli(db_url: str, *args: str) -> Any:
+    argv = ["--db", db_url, *args]
+    return CliRunner().invoke(build_cli(argv), argv)
+
+
+def test_cli_merge_dry_run_then_merge(crm_factory: Any, db_url: str) -> None:
+    crm = crm_factory(discover=True)
+    a = crm.customers.create({"name": "Acme", "email": "a@acme.test"})
+    b = crm.customers.create({"name": "ACME Ltd", "phone": "+1 555 0100"})
+    crm.interactions.record({"customer_id": b.id, "kind": "call", "occurred_at": WHEN})
+    dry = _cli(db_url, "customers", "merge", str(a.id), str(b.id), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "Dry run: would merge" in dry.output and "Nothing was changed" in dry.output
+    assert _count(crm, customers, id=b.id) == 1
+    refused = _cli(db_url, "customers", "merge", str(a.id), str(b.id), "--choose", "name=both")
+    assert refused.exit_code != 0 and "FIELD=keep or FIELD=duplicate" in refused.output
+    done = _cli(
+        db_url, "customers", "merge", str(a.id), str(b.id), "--choose", "name=duplicate", "--yes"
+    )
+    assert done.exit_code == 0, done.output
+    assert f"Merged customer {b.id} into {a.id}" in done.output
+    assert crm.customers.get(a.id).name == "ACME Ltd"
+    assert _count(crm, interactions, customer_id=a.id) == 1
+    again = _cli(db_url, "customers", "merge", str(a.id), str(b.id), "--yes")
+    assert again.exit_code == 1 and "already merged" in again.output

@@ -1,4 +1,4 @@
-"""``crm customers add|show|list|update|delete|import|export|erase``."""
+"""``crm customers add|show|list|update|delete|merge|import|export|erase``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from crmcore.cli.context import (
 )
 from crmcore.cli.files import atomic_output, raw_cells_option, terminal_safe
 from crmcore.cli.listing import iter_pages, print_listing
+from crmcore.cli.merge import merge_command
 from crmcore.cli.output import safe_json, safe_line, safe_text
 from crmcore.cli.parsing import parse_json_object, parse_pairs
 from crmcore.cli.transfer import import_command, purge_rejects_command
@@ -222,6 +223,7 @@ def erase(customer_id: int, yes: bool, vacuum: str, dry_run: bool) -> None:
 
 customers.add_command(import_command("customers", default_batch=500))
 customers.add_command(purge_rejects_command)
+customers.add_command(merge_command)
 
 
 @customers.command()
