@@ -11,6 +11,8 @@ resolve against the directory of the file, not the current directory.
 
     [customers]
     attributes_schema = "attributes.schema.json"   # or an inline table
+    default_region = "CN"             # national phone numbers are read as CN (the default);
+                                      # "ZZ": none, only +/00 international forms
 
     [limits]                          # per JSON document: attributes, payload, items
     json_max_depth = 32
@@ -37,6 +39,7 @@ from attrs import field, frozen
 from sqlalchemy.engine import make_url
 
 from crmcore.errors import ConfigError
+from crmcore.model.identity import DEFAULT_REGION, check_region
 from crmcore.model.limits import DEFAULT_JSON_MAX_BYTES, DEFAULT_JSON_MAX_DEPTH, JsonLimits
 from crmcore.storage.engine import DEFAULT_URL
 
@@ -56,7 +59,10 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "customers": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"attributes_schema": {"type": ["string", "object"]}},
+            "properties": {
+                "attributes_schema": {"type": ["string", "object"]},
+                "default_region": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+            },
         },
         "security": {
             "type": "object",
@@ -119,6 +125,8 @@ class Config:
     json_limits: JsonLimits = field(factory=JsonLimits)
     #: Whether ``crm --user/--role`` may act as another user (``[access] allow_role_switch``).
     allow_role_switch: bool = True
+    #: Region national phone numbers are read in (``[customers] default_region``; "ZZ": none).
+    default_region: str = DEFAULT_REGION
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: Path | None = None) -> Config:
@@ -151,6 +159,10 @@ class Config:
         security = data.get("security", {})
         fields = security.get("encrypted_fields")
         limits = data.get("limits", {})
+        try:
+            region = check_region(data.get("customers", {}).get("default_region"))
+        except ValueError as exc:
+            raise ConfigError(f"{where}customers.default_region: {exc}") from None
         return cls(
             database_url=url,
             disabled_plugins=disabled,
@@ -165,6 +177,7 @@ class Config:
                 limits.get("json_max_bytes", DEFAULT_JSON_MAX_BYTES),
             ),
             allow_role_switch=data.get("access", {}).get("allow_role_switch", True),
+            default_region=region,
         )
 
     def resolve_path(self, path: str | Path) -> Path:
