@@ -21,7 +21,17 @@ import crmcore_segmentation.plugin
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from crmcore_segmentation import churn, retention, rfm, segments, value
+from crmcore_segmentation import (
+    basket,
+    churn,
+    intervals,
+    predictive_summary,
+    retention,
+    retention_groups,
+    rfm,
+    segments,
+    value,
+)
 from crmcore_segmentation.cli import _plain
 from crmcore_segmentation.purchases import counted_purchases, raw_sum
 
@@ -34,7 +44,7 @@ NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def shop(crm: CRM, n: int) -> list[int]:
-    """``n`` customers; customer k buys 1 + k % 4 times over the last 400 days."""
+    """``n`` customers; customer k buys 1 + k % 4 times over the last 400 days (1-3 SKUs)."""
     ids = [c.id for c in crm.customers.create_many([{"name": f"C{i}"} for i in range(n)])]
     rows = [
         {
@@ -43,6 +53,7 @@ def shop(crm: CRM, n: int) -> list[int]:
             "occurred_at": (NOW - timedelta(days=(37 * k + 91 * j) % 400 + 1)).isoformat(),
             "amount": str(5 + (k * 7 + j) % 60),
             "currency": "EUR",
+            "items": [{"sku": f"s{(k + j + i) % 4}"} for i in range(1 + (k + j) % 3)],
         }
         for k, cid in enumerate(ids)
         for j in range(1 + k % 4)
@@ -57,7 +68,9 @@ def rescans(plan: list[tuple[int, int, int, str]]) -> list[str]:
     A ``SCAN`` after another loop (SCAN or SEARCH) under the same parent is
     an inner loop of a join; one inside a correlated subquery runs per outer
     row. Both re-read the whole table or derived table for every row.
-    ``MATERIALIZE`` and ``CO-ROUTINE`` bodies run once.
+    ``MATERIALIZE``, ``CO-ROUTINE`` and uncorrelated ``LIST SUBQUERY`` (``IN (SELECT
+    ...)``) bodies run once. A ``VIRTUAL TABLE`` scan is
+    ``json_each`` over the outer row's own JSON (its item lines), not a re-read.
     """
     children: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for node, parent, _, detail in plan:
@@ -68,9 +81,10 @@ def rescans(plan: list[tuple[int, int, int, str]]) -> list[str]:
         looped = False
         for node, detail in children.get(parent, []):
             inner = per_row or looped
-            if detail.startswith("SCAN ") and "CONSTANT ROW" not in detail and inner:
+            own_row = "CONSTANT ROW" in detail or "VIRTUAL TABLE" in detail
+            if detail.startswith("SCAN ") and not own_row and inner:
                 found.append(detail)
-            if detail.startswith(("MATERIALIZE", "CO-ROUTINE")):
+            if detail.startswith(("MATERIALIZE", "CO-ROUTINE", "LIST SUBQUERY")):
                 walk(node, per_row)
             else:
                 walk(node, inner or detail.startswith("CORRELATED"))
@@ -126,6 +140,12 @@ def every_analysis(crm: CRM) -> None:
     segments.define_segment(crm, "everyone", rule)
     segments.refresh_segments(crm)
     segments.segment_members(crm, "everyone")
+    # Issue 15's analyses: model summary, intervals, retention by group, basket rules.
+    predictive_summary.customer_summaries(crm)
+    intervals.interval_stats(crm)
+    retention_groups.retention_by_group(crm, "field:stage")
+    retention_groups.retention_by_group(crm, "tier")
+    assert basket.association_rules(crm, min_support=0.05).rules  # pairs and triples ran
 
 
 @pytest.fixture
