@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from crmcore.services.customers.external_ids import CustomerExternalIds
 from crmcore.services.customers.merge import CustomerMerge
 from crmcore.services.customers.privacy import CustomerPrivacy
 
 
-class CustomerService(CustomerMerge, CustomerPrivacy):
+class CustomerService(CustomerMerge, CustomerExternalIds, CustomerPrivacy):
     """Customers: create, read, update, delete, merge, search, profile, export, erase.
 
     Get it as ``crm.customers``. Every method checks the acting principal

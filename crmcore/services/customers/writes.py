@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     pass
 from crmcore.errors import RejectHandler
 from crmcore.services.customers.base import CustomerServiceBase
+from crmcore.services.customers.external_ids import PendingExternalIds, split_external_ids
 from crmcore.services.customers.keys import KEY_LABELS, duplicate_error, find_existing
 from crmcore.services.customers.validation import coerce_customer, validate_customer
 from crmcore.services.lifecycle import record_lifecycle_events
@@ -117,12 +118,15 @@ class CustomerWrites(CustomerServiceBase):
     ) -> list[Customer]:
         validator = self._crm.attributes_validator
         limits = self._crm.config.json_limits
+        region = self._crm.config.default_region
         good: list[tuple[int, Any, Customer, IdentityKeys]] = []
         seen: dict[tuple[str, str], int] = {}
+        external = PendingExternalIds(self._crm)
         for position, item in batch:
             try:
-                customer = self._owned_by_agent(coerce_customer(item))
-                keys, errors = validate_customer(customer, uow.now, validator, limits)
+                data, external_ids = split_external_ids(item)
+                customer = self._owned_by_agent(coerce_customer(data))
+                keys, errors = validate_customer(customer, uow.now, validator, limits, region)
                 if errors:
                     raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
                 assert keys is not None
@@ -135,6 +139,7 @@ class CustomerWrites(CustomerServiceBase):
                             f"customers[{seen[pair]}] "
                             "in the same batch"
                         )
+                external.keep(position, external_ids)
                 for pair in keys.pairs():
                     seen[pair] = position
             except CRMError as exc:
@@ -143,8 +148,12 @@ class CustomerWrites(CustomerServiceBase):
             good.append((position, item, customer, keys))
 
         existing = find_existing(uow.connection, [k for *_, k in good])
+        external_taken = external.refused(uow)
         kept: list[tuple[int, Any, Customer, IdentityKeys]] = []
         for position, item, customer, keys in good:
+            if position in external_taken:
+                self._reject(on_reject, position, item, external_taken[position])
+                continue
             clash = next(((col, v) for col, v in keys.pairs() if (col, v) in existing), None)
             if clash is not None:
                 holder = existing[clash]
@@ -191,6 +200,7 @@ class CustomerWrites(CustomerServiceBase):
             )
         if tag_rows:
             insert_rows(uow.connection, customer_tags, tag_rows)
+        external.store(uow, ((p, cid) for cid, (p, *_) in zip(ids, kept, strict=True)))
         emitters.customers_created(uow, created)
         record_lifecycle_events(uow, events)
         self._crm.audit.record_batch(
@@ -250,7 +260,11 @@ class CustomerWrites(CustomerServiceBase):
             after = from_dict(data, Customer)
             self._crm.access.check(Action.WRITE, after, ctx=uow)
             keys, errors = validate_customer(
-                after, uow.now, self._crm.attributes_validator, self._crm.config.json_limits
+                after,
+                uow.now,
+                self._crm.attributes_validator,
+                self._crm.config.json_limits,
+                self._crm.config.default_region,
             )
             if errors:
                 raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
