@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crmcore.hooks import hookimpl
-from crmcore_complaints import __version__, analytics, followups, hookspecs, privacy, views
+from crmcore_complaints import (
+    __version__,
+    analytics,
+    followups,
+    hookspecs,
+    merging,
+    privacy,
+    views,
+)
 from crmcore_complaints.settings import CONFIG_SCHEMA, PLUGIN_NAME, remember_settings
 from crmcore_complaints.tables import register
 
@@ -75,6 +83,13 @@ def crm_register_commands(cli: click.Group) -> None:
 
 
 # --- events ----------------------------------------------------------------------
+
+
+@hookimpl
+def crm_customers_merged(ctx: UnitOfWork, kept: Customer, merged: Customer) -> None:
+    """Move the merged customer's complaints, compensations and SLA breaches to the kept one."""
+    assert kept.id is not None and merged.id is not None
+    merging.merge_rows(ctx, kept.id, merged.id)
 
 
 @hookimpl

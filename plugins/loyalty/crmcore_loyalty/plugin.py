@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crmcore.hooks import hookimpl
-from crmcore_loyalty import __version__, hookspecs, kpis, service
+from crmcore_loyalty import __version__, hookspecs, kpis, merging, service
 from crmcore_loyalty.earning import earn_from_interactions
 from crmcore_loyalty.programme import CONFIG_SCHEMA, PLUGIN_NAME, remember_programme
 from crmcore_loyalty.tables import register_tables
@@ -88,6 +88,13 @@ def crm_interactions_recorded(ctx: UnitOfWork, interactions: Sequence[Interactio
 def crm_customers_deleted(ctx: UnitOfWork, customers: Sequence[Customer]) -> None:
     """Delete the loyalty rows of customers about to be deleted."""
     service.forget(ctx, [c.id for c in customers if c.id is not None])
+
+
+@hookimpl
+def crm_customers_merged(ctx: UnitOfWork, kept: Customer, merged: Customer) -> None:
+    """Move the merged customer's ledger, lots, tier history and membership to the kept one."""
+    assert kept.id is not None and merged.id is not None
+    merging.merge_rows(ctx, kept.id, merged.id)
 
 
 @hookimpl(optionalhook=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crmcore.hooks import hookimpl
-from crmcore_surveys import __version__, hookspecs, service
+from crmcore_surveys import __version__, hookspecs, merging, service
 from crmcore_surveys.settings import CONFIG_SCHEMA, PLUGIN_NAME, remember_settings
 from crmcore_surveys.tables import register_tables
 
@@ -69,6 +69,13 @@ def crm_register_commands(cli: click.Group) -> None:
     from crmcore_surveys.cli import surveys
 
     cli.add_command(surveys)
+
+
+@hookimpl
+def crm_customers_merged(ctx: UnitOfWork, kept: Customer, merged: Customer) -> None:
+    """Move the merged customer's survey invitations and responses to the kept one."""
+    assert kept.id is not None and merged.id is not None
+    merging.merge_rows(ctx, kept.id, merged.id)
 
 
 @hookimpl
