@@ -18,6 +18,14 @@ resolve against the directory of the file, not the current directory.
     json_max_depth = 32
     json_max_bytes = 65536
 
+    [accounts]                        # crmcore.services.accounts (docs/accounts.md)
+    contact_roles = ["decision_maker", "influencer", "user"]
+    link_types = ["referred_by", "partner_of"]
+    team_roles = ["account_manager", "pre_sales", "service"]
+    team_write_roles = ["account_manager"]   # team roles that may also write
+    weak_score = 40                   # 0-100: a latest relationship score below it ...
+    falling_drop = 15                 # ... or a fall of this many points is a churn signal
+
     [plugins]
     disabled = ["loyalty"]
 
@@ -38,13 +46,20 @@ import jsonschema
 from attrs import field, frozen
 from sqlalchemy.engine import make_url
 
-from crmcore.errors import ConfigError
+from crmcore.errors import ConfigError, ValidationError
+from crmcore.model.accounts import CODE_PATTERN, AccountSettings
 from crmcore.model.identity import DEFAULT_REGION, check_region
 from crmcore.model.limits import DEFAULT_JSON_MAX_BYTES, DEFAULT_JSON_MAX_DEPTH, JsonLimits
 from crmcore.storage.engine import DEFAULT_URL
 
 #: Environment variable that overrides ``[database] url``.
 DATABASE_URL_ENV = "CRM_DATABASE_URL"
+
+_CODES = {
+    "type": "array",
+    "items": {"type": "string", "pattern": CODE_PATTERN},
+    "uniqueItems": True,
+}
 
 #: JSON Schema of ``crm.toml`` itself.
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -90,6 +105,18 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "json_max_bytes": {"type": "integer", "minimum": 64, "maximum": 2**30},
             },
         },
+        "accounts": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "contact_roles": {**_CODES, "minItems": 1},
+                "link_types": {**_CODES, "minItems": 1},
+                "team_roles": {**_CODES, "minItems": 1},
+                "team_write_roles": _CODES,
+                "weak_score": {"type": "number", "minimum": 0, "maximum": 100},
+                "falling_drop": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+            },
+        },
         "plugins": {
             "type": "object",
             "properties": {
@@ -125,6 +152,8 @@ class Config:
     json_limits: JsonLimits = field(factory=JsonLimits)
     #: Whether ``crm --user/--role`` may act as another user (``[access] allow_role_switch``).
     allow_role_switch: bool = True
+    #: Contact roles, link types, team roles and score thresholds (``[accounts]``).
+    accounts: AccountSettings = field(factory=AccountSettings)
     #: Region national phone numbers are read in (``[customers] default_region``; "ZZ": none).
     default_region: str = DEFAULT_REGION
 
@@ -160,6 +189,10 @@ class Config:
         fields = security.get("encrypted_fields")
         limits = data.get("limits", {})
         try:
+            accounts = AccountSettings(**data.get("accounts", {}))
+        except ValidationError as exc:
+            raise ConfigError(f"{where}{exc}") from None
+        try:
             region = check_region(data.get("customers", {}).get("default_region"))
         except ValueError as exc:
             raise ConfigError(f"{where}customers.default_region: {exc}") from None
@@ -177,6 +210,7 @@ class Config:
                 limits.get("json_max_bytes", DEFAULT_JSON_MAX_BYTES),
             ),
             allow_role_switch=data.get("access", {}).get("allow_role_switch", True),
+            accounts=accounts,
             default_region=region,
         )
 
