@@ -52,7 +52,7 @@ def open_crm(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Opener]:
 
 def people(n: int, start: int = 0) -> list[dict[str, Any]]:
     return [
-        {"name": f"P{i}", "email": f"p{i}@x.org", "phone": f"+1 555 01{i:04d}"}
+        {"name": f"P{i}", "email": f"p{i}@x.org", "phone": f"+1 555 010 {i:04d}"}
         for i in range(start, start + n)
     ]
 
@@ -76,7 +76,7 @@ def test_enabling_encryption_on_an_existing_database(open_crm: Opener) -> None:
     key = new_key()
     crm = open_crm(key)  # encryption on, rotate-key not run yet
     assert_all_found(crm, ids)  # type: ignore[arg-type]
-    assert crm.customers.search(phone="+1 555 010003").items[0].id == ids["p3@x.org"]
+    assert crm.customers.search(phone="+1 555 010 0003").items[0].id == ids["p3@x.org"]
     # create_many / import path: refused, also with on_reject
     rejected: list[str] = []
     crm.customers.create_many(

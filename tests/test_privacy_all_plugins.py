@@ -42,7 +42,7 @@ def test_erase_leaves_no_trace_in_any_table(db_url: str) -> None:
             marker = {
                 "name": f"Zebulon Quixotic{n} Marker",
                 "email": f"zebulon.marker{n}@privacy.example",
-                "phone": f"+47 555 0{n}9 8{n}7",
+                "phone": f"+47 55 0{n}9 8{n}7",
             }
             crm.customers.update(row["id"], {**marker, "consent": {"surveys": True}})
             marked[row["id"]] = marker

@@ -7,6 +7,13 @@ the plaintext value or an index made under another configured key (before
 encryption was enabled, or before a rotation finished). Every lookup and
 duplicate check therefore compares with :func:`stored_forms`, the complete
 set of values that can mean "this email" right now.
+
+Phone keys are E.164 since crmcore_0010. The migration re-keys plaintext
+phone keys; an encrypted row's key is a blind index whose plaintext the
+migration cannot read, so until ``crm security rotate`` re-indexes it, it
+may be the index of the earlier digits-only form
+(:func:`crmcore.model.identity.legacy_phone_key`): the stored forms of a
+phone number include the indexes of that form too (:func:`phone_forms`).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from crmcore.model.identity import legacy_phone_key
 from crmcore.security.encryption import FieldCipher
 
 #: Identity-key column -> the ``kind`` a blind index is computed for.
@@ -32,6 +40,24 @@ def stored_forms(cipher: FieldCipher | None, kind: str, normalised: str) -> tupl
     return cipher.stored_forms(kind, normalised)
 
 
+def phone_forms(cipher: FieldCipher | None, normalised: str, raw: str | None) -> tuple[str, ...]:
+    """Every value a stored phone key may hold for the number ``raw`` (E.164 ``normalised``).
+
+    :func:`stored_forms` of the E.164 key first (its current index first), then,
+    with encryption on, the forms of the digits-only key of before crmcore_0010.
+    """
+    forms = stored_forms(cipher, "phone", normalised)
+    if cipher is None or raw is None:
+        return forms
+    try:
+        legacy = legacy_phone_key(raw)
+    except ValueError:
+        return forms
+    if legacy == normalised:
+        return forms
+    return tuple(dict.fromkeys((*forms, *cipher.stored_forms("phone", legacy))))
+
+
 @attrs.frozen
 class IdentityKeys:
     """The normalised keys of one customer that must be unique."""
@@ -43,6 +69,8 @@ class IdentityKeys:
     plain: Mapping[str, str] = attrs.field(factory=dict, eq=False)
     #: Column -> every stored form of that key (see :func:`stored_forms`), when blinded.
     forms_by_column: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, eq=False)
+    #: The phone number as written, for the index forms of the earlier key (:func:`phone_forms`).
+    phone_input: str | None = attrs.field(default=None, eq=False)
     _pairs: tuple[tuple[str, str], ...] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -67,13 +95,16 @@ class IdentityKeys:
             return self
         forms: dict[str, tuple[str, ...]] = {}
         for column, value in self._pairs:
-            forms[column] = cipher.stored_forms(KEY_KINDS[column], value)
+            if column == "phone_norm":
+                forms[column] = phone_forms(cipher, value, self.phone_input)
+            else:
+                forms[column] = cipher.stored_forms(KEY_KINDS[column], value)
         email = forms["email_norm"][0] if self.email is not None else None
         phone = forms["phone_norm"][0] if self.phone is not None else None
         org = self.org
         if org is not None and "company_name" in cipher.fields:
             org = forms["org_norm"][0]
-        return IdentityKeys(email, phone, org, dict(self._pairs), forms)
+        return IdentityKeys(email, phone, org, dict(self._pairs), forms, self.phone_input)
 
 
-__all__ = ["KEY_KINDS", "IdentityKeys", "stored_forms"]
+__all__ = ["KEY_KINDS", "IdentityKeys", "phone_forms", "stored_forms"]

@@ -52,10 +52,7 @@ _FIELDS = tuple(sorted(ENCRYPTABLE_FIELDS))
 _KEY_COLUMNS = tuple(KEY_KINDS)
 _WRITTEN = (*_FIELDS, *_KEY_COLUMNS, "sealed")
 _LABELS = {"email_norm": "email", "phone_norm": "phone", "org_norm": "organisation name"}
-_NORMALISERS: Mapping[str, Callable[[str], str]] = {
-    "email_norm": normalise_email,
-    "phone_norm": normalise_phone,
-}
+_NORMALISERS: Mapping[str, Callable[[str], str]] = {"email_norm": normalise_email}
 
 
 @attrs.frozen
@@ -90,7 +87,7 @@ class _Target:
     plain: dict[str, str]
 
 
-def _target(cipher: FieldCipher, row: Row[Any]) -> _Target:
+def _target(cipher: FieldCipher, row: Row[Any], region: str) -> _Target:
     """The sealed value, plaintext columns and identity keys ``row`` should have now."""
     m = row._mapping
     values: dict[str, Any] = {}
@@ -116,6 +113,8 @@ def _target(cipher: FieldCipher, row: Row[Any]) -> _Target:
             if column == "org_norm":
                 if m["kind"] == CustomerKind.ORGANIZATION.value:
                     normalised = normalise_org_name(values.get("company_name") or m["name"])
+            elif column == "phone_norm" and (source := sources[column]) is not None:
+                normalised = normalise_phone(str(source), region)
             elif (source := sources[column]) is not None:
                 normalised = _NORMALISERS[column](str(source))
         except ValueError:  # stored before a rule tightened: fall back to the stored key
@@ -236,7 +235,7 @@ def rotate_keys(
                 targets: dict[int, _Target] = {}
                 for row in rows:
                     try:
-                        target = _target(cipher, row)
+                        target = _target(cipher, row, crm.config.default_region)
                     except UnreadableError as exc:
                         report.handle(exc, policy)
                         skipped.append(row.id)

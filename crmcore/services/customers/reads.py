@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -34,7 +34,7 @@ from crmcore.model.limits import (
     INT64_MAX,
 )
 from crmcore.model.pagination import Page, check_page
-from crmcore.security.stored_keys import stored_forms
+from crmcore.security.stored_keys import phone_forms, stored_forms
 from crmcore.storage.attributes import attribute
 from crmcore.storage.records import merged_into
 from crmcore.storage.tables import customer_tags, customers
@@ -123,9 +123,10 @@ class CustomerReads(CustomerServiceBase):
         """Find customers; every filter given must match.
 
         ``name`` matches a case- and accent-insensitive substring; ``email`` and
-        ``phone`` match exactly after normalisation (``+1 555-0100`` finds
-        ``+15550100``), whatever form the stored key has (plaintext, or a blind
-        index under any configured key); ``attributes`` matches custom fields
+        ``phone`` match exactly after normalisation (``+1 555-010-0100`` finds
+        ``+15550100100``; a national form is read in ``[customers]
+        default_region``), whatever form the stored key has (plaintext, or a
+        blind index under any configured key); ``attributes`` matches custom fields
         by equality. ``sort`` is a field name (id, name, created_at,
         updated_at, stage, owner), ``-`` in front for descending. Returns one
         :class:`Page`; ``total`` counts every match, ``items`` leaves out
@@ -243,9 +244,10 @@ class CustomerReads(CustomerServiceBase):
         state enabling encryption or a key rotation left its row in; plugins
         use it to compare with identity keys without knowing how they are stored.
         """
-        normalisers = {
+        region = self._crm.config.default_region
+        normalisers: dict[str, tuple[str, Callable[[str], str]]] = {
             "email": ("email", normalise_email),
-            "phone": ("phone", normalise_phone),
+            "phone": ("phone", lambda v: normalise_phone(v, region)),
             "organisation": ("org", normalise_org_name),
         }
         if field not in normalisers:
@@ -261,6 +263,8 @@ class CustomerReads(CustomerServiceBase):
                 raise ValueError("must not be empty")
         except ValueError as exc:
             raise ValidationError(f"{field}: {exc}", field=field, value=value) from None
+        if kind == "phone":  # with encryption, also the indexes of the pre-E.164 key
+            return phone_forms(self._crm.cipher, normalised, value)
         return stored_forms(self._crm.cipher, kind, normalised)
 
     def iter_all(
@@ -305,7 +309,9 @@ class CustomerReads(CustomerServiceBase):
         (the duplicate is refused all the same on create).
         """
         candidate = coerce_customer(customer)
-        keys, errors = validate_customer(candidate, self._crm.clock(), None)
+        keys, errors = validate_customer(
+            candidate, self._crm.clock(), None, region=self._crm.config.default_region
+        )
         if errors:
             raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
         assert keys is not None

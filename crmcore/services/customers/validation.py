@@ -15,6 +15,7 @@ from crmcore.model.entities import (
     CustomerKind,
 )
 from crmcore.model.identity import (
+    DEFAULT_REGION,
     normalise_email,
     normalise_org_name,
     normalise_phone,
@@ -79,8 +80,12 @@ def validate_customer(
     now: datetime,
     attributes_validator: Any,
     limits: JsonLimits | None = None,
+    region: str = DEFAULT_REGION,
 ) -> tuple[IdentityKeys | None, list[ValidationError]]:
     """Core's checks on one customer; returns its identity keys and every problem found.
+
+    ``region`` is the region national phone numbers are read in (``[customers]
+    default_region``): the phone key is E.164.
 
     ``limits`` bounds the ``attributes`` document (default :class:`JsonLimits`);
     it is checked first, so no later check walks a document nested too deeply.
@@ -114,7 +119,7 @@ def validate_customer(
             errors.append(ValidationError(f"email: {exc}", field="email", value=customer.email))
     if customer.phone is not None:
         try:
-            phone = normalise_phone(customer.phone)
+            phone = normalise_phone(customer.phone, region)
         except ValueError as exc:
             errors.append(ValidationError(f"phone: {exc}", field="phone", value=customer.phone))
     if customer.kind is CustomerKind.ORGANIZATION:
@@ -155,7 +160,9 @@ def validate_customer(
         ):
             path = ".".join(["attributes", *(str(p) for p in err.absolute_path)])
             errors.append(ValidationError(f"{path}: {err.message}", field=path))
-    return (IdentityKeys(email, phone, org) if not errors else None), errors
+    if errors:
+        return None, errors
+    return IdentityKeys(email, phone, org, phone_input=customer.phone), errors
 
 
 def coerce_customer(item: Customer | Mapping[str, Any]) -> Customer:
