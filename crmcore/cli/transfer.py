@@ -46,11 +46,16 @@ def report_import(result: Any, what: str, as_json: bool) -> None:
                 "imported": result.imported,
                 "rejected": result.rejected,
                 "already_stored": result.already_stored,
+                "updated": result.updated,
+                "unchanged": result.unchanged,
                 "rejects_path": str(result.rejects_path) if result.rejects_path else None,
                 "dry_run": result.dry_run,
             }
         )
         return
+    if result.updated or result.unchanged:
+        what += f", {'would update' if result.dry_run else 'updated'} {result.updated}"
+        what += f", {result.unchanged} unchanged"
     if result.dry_run:
         line = f"Dry run: would import {result.imported} {what}."
         if result.already_stored:
@@ -189,8 +194,24 @@ def import_command(what: str, default_batch: int) -> click.Command:
             "twice."
         )
     else:
+        command = click.option(
+            "--system", help="The system the external_id column's ids belong to (erp, shop ...)."
+        )(command)
+        command = click.option(
+            "--match",
+            type=click.Choice(["email", "phone", "external_id"]),
+            help="With --update-existing: the key that finds a row's customer.",
+        )(command)
+        command = click.option(
+            "--update-existing",
+            is_flag=True,
+            help="Update the customers the rows match (--match) instead of rejecting them; "
+            "create the others. Never changes the stage.",
+        )(command)
         command.help = (
-            "Import customers from CSV or JSON Lines (all-or-nothing unless --skip-invalid)."
+            "Import customers from CSV or JSON Lines (all-or-nothing unless --skip-invalid). "
+            "With --update-existing --match email|phone|external_id, matched customers are "
+            "updated (empty cells leave a field as it is) and counted as updated or unchanged."
         )
     return command
 

@@ -67,8 +67,16 @@ from crmcore.io.imports.columns import (
 )
 from crmcore.io.imports.emails import resolve_customer_emails
 from crmcore.io.imports.feed import Feed, Progress
+from crmcore.io.imports.matching import (
+    MATCH_KEYS,
+    check_upsert_options,
+    customer_upsert_columns,
+    hinted_rejects,
+    with_system,
+)
 from crmcore.io.imports.reading import CsvSource, Lines, Record, jsonl_records, resolve_encoding
 from crmcore.io.imports.rejects import Rejects, find_rejects, purge_rejects
+from crmcore.io.imports.upsert import Upsert
 from crmcore.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
@@ -92,6 +100,9 @@ class ImportResult:
     ``rejects_path`` is ``None`` when nothing was rejected (no empty rejects
     file is created) and after a dry run; ``last_line``: the last input line read.
     After a dry run (``dry_run``) the counts are what the import would do.
+    A customers import with ``update_existing`` also counts the matched rows:
+    ``updated`` (a field or an external id changed) and ``unchanged``
+    (nothing to change); ``imported`` (also ``created``) counts the new customers.
     """
 
     imported: int
@@ -101,6 +112,15 @@ class ImportResult:
     last_line: int = attrs.field(default=0, eq=False)
     #: True when this was a dry run: nothing was stored and no rejects file written.
     dry_run: bool = False
+    #: Matched customers changed (``update_existing``).
+    updated: int = 0
+    #: Matched customers that already held every value of their row (``update_existing``).
+    unchanged: int = 0
+
+    @property
+    def created(self) -> int:
+        """The customers (or interactions) stored anew: ``imported``."""
+        return self.imported
 
 
 @attrs.frozen
@@ -120,7 +140,7 @@ def _no_resolution(
 def _store_customers(
     crm: CRM, items: Iterator[dict[str, Any]], ctx: UnitOfWork, size: int, feed: Feed
 ) -> object:
-    reject: RejectHandler = feed.on_reject
+    reject: RejectHandler = hinted_rejects(feed, None)
     return crm.customers.create_many(items, ctx=ctx, batch_size=size, on_reject=reject, keep=False)
 
 
@@ -294,6 +314,9 @@ def import_customers(
     commit_every: int | None = None,
     max_columns: int = MAX_COLUMNS,
     dry_run: bool = False,
+    update_existing: bool = False,
+    match: str | None = None,
+    system: str | None = None,
 ) -> ImportResult:
     """Import customers from a CSV or JSON Lines file in one transaction.
 
@@ -322,9 +345,17 @@ def import_customers(
             stored and no rejects file is written (``rejects_path`` is
             ``None``). Without ``skip_invalid`` the first bad row raises as
             it would in the real import.
+        update_existing: Update the customers the rows match (by ``match``)
+            and create the others; see :mod:`crmcore.io.imports.upsert` for
+            what is updated, what counts as unchanged and what is rejected.
+        match: With ``update_existing``: ``"email"``, ``"phone"`` or
+            ``"external_id"`` (:data:`MATCH_KEYS`).
+        system: The system the ``external_id`` column's ids belong to; each
+            created customer gets its id, a matched one gets it added.
 
     Rejected rows are written in the order the problems are found (a batch's
-    duplicates after its malformed rows); each carries its input line.
+    duplicates after its malformed rows); each carries its input line. A
+    duplicate's reason says how to update it instead (``--update-existing``).
 
     Returns:
         The counts of imported and rejected rows and the rejects file, if any.
@@ -340,8 +371,37 @@ def import_customers(
         format, skip_invalid, rejects_path, batch_size, actor, progress, encoding,
         commit_every, max_columns, keys=None, dry_run=dry_run,
     )  # fmt: skip
-    columns = customer_columns(crm.config.attributes_schema, max_columns)
-    return _run_import(crm, _CUSTOMERS, columns, path, options)
+    match, system = check_upsert_options(update_existing, match, system)
+    schema = crm.config.attributes_schema
+    if match is None and system is None:
+        return _run_import(crm, _CUSTOMERS, customer_columns(schema, max_columns), path, options)
+    columns = customer_upsert_columns(schema, max_columns, match, system)
+    upsert = Upsert(match, system) if match is not None else None
+    entity = _Entity(
+        _system_resolution(system), _store_customers if upsert is None else upsert.store
+    )
+    result = _run_import(crm, entity, columns, path, options)
+    if upsert is None:
+        return result
+    matched = upsert.updated + upsert.unchanged
+    return attrs.evolve(
+        result,
+        imported=result.imported - matched,
+        updated=upsert.updated,
+        unchanged=upsert.unchanged,
+    )
+
+
+def _system_resolution(
+    system: str | None,
+) -> Callable[[CRM, Iterator[Record], Connection, int], Iterator[Record]]:
+    if system is None:
+        return _no_resolution
+
+    def resolve(crm: CRM, records: Iterator[Record], connection: Connection, size: int) -> Any:
+        return with_system(records, system)
+
+    return resolve
 
 
 def import_interactions(
@@ -390,6 +450,7 @@ def import_interactions(
 __all__ = [
     "FORMATS",
     "IMPORT_SOURCE",
+    "MATCH_KEYS",
     "MAX_COLUMNS",
     "ImportResult",
     "Progress",
