@@ -15,7 +15,8 @@ Log-likelihood of one customer (``B`` the beta function)::
           * B(a + 1, b + x - 1) / B(a, b)
 
 computed in logs with ``logaddexp``. Maximised over ``log`` of the four parameters
-(L-BFGS-B, numpy/scipy), customers with equal ``(x, t_x, T)`` counted once with a weight.
+(L-BFGS-B, numpy/scipy; a Nelder-Mead polish when it stops short), customers with
+equal ``(x, t_x, T)`` counted once with a weight.
 Standard errors are the square roots of the diagonal of the inverse Hessian of the
 negative log-likelihood in the natural parameters (central finite differences).
 """
@@ -152,15 +153,25 @@ def maximise(
         return value if np.isfinite(value) else 1e300
 
     with np.errstate(all="ignore"):
-        result = minimize(in_logs, np.log(start), method="L-BFGS-B", options={"maxiter": 2000})
-        # A second pass from the first optimum, derivative-free, polishes flat directions.
-        polished = minimize(
+        result = minimize(
             in_logs,
-            result.x,
-            method="Nelder-Mead",
-            options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 4000},
+            np.log(start),
+            method="L-BFGS-B",
+            options={"maxiter": 5000, "ftol": 1e-13, "gtol": 1e-9},
         )
-        best = polished if polished.fun <= result.fun else result
+        best, iterations, converged = result, int(result.nit), bool(result.success)
+        if not result.success:
+            # Polish from where it stopped, derivative-free (flat or rough directions).
+            polished = minimize(
+                in_logs,
+                result.x,
+                method="Nelder-Mead",
+                options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 4000},
+            )
+            iterations += int(polished.nit)
+            converged = bool(polished.success)
+            if polished.fun <= result.fun:
+                best = polished
         values = np.exp(np.clip(best.x, -30.0, 30.0))
         errors = standard_errors(negative_ll, values)
     return Fit(
@@ -169,8 +180,8 @@ def maximise(
         standard_errors=errors,
         log_likelihood=-float(best.fun),
         customers=customers,
-        converged=bool(result.success or polished.success),
-        iterations=int(result.nit) + int(polished.nit),
+        converged=converged,
+        iterations=iterations,
     )
 
 
