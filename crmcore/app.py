@@ -119,12 +119,14 @@ class CRM(SchemaOperations):
         from crmcore.services.customers import CustomerService
         from crmcore.services.interactions import InteractionService
         from crmcore.services.lifecycle import LifecycleService
+        from crmcore.services.pool import PoolService
 
         self.access = AccessControl(self)
         self.audit = AuditLog(self)
         self.customers = CustomerService(self)
         self.interactions = InteractionService(self)
         self.lifecycle = LifecycleService(self)
+        self.pool = PoolService(self)
         self.events = EventService(self)
 
     def as_user(self, principal: Principal) -> CRM:

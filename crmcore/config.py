@@ -26,6 +26,12 @@ resolve against the directory of the file, not the current directory.
     weak_score = 40                   # 0-100: a latest relationship score below it ...
     falling_drop = 15                 # ... or a fall of this many points is a churn signal
 
+    [pool]                            # crmcore.services.pool (docs/pool.md)
+    visible_fields = ["name", "company_name", "industry", "stage"]
+    assignment = "round_robin"        # or "weighted" (weights = {alice = 2}) or "none"
+    team = ["alice", "bob"]
+    recycle_after_days = 90
+
     [plugins]
     disabled = ["loyalty"]
 
@@ -50,6 +56,7 @@ from crmcore.errors import ConfigError, ValidationError
 from crmcore.model.accounts import CODE_PATTERN, AccountSettings
 from crmcore.model.identity import DEFAULT_REGION, check_region
 from crmcore.model.limits import DEFAULT_JSON_MAX_BYTES, DEFAULT_JSON_MAX_DEPTH, JsonLimits
+from crmcore.model.pool import ASSIGNMENTS, PoolSettings
 from crmcore.storage.engine import DEFAULT_URL
 
 #: Environment variable that overrides ``[database] url``.
@@ -117,6 +124,17 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "falling_drop": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
             },
         },
+        "pool": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "visible_fields": {"type": "array", "items": {"type": "string"}},
+                "assignment": {"enum": list(ASSIGNMENTS)},
+                "team": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "weights": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "recycle_after_days": {"type": "integer", "minimum": 1},
+            },
+        },
         "plugins": {
             "type": "object",
             "properties": {
@@ -156,6 +174,8 @@ class Config:
     accounts: AccountSettings = field(factory=AccountSettings)
     #: Region national phone numbers are read in (``[customers] default_region``; "ZZ": none).
     default_region: str = DEFAULT_REGION
+    #: What agents see of unowned customers, assignment of new ones, recycling (``[pool]``).
+    pool: PoolSettings = field(factory=PoolSettings)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: Path | None = None) -> Config:
@@ -193,6 +213,10 @@ class Config:
         except ValidationError as exc:
             raise ConfigError(f"{where}{exc}") from None
         try:
+            pool = PoolSettings(**data.get("pool", {}))
+        except ValidationError as exc:
+            raise ConfigError(f"{where}{exc}") from None
+        try:
             region = check_region(data.get("customers", {}).get("default_region"))
         except ValueError as exc:
             raise ConfigError(f"{where}customers.default_region: {exc}") from None
@@ -212,6 +236,7 @@ class Config:
             allow_role_switch=data.get("access", {}).get("allow_role_switch", True),
             accounts=accounts,
             default_region=region,
+            pool=pool,
         )
 
     def resolve_path(self, path: str | Path) -> Path:

@@ -151,9 +151,6 @@ class CustomerWrites(CustomerServiceBase):
         external_taken = external.refused(uow)
         kept: list[tuple[int, Any, Customer, IdentityKeys]] = []
         for position, item, customer, keys in good:
-            if position in external_taken:
-                self._reject(on_reject, position, item, external_taken[position])
-                continue
             clash = next(((col, v) for col, v in keys.pairs() if (col, v) in existing), None)
             if clash is not None:
                 holder = existing[clash]
@@ -161,12 +158,25 @@ class CustomerWrites(CustomerServiceBase):
                 error = duplicate_error(clash, holder, keys, visible=shown)
                 self._reject(on_reject, position, item, error)
                 continue
+            if position in external_taken:
+                self._reject(on_reject, position, item, external_taken[position])
+                continue
             kept.append((position, item, customer, keys))
         kept = self._run_plugin_validation(uow, kept, on_reject)
         if not kept:
             return []
 
         ids = allocate_ids(uow.connection, customers, len(kept))
+        if self._crm.config.pool.assignment != "none":  # [pool] assignment: an owner by turn
+            kept = [
+                (
+                    p,
+                    item,
+                    c if c.owner else attrs.evolve(c, owner=self._crm.pool.assigned_owner(i)),
+                    k,
+                )
+                for i, (p, item, c, k) in zip(ids, kept, strict=True)
+            ]
         cipher = self._crm.cipher
         rows = [
             customer_to_row(c, k, uow.now, cipher, new_id)
