@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from crmcore import CRM, Config, ConfigError, ConflictError, ValidationError
 from crmcore.access import AccessDeniedError, Principal, Role
+from crmcore.cli import build_cli
 from crmcore.model.pool import PoolSettings
 from crmcore.storage.tables import audit_log, customers
 from crmcore.testing import FrozenClock
@@ -237,3 +239,34 @@ def test_claim_keeps_the_time(crm: CRM, clock: FrozenClock) -> None:
     claimed = crm.as_user(ALICE).pool.claim(free.id)
     assert claimed.updated_at == clock.now
     assert claimed.updated_at == datetime(2026, 1, 1, 14, 0, tzinfo=UTC)
+
+
+def _cli(db_url: str, *args: str) -> Any:
+    argv = ["--db", db_url, *args]
+    return CliRunner().invoke(build_cli(argv), argv)
+
+
+def test_cli_pool_claim_release_reassign_recycle(crm_factory: Any, db_url: str) -> None:
+    crm = crm_factory(discover=True)
+    free = crm.customers.create({"name": "Pooled Tea Co", "email": "secret@tea.test"})
+    listed = _cli(db_url, "--user", "alice", "--role", "agent", "pool", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert "Pooled Tea Co" in listed.output and "secret@tea.test" not in listed.output
+    claimed = _cli(db_url, "--user", "alice", "--role", "agent", "pool", "claim", str(free.id))
+    assert claimed.exit_code == 0 and "now owned by alice" in claimed.output, claimed.output
+    again = _cli(db_url, "--user", "bob", "--role", "agent", "pool", "claim", str(free.id))
+    assert again.exit_code == 1 and "not in the pool" in again.output
+    dry = _cli(db_url, "customers", "reassign", "--from", "alice", "--to", "bob", "--dry-run")
+    assert dry.exit_code == 0 and "would move 1 customer(s)" in dry.output, dry.output
+    assert _owner(crm, free.id) == "alice"
+    asked = _cli(db_url, "customers", "reassign", "--from", "alice", "--to", "bob")
+    assert asked.exit_code == 1 and "pass --yes" in asked.output
+    done = _cli(db_url, "customers", "reassign", "--from", "alice", "--to", "bob", "--yes")
+    assert done.exit_code == 0 and "Moved 1 customer(s)" in done.output
+    assert _owner(crm, free.id) == "bob"
+    agent = _cli(db_url, "--user", "bob", "--role", "agent", "pool", "recycle", "--days", "1")
+    assert agent.exit_code == 1 and "may not" in agent.output
+    swept = _cli(db_url, "pool", "recycle", "--days", "1", "--dry-run")
+    assert swept.exit_code == 0 and "would move 1 customer(s)" in swept.output  # created in January
+    back = _cli(db_url, "--user", "bob", "--role", "agent", "pool", "release", str(free.id))
+    assert back.exit_code == 0 and _owner(crm, free.id) is None

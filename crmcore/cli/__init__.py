@@ -224,6 +224,7 @@ def _register_builtin_commands(group: click.Group) -> None:
         events,
         interactions,
         lifecycle,
+        pool,
         report,
         security,
     )
@@ -235,6 +236,7 @@ def _register_builtin_commands(group: click.Group) -> None:
         customers.customers,
         interactions.interactions,
         lifecycle.lifecycle,
+        pool.pool,
         report.report,
         audit.audit,
         access.access,

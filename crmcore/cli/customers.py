@@ -24,6 +24,7 @@ from crmcore.cli.listing import iter_pages, print_listing
 from crmcore.cli.merge import merge_command
 from crmcore.cli.output import safe_json, safe_line, safe_text
 from crmcore.cli.parsing import parse_json_object, parse_pairs
+from crmcore.cli.pool import reassign
 from crmcore.cli.transfer import import_command, purge_rejects_command
 from crmcore.model.entities import Channel, Customer, CustomerKind, Stage
 from crmcore.model.pagination import Page
@@ -224,6 +225,7 @@ def erase(customer_id: int, yes: bool, vacuum: str, dry_run: bool) -> None:
 customers.add_command(import_command("customers", default_batch=500))
 customers.add_command(purge_rejects_command)
 customers.add_command(merge_command)
+customers.add_command(reassign)
 
 
 @customers.command()
