@@ -19,6 +19,7 @@ Definitions (money in exact ten-thousandths in SQL, see :mod:`.purchases`):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
@@ -160,8 +161,9 @@ class CustomerValue:
         }
 
 
+@functools.lru_cache(maxsize=64)
 def annuity_factor(discount_rate: Decimal, years: int) -> Decimal:
-    """``sum((1 + d) ** -t for t in 1..years)`` with 28-digit Decimal arithmetic."""
+    """``sum((1 + d) ** -t for t in 1..years)`` with 28-digit Decimal arithmetic (cached)."""
     with localcontext() as context:
         context.prec = 28
         return sum((1 / (1 + discount_rate) ** t for t in range(1, years + 1)), Decimal(0))
