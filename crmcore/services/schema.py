@@ -95,6 +95,7 @@ class SchemaOperations:
                 self.metadata,
                 self.migration_branches(),
                 self.inactive_migration_branches(),
+                options={"crmcore.default_region": self.config.default_region},
             )
         except DBAPIError as exc:
             raise StorageError(f"migration failed: {exc.orig}") from exc

@@ -212,11 +212,14 @@ def upgrade(
     metadata: MetaData,
     active: Branches,
     inactive: Branches | None = None,
+    *,
+    options: Mapping[str, object] | None = None,
 ) -> SchemaState:
     """Bring core and the active branches to their heads, in one locked transaction.
 
     Unknown revisions (plugins that are gone) stay recorded; the state after
-    the upgrade is returned.
+    the upgrade is returned. ``options`` are handed to the revisions in
+    alembic's ``Config.attributes`` (core's: ``crmcore.default_region``).
     """
     catalog = _catalog_of(active, inactive)
     cfg = alembic_config(catalog.locations)
@@ -227,6 +230,7 @@ def upgrade(
         _set_aside(connection, unknown)
         cfg.attributes["connection"] = connection
         cfg.attributes["metadata"] = metadata
+        cfg.attributes.update(options or {})
         for head in sorted(before.pending_heads()):
             command.upgrade(cfg, head)
         _put_back(connection, unknown)
