@@ -61,7 +61,6 @@ from crmcore.errors import RejectHandler, ValidationError
 from crmcore.io.imports.columns import (
     MAX_COLUMNS,
     ColumnsFactory,
-    customer_columns,
     interaction_columns,
     object_from_json,
 )
@@ -373,9 +372,9 @@ def import_customers(
     )  # fmt: skip
     match, system = check_upsert_options(update_existing, match, system)
     schema = crm.config.attributes_schema
-    if match is None and system is None:
-        return _run_import(crm, _CUSTOMERS, customer_columns(schema, max_columns), path, options)
     columns = customer_upsert_columns(schema, max_columns, match, system)
+    if match is None and system is None:
+        return _run_import(crm, _CUSTOMERS, columns, path, options)
     upsert = Upsert(match, system) if match is not None else None
     entity = _Entity(
         _system_resolution(system), _store_customers if upsert is None else upsert.store

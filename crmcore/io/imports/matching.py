@@ -8,10 +8,17 @@ of such an import say why a duplicate was refused and how to update it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from crmcore.errors import ConflictError, CRMError, RejectHandler, ValidationError
+from crmcore.errors import (
+    ConflictError,
+    CRMError,
+    RejectHandler,
+    ValidationError,
+    ValidationErrors,
+)
 from crmcore.io.imports.columns import (
     CUSTOMER_PLAIN,
     Columns,
@@ -146,6 +153,31 @@ def hinted_rejects(feed: Feed, match: str | None) -> RejectHandler:
     return on_reject
 
 
+_POSITION = re.compile(r"\bcustomers\[(\d+)\]")
+
+
+def renumbered(exc: CRMError, positions: Sequence[int]) -> CRMError:
+    """``exc`` with the positions it names (``customers[1]``) mapped through ``positions``.
+
+    The import gives ``create_many`` only a batch's new rows: its positions
+    are indices into them, the feed's are indices into the whole batch.
+    """
+    message = str(exc)
+    if not _POSITION.search(message) or isinstance(exc, ValidationErrors):
+        return exc
+
+    def mapped(found: re.Match[str]) -> str:
+        index = int(found.group(1))
+        return f"customers[{positions[index]}]" if index < len(positions) else found.group(0)
+
+    text = _POSITION.sub(mapped, message)
+    if isinstance(exc, ConflictError):
+        return ConflictError(text, existing_id=exc.existing_id)
+    if isinstance(exc, ValidationError):
+        return ValidationError(text, field=exc.field, value=exc.value)
+    return CRMError(text)
+
+
 class IdSet:
     """A compact set of positive customer ids (a sparse bitmap): what the import has touched."""
 
@@ -179,5 +211,6 @@ __all__ = [
     "customer_upsert_columns",
     "duplicate_hint",
     "hinted_rejects",
+    "renumbered",
     "with_system",
 ]

@@ -47,7 +47,7 @@ from crmcore.errors import (
     ValidationErrors,
 )
 from crmcore.io.imports.feed import Feed
-from crmcore.io.imports.matching import IdSet, hinted_rejects
+from crmcore.io.imports.matching import IdSet, hinted_rejects, renumbered
 from crmcore.model.entities import UPDATABLE_FIELDS, Customer
 from crmcore.model.serialization import from_dict, to_dict
 from crmcore.security.encryption import UnreadableError
@@ -119,7 +119,7 @@ class Upsert:
     def _batch(
         self, crm: CRM, uow: UnitOfWork, base: int, chunk: list[dict[str, Any]], feed: Feed
     ) -> None:
-        reject = hinted_rejects(feed, self.match)
+        reject: RejectHandler = feed.on_reject
         rows: list[_Row] = []
         for offset, data in enumerate(chunk):
             pairs = [
@@ -144,7 +144,7 @@ class Upsert:
             row.holder = holders.get(key) if key is not None else None
             (new if row.holder is None else matched).append(row)
         self._update(crm, uow, matched, reject)
-        self._create(crm, uow, new, reject)
+        self._create(crm, uow, new, hinted_rejects(feed, self.match))
 
     def _match_key(self, crm: CRM, row: _Row) -> Any:
         """What the row is matched on (``None``: nothing to match, the row is new)."""
@@ -266,7 +266,7 @@ class Upsert:
 
         def on_reject(index: int, item: Any, exc: CRMError) -> None:
             refused.add(index)
-            reject(new[index].position, item, exc)
+            reject(new[index].position, item, renumbered(exc, [r.position for r in new]))
 
         created = crm.customers.create_many(
             [r.data for r in new], ctx=uow, batch_size=len(new), on_reject=on_reject
