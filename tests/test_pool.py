@@ -104,8 +104,8 @@ def test_release_puts_a_customer_back(crm: CRM) -> None:
     mine = crm.customers.create({"name": "Mine", "owner": "alice"})
     assert mine.id is not None
     with pytest.raises(AccessDeniedError):
-        crm.as_user(BOB).pool.release(mine.id)
-    assert crm.as_user(ALICE).pool.release(mine.id).owner is None
+        crm.as_user(ALICE).pool.release(mine.id)  # agents ask a manager
+    assert crm.as_user(MEG).pool.release(mine.id).owner is None
     with pytest.raises(ConflictError, match="already in the pool"):
         crm.pool.release(mine.id)
     assert crm.as_user(BOB).pool.list().total == 1
@@ -268,5 +268,9 @@ def test_cli_pool_claim_release_reassign_recycle(crm_factory: Any, db_url: str) 
     assert agent.exit_code == 1 and "may not" in agent.output
     swept = _cli(db_url, "pool", "recycle", "--days", "1", "--dry-run")
     assert swept.exit_code == 0 and "would move 1 customer(s)" in swept.output  # created in January
-    back = _cli(db_url, "--user", "bob", "--role", "agent", "pool", "release", str(free.id))
-    assert back.exit_code == 0 and _owner(crm, free.id) is None
+    assert _owner(crm, free.id) == "bob"
+    refused = _cli(db_url, "--user", "bob", "--role", "agent", "pool", "release", str(free.id))
+    assert refused.exit_code == 1 and "may not" in refused.output
+    back = _cli(db_url, "--user", "meg", "--role", "manager", "pool", "release", str(free.id))
+    assert back.exit_code == 0, back.output
+    assert _owner(crm, free.id) is None

@@ -56,7 +56,7 @@ def claim(customer_id: int, user: str | None, as_json: bool) -> None:
 @pool.command()
 @click.argument("customer_id", type=int)
 def release(customer_id: int) -> None:
-    """Put one of your customers back into the pool."""
+    """Put an owned customer back into the pool (managers)."""
     get_crm().pool.release(customer_id, actor=get_actor())
     get_console().print(f"Customer {customer_id} is back in the pool.")
 

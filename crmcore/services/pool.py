@@ -7,7 +7,7 @@
 * :meth:`PoolService.claim`: take one. Atomic: of several users claiming the
   same customer at once, exactly one becomes its owner and the others get a
   ConflictError (a conditional ``UPDATE ... WHERE owner IS NULL``);
-* :meth:`PoolService.release`: give one back;
+* :meth:`PoolService.release`: put one back (managers);
 * :meth:`PoolService.reassign`: hand every customer of one owner to another
   (a leaving employee), in one audited transaction;
 * :meth:`PoolService.recycle`: an idempotent sweep that puts back into the
@@ -186,10 +186,16 @@ class PoolService:
     def release(
         self, customer_id: int, *, actor: str | None = None, ctx: UnitOfWork | None = None
     ) -> Customer:
-        """Put an owned customer back into the pool (its owner, or a manager); return it."""
+        """Put an owned customer back into the pool; return it.
+
+        For a manager or an administrator (``Action.GRANT``), like every
+        hand-over: an agent giving a customer away would lose access to it
+        inside the transaction in which plugins, acting for that agent, react
+        to the change.
+        """
+        self._crm.access.require(Action.GRANT)
         with self._crm.unit_of_work(actor, ctx) as uow:
             before = load_customer(uow.connection, customer_id, self._crm.cipher, lock=True)
-            self._crm.access.check(Action.WRITE, before, ctx=uow)
             if before.owner is None:
                 raise ConflictError(f"customer {customer_id} is already in the pool")
             uow.connection.execute(
