@@ -30,7 +30,6 @@ read, asked about plugin signals and scored exactly in Python.
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -55,17 +54,18 @@ from crmcore.access import Action
 from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.types import UTCDateTime
 from crmcore_segmentation.calendar_sql import day_number
+from crmcore_segmentation.churn_scoring import ChurnAssessment as ChurnAssessment
+from crmcore_segmentation.churn_scoring import assess_rows
 from crmcore_segmentation.churn_store import ranked_in_database, scratch_table
 from crmcore_segmentation.intervals import (
     MIN_INTERVALS,
     interval_query,
     interval_strength,
-    overdue,
 )
 from crmcore_segmentation.per_customer import merge_per_customer
 from crmcore_segmentation.purchases import counted_purchases
 from crmcore_segmentation.rfm import days_before, resolve_as_of
-from crmcore_segmentation.settings import ChurnSettings, settings_of
+from crmcore_segmentation.settings import settings_of
 from crmcore_segmentation.tables import CHURN_ALERTS, table
 
 #: Stages from which the lifecycle graph allows a move to at_risk.
@@ -73,33 +73,6 @@ MOVABLE = frozenset({Stage.NEW, Stage.ACTIVE, Stage.LOYAL})
 #: Candidates scored (and plugin signals asked for) per batch.
 BATCH = 500
 _SLACK = 1e-9
-
-
-@frozen
-class ChurnAssessment:
-    """One customer's churn score, its parts and the reasons, strongest first."""
-
-    customer_id: int
-    stage: str
-    score: float
-    frequency_drop: float
-    inactivity: float
-    plugins: float
-    recency_days: int
-    reasons: tuple[str, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-safe dict."""
-        return {
-            "customer_id": self.customer_id,
-            "stage": self.stage,
-            "score": self.score,
-            "frequency_drop": self.frequency_drop,
-            "inactivity": self.inactivity,
-            "plugins": self.plugins,
-            "recency_days": self.recency_days,
-            "reasons": list(self.reasons),
-        }
 
 
 @requires(Action.READ, scoped=True)  # builds SQL; the caller scopes what it reads
@@ -184,82 +157,6 @@ def churn_query(crm: CRM, *, as_of: datetime | None = None) -> Select[Any]:
     ).join(customers, customers.c.id == scored.c.customer_id)
 
 
-def _drop(recent: int, baseline: int, churn: ChurnSettings) -> float:
-    if baseline < churn.min_baseline_purchases:
-        return 0.0
-    drop = 1.0 - (recent / churn.recent_days) / (baseline / churn.baseline_days)
-    return drop if drop >= churn.drop_threshold else 0.0
-
-
-def _inactivity(recency: int, churn: ChurnSettings) -> float:
-    if recency < churn.inactivity_days:
-        return 0.0
-    return min(1.0, recency / (2 * churn.inactivity_days))
-
-
-def _assess_rows(crm: CRM, rows: Sequence[Any], churn: ChurnSettings) -> list[ChurnAssessment]:
-    """Exact scores of one batch of candidate rows (one ``crm.churn_signals`` call)."""
-    signals: dict[int, list[tuple[float, str]]] = defaultdict(list)
-    if churn.weight_plugins > 0 and rows:
-        for signal in crm.churn_signals([int(r.customer_id) for r in rows]):
-            signals[signal.customer_id].append((signal.weight, f"{signal.source}: {signal.reason}"))
-    found = []
-    for row in rows:
-        cid = int(row.customer_id)
-        by_interval = row.intervals is not None and int(row.intervals) >= MIN_INTERVALS
-        if by_interval:
-            drop = overdue(int(row.recency_days), float(row.median_interval_days))
-        else:
-            drop = _drop(int(row.recent), int(row.baseline), churn)
-        inactive = _inactivity(int(row.recency_days), churn)
-        plugin = min(1.0, sum(w for w, _ in signals.get(cid, [])))
-        score = (
-            churn.weight_frequency_drop * drop
-            + churn.weight_inactivity * inactive
-            + churn.weight_plugins * plugin
-        )
-        if score + _SLACK < churn.threshold:
-            continue
-        reasons: list[tuple[float, str]] = []
-        if inactive:
-            reasons.append(
-                (churn.weight_inactivity * inactive, f"no purchase for {row.recency_days} days")
-            )
-        if drop and by_interval:
-            reasons.append(
-                (
-                    churn.weight_frequency_drop * drop,
-                    f"overdue: {row.recency_days} days since the last purchase, "
-                    f"{int(row.recency_days) / float(row.median_interval_days):.1f} x the usual "
-                    f"{float(row.median_interval_days):g} days between purchases",
-                )
-            )
-        elif drop:
-            reasons.append(
-                (
-                    churn.weight_frequency_drop * drop,
-                    f"purchase rate down {drop * 100:.0f}% vs own baseline ({row.recent} in "
-                    f"{churn.recent_days} d, {row.baseline} in the {churn.baseline_days} d before)",
-                )
-            )
-        for weight, text in sorted(signals.get(cid, []), key=lambda s: (-s[0], s[1])):
-            reasons.append((churn.weight_plugins * weight, text))
-        reasons.sort(key=lambda r: -r[0])
-        found.append(
-            ChurnAssessment(
-                customer_id=cid,
-                stage=str(row.stage),
-                score=round(score, 4),
-                frequency_drop=round(drop, 4),
-                inactivity=round(inactive, 4),
-                plugins=round(plugin, 4),
-                recency_days=int(row.recency_days),
-                reasons=tuple(text for _, text in reasons),
-            )
-        )
-    return found
-
-
 @requires(Action.READ, scoped=True)  # rows only of customers the principal may read
 def iter_churn(
     crm: CRM,
@@ -321,7 +218,7 @@ def iter_churn(
                 conn.commit()
                 if not rows:
                     return
-                yield from _assess_rows(crm, rows, churn)
+                yield from assess_rows(rows, crm, churn)
                 last = int(rows[-1].customer_id)
         finally:
             conn.rollback()

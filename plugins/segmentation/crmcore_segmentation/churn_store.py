@@ -6,7 +6,7 @@ import itertools
 import json
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -22,9 +22,7 @@ from sqlalchemy import (
 )
 
 from crmcore import CRM, UnitOfWork
-
-if TYPE_CHECKING:
-    from crmcore_segmentation.churn import ChurnAssessment
+from crmcore_segmentation.churn_scoring import ChurnAssessment
 
 #: Assessments written per batch.
 BATCH = 500
@@ -45,8 +43,6 @@ def ranked_in_database(
     found: Iterator[ChurnAssessment], crm: CRM, *, ctx: UnitOfWork | None = None
 ) -> Iterator[ChurnAssessment]:
     """``found`` highest score first, then by id: sorted by the database in a scratch table."""
-    from crmcore_segmentation.churn import ChurnAssessment
-
     ranked = scratch_table(
         "ranked",
         Column("stage", String(20), nullable=False),
