@@ -161,7 +161,11 @@ def store_external_ids(
         uow,
         "customer.external_id.add",
         "customer",
-        [(cid, cid, {"system": s, "external_id": e}) for cid, s, e in flat],
+        # One entry per pair when there is one; else one per system (ids in the table).
+        [
+            (cid, cid, {"system": s, "external_id": e} if len(flat) == 1 else {"system": s})
+            for cid, s, e in flat
+        ],
     )
     uow.emit_many(
         "customer.external_id_added", [{"customer_id": cid, "system": s} for cid, s, _ in flat]
