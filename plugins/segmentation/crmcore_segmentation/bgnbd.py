@@ -30,7 +30,7 @@ import numpy as np
 from attrs import frozen
 from numpy.typing import NDArray
 from scipy.optimize import minimize  # type: ignore[import-untyped]
-from scipy.special import betaln, gammaln, hyp2f1  # type: ignore[import-untyped]
+from scipy.special import betaln, digamma, gammaln, hyp2f1  # type: ignore[import-untyped]
 
 from crmcore import ValidationError
 
@@ -105,6 +105,29 @@ def log_likelihood(params: Array, x: Array, t_x: Array, T: Array) -> Array:
     return np.asarray(base + np.logaddexp(alive, dead), dtype=np.float64)
 
 
+def gradient(params: Array, x: Array, t_x: Array, T: Array, weights: Array) -> Array:
+    """Gradient of the weighted BG/NBD log-likelihood in ``(r, alpha, a, b)`` (analytic).
+
+    With ``LL = A + log(exp(B) + exp(C))`` (``C`` the term of customers with ``x > 0``)
+    and ``w = exp(C) / (exp(B) + exp(C))``: ``dLL = dA + (1 - w) dB + w dC``.
+    """
+    r, alpha, a, b = (float(v) for v in params)
+    alive = -(r + x) * np.log(alpha + T)
+    repeat = x > 0
+    dead = np.full_like(x, -np.inf)
+    dead[repeat] = (
+        np.log(a) - np.log(b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + t_x[repeat])
+    )
+    w = np.exp(dead - np.logaddexp(alive, dead))
+    safe = np.where(repeat, b + x - 1, 1.0)
+    d_r = digamma(r + x) - digamma(r) + np.log(alpha)
+    d_r += (1 - w) * -np.log(alpha + T) + w * -np.log(alpha + t_x)
+    d_alpha = r / alpha - (1 - w) * (r + x) / (alpha + T) - w * (r + x) / (alpha + t_x)
+    d_a = digamma(a + b) - digamma(a + b + x) + w / a
+    d_b = digamma(b + x) - digamma(a + b + x) - digamma(b) + digamma(a + b) - w / safe
+    return np.array([float(np.sum(weights * d)) for d in (d_r, d_alpha, d_a, d_b)])
+
+
 def compress(*columns: Array) -> tuple[tuple[Array, ...], Array]:
     """Distinct rows of the columns and how often each occurs (the fit's weights)."""
     stacked = np.column_stack(columns)
@@ -145,17 +168,32 @@ def maximise(
     negative_ll: Callable[[Array], float],
     start: Array,
     customers: int,
+    negative_gradient: Callable[[Array], Array] | None = None,
 ) -> Fit:
-    """Minimise ``negative_ll`` over the logs of positive parameters; a :class:`Fit`."""
+    """Minimise ``negative_ll`` over the logs of positive parameters; a :class:`Fit`.
+
+    ``negative_gradient`` (in the natural parameters), when given, is used by
+    L-BFGS-B through the chain rule ``d/d log(theta) = theta d/d theta``.
+    """
 
     def in_logs(theta: Array) -> float:
         value = negative_ll(np.exp(np.clip(theta, -30.0, 30.0)))
         return value if np.isfinite(value) else 1e300
 
+    jacobian: Callable[[Array], Array] | None = None
+    if negative_gradient is not None:
+        given = negative_gradient
+
+        def jacobian(theta: Array) -> Array:
+            natural = np.exp(np.clip(theta, -30.0, 30.0))
+            slope = given(natural) * natural
+            return np.asarray(np.where(np.isfinite(slope), slope, 0.0), dtype=np.float64)
+
     with np.errstate(all="ignore"):
         result = minimize(
             in_logs,
             np.log(start),
+            jac=jacobian,
             method="L-BFGS-B",
             options={"maxiter": 5000, "ftol": 1e-13, "gtol": 1e-9},
         )
@@ -198,8 +236,11 @@ def fit_bgnbd(frequency: Any, recency: Any, age: Any) -> Fit:
     def negative_ll(params: Array) -> float:
         return -float(np.sum(weights * log_likelihood(params, ux, ut, uT)))
 
+    def negative_gradient(params: Array) -> Array:
+        return -gradient(params, ux, ut, uT, weights)
+
     start = np.array([1.0, scale, 1.0, 1.0])
-    return maximise(BGNBD_PARAMETERS, negative_ll, start, int(x.size))
+    return maximise(BGNBD_PARAMETERS, negative_ll, start, int(x.size), negative_gradient)
 
 
 def _params(fit: Fit) -> tuple[float, float, float, float]:

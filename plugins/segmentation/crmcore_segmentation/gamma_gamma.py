@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaln  # type: ignore[import-untyped]
+from scipy.special import digamma, gammaln  # type: ignore[import-untyped]
 
 from crmcore import ValidationError
 from crmcore_segmentation.bgnbd import Array, Fit, as_arrays, compress, maximise
@@ -46,6 +46,17 @@ def log_likelihood(params: Array, x: Array, m: Array) -> Array:
     return np.asarray(value, dtype=np.float64)
 
 
+def gradient(params: Array, x: Array, m: Array, weights: Array) -> Array:
+    """Gradient of the weighted Gamma-Gamma log-likelihood in ``(p, q, gamma)`` (analytic)."""
+    p, q, g = (float(v) for v in params)
+    px = p * x
+    total = g + x * m
+    d_p = x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - np.log(total))
+    d_q = digamma(px + q) - digamma(q) + np.log(g) - np.log(total)
+    d_g = q / g - (px + q) / total
+    return np.array([float(np.sum(weights * d)) for d in (d_p, d_q, d_g)])
+
+
 def fit_gamma_gamma(frequency: Any, mean_value: Any) -> Fit:
     """Maximum-likelihood Gamma-Gamma fit on customers with ``x >= 1`` and ``m_x > 0``.
 
@@ -64,8 +75,11 @@ def fit_gamma_gamma(frequency: Any, mean_value: Any) -> Fit:
     def negative_ll(params: Array) -> float:
         return -float(np.sum(weights * log_likelihood(params, ux, um)))
 
+    def negative_gradient(params: Array) -> Array:
+        return -gradient(params, ux, um, weights)
+
     start = np.array([1.0, 1.0, float(np.mean(m[keep]))])
-    return maximise(GAMMA_GAMMA_PARAMETERS, negative_ll, start, int(keep.sum()))
+    return maximise(GAMMA_GAMMA_PARAMETERS, negative_ll, start, int(keep.sum()), negative_gradient)
 
 
 def expected_spend(fit: Fit, frequency: Any, mean_value: Any) -> Array:
