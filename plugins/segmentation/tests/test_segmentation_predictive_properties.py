@@ -278,3 +278,20 @@ def test_fit_in_the_database_recovers_simulated_parameters(seg: CRM) -> None:
     # Days are whole (several purchases on one day merge): allow 4 standard errors.
     for value, se, true in zip(fit.values, fit.standard_errors, truth, strict=True):
         assert se is not None and abs(value - true) < 4 * se, (fit, truth)
+
+
+def test_analytic_gradients_equal_finite_differences() -> None:
+    from scipy.optimize import approx_fprime
+
+    x, t_x, T = bgnbd.simulate((0.5, 6.0, 0.7, 3.0), np.full(400, 40.0), seed=4)
+    at = np.array([0.4, 5.0, 0.9, 2.5])
+    numeric = approx_fprime(at, lambda p: float(np.sum(bgnbd.log_likelihood(p, x, t_x, T))), 1e-7)
+    assert bgnbd.gradient(at, x, t_x, T, np.ones_like(x)) == pytest.approx(numeric, rel=1e-4)
+    m = gamma_gamma.simulate((4.0, 5.0, 20.0), x, seed=5)
+    keep = (x > 0) & (m > 0)
+    at_gg = np.array([3.0, 4.0, 15.0])
+    numeric_gg = approx_fprime(
+        at_gg, lambda p: float(np.sum(gamma_gamma.log_likelihood(p, x[keep], m[keep]))), 1e-7
+    )
+    got = gamma_gamma.gradient(at_gg, x[keep], m[keep], np.ones(int(keep.sum())))
+    assert got == pytest.approx(numeric_gg, rel=1e-4)
