@@ -127,11 +127,45 @@ CORE_CASES = [
     Case("imports.import_customers", lambda c, s: _import(c, s), EVERYONE_ONLY),
     Case("customers.rotate_encryption", lambda c, s: c.customers.rotate_encryption(), ADMIN_ONLY),
     Case("customers.stored_forms", lambda c, s: c.customers.stored_forms("email", "a@x.org")),
+    Case(
+        "customers.get_by_external_id",
+        lambda c, s: c.customers.get_by_external_id("kit", f"v-{s.visible}"),
+        setup=lambda c, s: _external_id(c, s, f"v-{s.visible}"),
+    ),
+    Case("customers.external_ids", lambda c, s: c.customers.external_ids(s.visible)),
+    Case(
+        "customers.add_external_id",
+        lambda c, s: c.customers.add_external_id(s.visible, "kit", uuid.uuid4().hex),
+    ),
+    Case(
+        "customers.remove_external_id",
+        lambda c, s: c.customers.remove_external_id(s.visible, "kit", "rm"),
+        setup=lambda c, s: _external_id(c, s, "rm"),
+    ),
+    Case("imports.import_customers.update_existing", lambda c, s: _upsert(c, s), EVERYONE_ONLY),
     Case("access.revoke", lambda c, s: c.access.revoke(s.visible, "kit-granted"), EVERYONE_ONLY),
     Case("access.where", lambda c, s: _scoped_ids(c)),
     Case("access.visible_customers", lambda c, s: _visible_rows(c)),
     Case("events.iter", lambda c, s: list(c.events.iter()), EVERYONE_ONLY),
 ]
+
+
+def _external_id(crm: CRM, s: Subjects, external_id: str) -> None:
+    crm.customers.add_external_id(s.visible, "kit", external_id)
+
+
+def _upsert(crm: CRM, s: Subjects) -> Any:
+    import tempfile
+
+    from crmcore.io.imports import import_customers
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "c.csv"
+        row = f"kitmark-{s.visible}-name,kitmark-{s.visible}@kit.example,{uuid.uuid4().hex[:8]}"
+        path.write_text(f"name,email,industry\n{row}\n", "utf-8")
+        result = import_customers(crm, path, update_existing=True, match="email")
+        assert (result.created, result.updated) == (0, 1)
+        return result
 
 
 def _import(crm: CRM, s: Subjects) -> Any:
