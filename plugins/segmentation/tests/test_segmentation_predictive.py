@@ -61,3 +61,26 @@ def test_cdnow_summary_fit_and_holdout(shop: tuple[CRM, dict[int, int]], cdnow: 
     assert model["mae"] < formula["mae"]
     assert [row["frequency"] for row in result.calibration_plot][:3] == ["0", "1", "2"]
     assert sum(row["customers"] for row in result.calibration_plot) == 2357
+
+
+def test_plugin_migrations_match_the_tables(db_url: str) -> None:
+    """segmentation_0001 + 0002 create exactly the plugin's tables (both backends)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import MetaData
+
+    crm = CRM.open(db_url, discover=False, plugins=[crmcore_segmentation.plugin], upgrade=True)
+    try:
+        assert crm.pending_migrations() == set()
+        mine = MetaData(naming_convention=crm.metadata.naming_convention)
+        for table in crm.metadata.tables.values():
+            if table.name.startswith(("crm_", "segmentation_")):
+                table.to_metadata(mine)
+        with crm.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), mine)
+        relevant = [d for d in diff if "segmentation_" in repr(d)]
+        assert relevant == []
+        names = set(crm.metadata.tables)
+        assert {"segmentation_model_fits", "segmentation_predictions"} <= names
+    finally:
+        crm.close()
