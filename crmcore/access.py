@@ -14,6 +14,12 @@ role          may
               granted; create customers they own. Nothing else.
 ============  ===========================================================
 
+The account team (:mod:`crmcore.services.accounts`) extends an agent's
+reach like a grant does: a member of an organisation's team reads the
+organisation and its current contacts, and writes them too when their team
+role is one of ``[accounts] team_write_roles`` (default ``account_manager``);
+the organisation's owner reads and writes its current contacts.
+
 The ``crm_authorize`` hook lets the embedding application decide instead
 (first non-``None`` answer wins); it is asked before the default policy.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
@@ -30,7 +37,6 @@ from sqlalchemy import (
     Select,
     Subquery,
     delete,
-    exists,
     false,
     func,
     insert,
@@ -41,6 +47,7 @@ from sqlalchemy import (
 
 from crmcore.errors import CRMError, NotFoundError, ValidationError
 from crmcore.storage.records import load_customer
+from crmcore.storage.sharing import shared_with
 from crmcore.storage.tables import customer_grants, customers
 
 if TYPE_CHECKING:
@@ -191,15 +198,25 @@ class AccessControl:
             crm=self._crm, principal=principal, action=action.value, customer=customer
         )
 
-    def _granted(self, ctx: UnitOfWork | None, customer_id: int | None) -> bool:
+    def _granted(self, ctx: UnitOfWork | None, customer_id: int | None, action: Action) -> bool:
+        """Whether a grant or an account team lets the principal ``action`` this customer."""
         principal = self.principal
-        if principal is None or customer_id is None:
+        if principal is None or customer_id is None or action not in _AGENT_ACTIONS:
             return False
-        query = select(customer_grants.c.customer_id).where(
-            customer_grants.c.customer_id == customer_id, customer_grants.c.user == principal.user
-        )
         with self._crm.reading(ctx) as uow:
+            query = select(customers.c.id).where(
+                customers.c.id == customer_id, self._shared(principal.user, action, uow.now)
+            )
             return uow.connection.execute(query).first() is not None
+
+    def _shared(self, user: str, action: Action, now: datetime) -> ColumnElement[bool]:
+        """Customers shared with ``user`` (not owned): a grant, or an account team."""
+        return shared_with(
+            user,
+            writing=action is Action.WRITE,
+            write_roles=self._crm.config.accounts.team_write_roles,
+            day=now.astimezone(UTC).date(),
+        )
 
     def allowed(
         self, action: Action, customer: Customer | None = None, *, ctx: UnitOfWork | None = None
@@ -218,7 +235,12 @@ class AccessControl:
             return False
         if answer is not None:
             return bool(answer)
-        granted = customer is not None and self._granted(ctx, customer.id)
+        granted = (
+            customer is not None
+            and principal.role is Role.AGENT
+            and customer.owner != principal.user
+            and self._granted(ctx, customer.id, action)
+        )
         return _default_allows(principal, action, customer, granted)
 
     def _denied(self, action: Action, what: str) -> AccessDeniedError:
@@ -274,13 +296,8 @@ class AccessControl:
         ):
             return Visibility(None, per_row)
         if principal.role is Role.AGENT and action in _AGENT_ACTIONS:
-            granted = exists(
-                select(1).where(
-                    customer_grants.c.customer_id == customers.c.id,
-                    customer_grants.c.user == principal.user,
-                )
-            )
-            return Visibility(or_(customers.c.owner == principal.user, granted), per_row)
+            shared = self._shared(principal.user, action, self._crm.clock())
+            return Visibility(or_(customers.c.owner == principal.user, shared), per_row)
         return Visibility(false())
 
     def _passing_rows(self, action: Action, seen: Visibility, ctx: UnitOfWork | None) -> list[int]:

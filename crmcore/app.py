@@ -74,7 +74,8 @@ def _resolve_config(target: str | Path | Config | None) -> Config:
 class CRM(SchemaOperations):
     """An open CRM: use :meth:`open` to get one, and ``close()`` (or ``with``) when done.
 
-    Services: :attr:`customers`, :attr:`interactions`, :attr:`lifecycle`, :attr:`audit`.
+    Services: :attr:`customers`, :attr:`interactions`, :attr:`lifecycle`, :attr:`accounts`,
+    :attr:`audit`.
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class CRM(SchemaOperations):
         from crmcore.access import AccessControl
         from crmcore.audit import AuditLog
         from crmcore.events import EventService
+        from crmcore.services.accounts import AccountService
         from crmcore.services.customers import CustomerService
         from crmcore.services.interactions import InteractionService
         from crmcore.services.lifecycle import LifecycleService
@@ -126,6 +128,7 @@ class CRM(SchemaOperations):
         self.customers = CustomerService(self)
         self.interactions = InteractionService(self)
         self.lifecycle = LifecycleService(self)
+        self.accounts = AccountService(self)
         self.pool = PoolService(self)
         self.events = EventService(self)
 
@@ -330,10 +333,14 @@ class CRM(SchemaOperations):
         return result
 
     def churn_signals(self, customer_ids: Sequence[int]) -> list[ChurnSignal]:
-        """Every plugin's churn signals for these customers, by customer id then source."""
+        """Every plugin's churn signals for these customers, by customer id then source.
+
+        Core adds its own: weak or falling relationship scores of accounts
+        (source ``accounts``: :mod:`crmcore.services.accounts.scores`).
+        """
         self.access.check(Action.REPORT)
         ids = list(customer_ids)
-        signals: list[ChurnSignal] = []
+        signals: list[ChurnSignal] = self.accounts.churn_signals(ids)
         for answer in self.call_hook("crm_churn_signals", crm=self, customer_ids=ids):
             for signal in answer or ():
                 if not isinstance(signal, ChurnSignal):

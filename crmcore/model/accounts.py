@@ -89,9 +89,7 @@ class AccountSettings:
     contact_roles: tuple[str, ...] = field(default=DEFAULT_CONTACT_ROLES, converter=_codes)
     link_types: tuple[str, ...] = field(default=DEFAULT_LINK_TYPES, converter=_codes)
     team_roles: tuple[str, ...] = field(default=DEFAULT_TEAM_ROLES, converter=_codes)
-    team_write_roles: tuple[str, ...] = field(
-        default=DEFAULT_TEAM_WRITE_ROLES, converter=_codes
-    )
+    team_write_roles: tuple[str, ...] = field(default=DEFAULT_TEAM_WRITE_ROLES, converter=_codes)
     weak_score: float = field(default=DEFAULT_WEAK_SCORE, converter=float)
     falling_drop: float = field(default=DEFAULT_FALLING_DROP, converter=float)
 

@@ -6,10 +6,13 @@ tables are prefixed ``crm_``.
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     Date,
     Float,
     ForeignKey,
@@ -20,6 +23,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
+    or_,
+    text,
 )
 
 from crmcore.storage.types import IdType, JSONDocument, Money, UTCDateTime
@@ -251,7 +257,28 @@ contacts = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("person_id", "organisation_id", name="uq_crm_contacts_person_org"),
+    # At most one primary contact per organisation.
+    Index(
+        "ix_crm_contacts_one_primary",
+        "organisation_id",
+        unique=True,
+        sqlite_where=text("is_primary"),
+        postgresql_where=text("is_primary"),
+    ),
 )
+
+
+def contact_is_current(day: date) -> ColumnElement[bool]:
+    """``crm_contacts`` rows whose person holds the role on ``day`` (a UTC calendar day).
+
+    Current from ``start_date`` (inclusive; none: always) until ``end_date``
+    (exclusive: the first day the role is no longer held; none: still held).
+    """
+    return and_(
+        or_(contacts.c.start_date.is_(None), contacts.c.start_date <= day),
+        or_(contacts.c.end_date.is_(None), contacts.c.end_date > day),
+    )
+
 
 # Organisation hierarchy: each organisation has at most one parent.
 account_parents = Table(

@@ -49,6 +49,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_crm_contacts_person_id", "crm_contacts", ["person_id"])
     op.create_index("ix_crm_contacts_organisation_id", "crm_contacts", ["organisation_id"])
+    op.create_index(
+        "ix_crm_contacts_one_primary",
+        "crm_contacts",
+        ["organisation_id"],
+        unique=True,
+        sqlite_where=sa.text("is_primary"),
+        postgresql_where=sa.text("is_primary"),
+    )
     op.create_table(
         "crm_account_parents",
         sa.Column("organisation_id", IdType, nullable=False),
