@@ -231,3 +231,13 @@ def test_cli_merge_dry_run_then_merge(crm_factory: Any, db_url: str) -> None:
     assert _count(crm, interactions, customer_id=a.id) == 1
     again = _cli(db_url, "customers", "merge", str(a.id), str(b.id), "--yes")
     assert again.exit_code == 1 and "already merged" in again.output
+
+
+def test_a_merged_id_is_never_handed_out_again(crm: CRM) -> None:
+    keep = crm.customers.create({"name": "keep"})
+    newest = crm.customers.create({"name": "newest"})
+    assert keep.id and newest.id
+    crm.customers.merge(keep.id, newest.id)
+    fresh = crm.customers.create({"name": "after the merge"})
+    assert fresh.id is not None and fresh.id > newest.id
+    assert crm.customers.get(newest.id).id == keep.id

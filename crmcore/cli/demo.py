@@ -82,6 +82,7 @@ def demo(path: Path, seed: int, count: int, yes: bool) -> None:
     year = Period(DEMO_NOW - timedelta(days=365), DEMO_NOW)
     print_report(build_report(crm, year, charts=False))
     _show_integrity(crm, path, top[0]["id"] if top else 1)
+    _show_data_quality(crm, path, top[1]["id"] if len(top) > 1 else 1)
     console.print(
         f"Explore it: crm --db {path} customers list --stage loyal\n"
         f"            crm --db {path} report --from {year.start.date()} --to {year.end.date()} "
@@ -127,3 +128,45 @@ def _show_integrity(crm: CRM, path: Path, customer_id: int) -> None:
         f"Events after commit: {events:,} committed events in the outbox "
         f"(crm --db {path} events tail; crm events relay --to amqp://... publishes them)."
     )
+
+
+def _show_data_quality(crm: CRM, path: Path, customer_id: int) -> None:
+    """Show a duplicate merged into its customer, and an agent claiming from the pool."""
+    from crmcore.access import Principal, Role
+
+    console = get_console()
+    original = crm.customers.get(customer_id)
+    duplicate = crm.customers.create(
+        {"name": original.name, "source_channel": "event", "tags": ["trade-fair"]},
+        actor="demo",
+    )
+    crm.interactions.record(
+        {
+            "customer_id": duplicate.id,
+            "kind": "inquiry",
+            "channel": "event",
+            "occurred_at": crm.clock(),
+        }
+    )
+    assert duplicate.id is not None
+    result = crm.customers.merge(customer_id, duplicate.id, actor="demo")
+    console.print(
+        f"Merge: a second record of {original.name!r} (from a trade fair) merged into "
+        f"customer {customer_id}: {result.moved['crm_interactions.customer_id']} interaction "
+        f"moved, tags now {', '.join(result.kept.tags)}; customer {duplicate.id} resolves to "
+        f"{crm.customers.resolve(duplicate.id)} "
+        f"(crm --db {path} customers merge KEEP DUP --dry-run)."
+    )
+    crm.customers.create_many(
+        [{"name": f"Web lead {n}", "source_channel": "web"} for n in range(1, 4)], actor="demo"
+    )  # new leads nobody owns yet
+    pooled = crm.pool.list(limit=1)
+    owners = sorted({c.owner for c in crm.customers.search(limit=200).items if c.owner})
+    if pooled.items and owners:
+        agent = crm.as_user(Principal(owners[0], Role.AGENT))
+        claimed = agent.pool.claim(pooled.items[0]["id"])
+        console.print(
+            f"Customer pool: {pooled.total} customers without an owner; agent {owners[0]!r} "
+            f"claimed customer {claimed.id} (crm --db {path} --user {owners[0]} --role agent "
+            "pool list)."
+        )

@@ -7,15 +7,22 @@ per row on SQLite. Allocating ids first lets the insert be one executemany.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Table, func, select, text
+from sqlalchemy import Column, Connection, Table, func, select, text
+
+from crmcore.storage.tables import customer_merges
+
+#: Ids a table must never hand out again although no row of it holds them: a merged
+#: customer's id resolves through its tombstone (SQLite would reuse a deleted maximum).
+RETIRED: dict[str, tuple[Column[int], ...]] = {"crm_customers": (customer_merges.c.merged_id,)}
 
 
 def allocate_ids(connection: Connection, table: Table, count: int) -> list[int]:
     """Reserve ``count`` new ids for ``table`` (integer primary key column ``id``).
 
     PostgreSQL: drawn from the column's sequence, safe under concurrency.
-    SQLite: the ids following the current maximum; safe because crmcore's
-    SQLite transactions begin IMMEDIATE, holding the database's write lock.
+    SQLite: the ids following the current maximum (and the highest
+    :data:`RETIRED` id); safe because crmcore's SQLite transactions begin
+    IMMEDIATE, holding the database's write lock.
     """
     if count <= 0:
         return []
@@ -29,4 +36,6 @@ def allocate_ids(connection: Connection, table: Table, count: int) -> list[int]:
         ).scalar_one()
         return [int(v) for v in drawn]
     highest = connection.execute(select(func.max(table.c.id))).scalar_one() or 0
+    for column in RETIRED.get(table.name, ()):
+        highest = max(highest, connection.execute(select(func.max(column))).scalar_one() or 0)
     return list(range(highest + 1, highest + 1 + count))
