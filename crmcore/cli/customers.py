@@ -1,4 +1,4 @@
-"""``crm customers add|show|list|update|delete|merge|import|export|erase``."""
+"""``crm customers add|show|list|update|delete|merge|duplicates|import|export|erase``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from crmcore.cli.context import (
     print_record,
     print_table,
 )
+from crmcore.cli.duplicates import duplicates_command
 from crmcore.cli.files import atomic_output, raw_cells_option, terminal_safe
 from crmcore.cli.listing import iter_pages, print_listing
 from crmcore.cli.merge import merge_command
@@ -225,6 +226,7 @@ def erase(customer_id: int, yes: bool, vacuum: str, dry_run: bool) -> None:
 customers.add_command(import_command("customers", default_batch=500))
 customers.add_command(purge_rejects_command)
 customers.add_command(merge_command)
+customers.add_command(duplicates_command)
 customers.add_command(reassign)
 
 

@@ -325,3 +325,17 @@ relationship_scores = Table(
     Column("actor", String(200)),
     Index("ix_crm_relationship_scores_account_time", "account_id", "measured_at"),
 )
+
+# Identity-key collisions found when stored keys were re-normalised (crmcore_0010): the
+# customer whose key was left NULL, and the (older) customer that kept it. No key value is
+# kept here (it may be personal data); ``crm customers duplicates`` lists these pairs.
+identity_collisions = Table(
+    "crm_identity_collisions",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    _customer_ref("customer_id", index=True),
+    _customer_ref("holder_id", index=True),
+    Column("key_column", String(20), nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("found_at", UTCDateTime, nullable=False),
+)

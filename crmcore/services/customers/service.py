@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from crmcore.services.customers.duplicates import CustomerDuplicates
 from crmcore.services.customers.external_ids import CustomerExternalIds
 from crmcore.services.customers.merge import CustomerMerge
 from crmcore.services.customers.privacy import CustomerPrivacy
 
 
-class CustomerService(CustomerMerge, CustomerExternalIds, CustomerPrivacy):
-    """Customers: create, read, update, delete, merge, search, profile, export, erase.
+class CustomerService(CustomerMerge, CustomerExternalIds, CustomerPrivacy, CustomerDuplicates):
+    """Customers: create, read, update, delete, merge, duplicates, search, profile, export, erase.
 
     Get it as ``crm.customers``. Every method checks the acting principal
     (``crm.as_user(...)``) through :mod:`crmcore.access`; ``ctx=`` joins a
     caller's unit of work. The parts live in :mod:`.writes`, :mod:`.merge`,
-    :mod:`.reads` and :mod:`.privacy`; the shared state in :mod:`.base`.
+    :mod:`.reads`, :mod:`.privacy` and :mod:`.duplicates`; the shared state in :mod:`.base`.
     """
 
 
