@@ -256,3 +256,35 @@ def test_service_bad_inputs(seg: CRM) -> None:
     with pytest.raises(NotFoundError):
         recommend.recommend(seg, 424242)
     assert parse_horizon("39w") == 273 and parse_horizon("1y") == 365 and parse_horizon("5") == 5
+
+
+def _cli(crm: CRM, *args: str) -> Any:
+    result = CliRunner().invoke(build_cli(), list(args), obj=CLIState(crm=crm))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_cli_commands_print_what_the_services_return(seg: CRM) -> None:
+    ids = _shop(seg)
+    _steady(seg)
+    rules = _cli(seg, "segments", "basket", "--min-support", "0.05", "--json", "--limit", "0")
+    analysis = basket.association_rules(seg, min_support=0.05)
+    assert rules["rules"] == [r.as_dict() for r in analysis.rules] and rules["rules"]
+    offers = _cli(seg, "segments", "recommend", str(ids[8]), "--json")
+    assert offers == [o.as_dict() for o in recommend.recommend(seg, ids[8])]
+    grouped = _cli(seg, "segments", "retention-by", "field:owner", "--json")
+    assert [g["group"] for g in grouped] == ["(none)", "alice", "bob"]
+    spacing = _cli(seg, "segments", "intervals", "--json", "--limit", "0")
+    assert spacing == [s.as_dict() for s in intervals.interval_stats(seg)]
+    check = _cli(
+        seg, "segments", "validate", "--calibration-end", "2026-03-01", "--horizon", "8w", "--json"
+    )
+    direct = validation.validate_models(seg, calibration_end=date(2026, 3, 1), horizon_days=56)
+    assert check["actual_total"] == direct.actual_total
+    assert check["models"] == direct.models and check["horizon_days"] == 56
+    text = CliRunner().invoke(
+        build_cli(),
+        ["segments", "validate", "--calibration-end", "2026-03-01", "--horizon", "8w"],
+        obj=CLIState(crm=seg),
+    )
+    assert text.exit_code == 0 and "bgnbd" in text.output and "formula" in text.output
