@@ -153,10 +153,33 @@ def hessian(fun: Callable[[Array], float], at: Array) -> Array:
     return out
 
 
-def standard_errors(negative_ll: Callable[[Array], float], at: Array) -> tuple[float | None, ...]:
-    """Square roots of the inverse Hessian's diagonal (``None`` where it is not positive)."""
+def hessian_from_gradient(gradient: Callable[[Array], Array], at: Array) -> Array:
+    """Central differences of an analytic gradient (``2 n`` evaluations), symmetrised."""
+    n = at.size
+    steps = 1e-5 * np.maximum(np.abs(at), 1e-3)
+    out = np.zeros((n, n))
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = steps[i]
+        out[:, i] = (gradient(at + e) - gradient(at - e)) / (2 * steps[i])
+    return (out + out.T) / 2
+
+
+def standard_errors(
+    negative_ll: Callable[[Array], float],
+    at: Array,
+    negative_gradient: Callable[[Array], Array] | None = None,
+) -> tuple[float | None, ...]:
+    """Square roots of the inverse Hessian's diagonal (``None`` where it is not positive).
+
+    The Hessian comes from the gradient when one is given, else from ``negative_ll``.
+    """
+    if negative_gradient is not None:
+        curvature = hessian_from_gradient(negative_gradient, at)
+    else:
+        curvature = hessian(negative_ll, at)
     try:
-        covariance = np.linalg.inv(hessian(negative_ll, at))
+        covariance = np.linalg.inv(curvature)
     except np.linalg.LinAlgError:
         return tuple(None for _ in at)
     diagonal = np.diag(covariance)
@@ -211,7 +234,7 @@ def maximise(
             if polished.fun <= result.fun:
                 best = polished
         values = np.exp(np.clip(best.x, -30.0, 30.0))
-        errors = standard_errors(negative_ll, values)
+        errors = standard_errors(negative_ll, values, negative_gradient)
     return Fit(
         names=names,
         values=tuple(float(v) for v in values),
