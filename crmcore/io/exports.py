@@ -86,7 +86,15 @@ def _json_text(value: Any) -> str:
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 #: Columns written as numbers, never neutralised (customers' and interactions').
 NUMERIC_COLUMNS = frozenset(
-    {"id", "customer_id", "size", "registered_capital", "amount", "response_seconds"}
+    {
+        "id",
+        "customer_id",
+        "contact_id",
+        "size",
+        "registered_capital",
+        "amount",
+        "response_seconds",
+    }
 )
 _FORMULA = re.compile(r"^'*[=+\-@\t\r]")
 _NEUTRALISED = re.compile(r"^'+[=+\-@\t\r]")

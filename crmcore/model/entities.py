@@ -242,6 +242,10 @@ class Interaction:
     import derives). An interaction whose ``(source, external_id)`` is already
     stored is not stored again. ``source`` names that system; it is
     ``"default"`` when an external id is given without one.
+
+    ``contact_id`` names the contact person involved when the customer is an
+    organisation: a person who is its contact on the (UTC) day of
+    ``occurred_at`` (:mod:`crmcore.services.accounts`).
     """
 
     customer_id: int
@@ -259,6 +263,7 @@ class Interaction:
     response_seconds: float | None = None
     source: str | None = None
     external_id: str | None = None
+    contact_id: int | None = None
 
 
 @frozen

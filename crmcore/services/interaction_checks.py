@@ -83,6 +83,11 @@ def validate_interaction(
         bad("customer_id", f"expected an integer, got {interaction.customer_id!r}")
     elif problem := int_problem(interaction.customer_id, INT64_MIN, INT64_MAX):
         bad("customer_id", problem, interaction.customer_id)
+    contact = interaction.contact_id
+    if contact is not None and (isinstance(contact, bool) or not isinstance(contact, int)):
+        bad("contact_id", f"expected an integer, got {contact!r}")
+    elif contact is not None and (problem := int_problem(contact, INT64_MIN, INT64_MAX)):
+        bad("contact_id", problem, contact)
     if not isinstance(interaction.occurred_at, datetime) or interaction.occurred_at.tzinfo is None:
         bad("occurred_at", "must be a timezone-aware datetime", interaction.occurred_at)
     elif problem := timestamp_problem(interaction.occurred_at):

@@ -36,6 +36,7 @@ from crmcore.model.limits import (
 )
 from crmcore.model.pagination import Page, check_page
 from crmcore.model.serialization import from_dict, to_dict
+from crmcore.services.accounts.contacts import contact_problems
 from crmcore.services.interaction_checks import validate_interaction
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.filters import among
@@ -77,6 +78,7 @@ def _to_row(interaction: Interaction) -> dict[str, Any]:
         "response_seconds": interaction.response_seconds,
         "source": interaction.source,
         "external_id": interaction.external_id,
+        "contact_id": interaction.contact_id,
     }
 
 
@@ -213,18 +215,21 @@ class InteractionService:
                     ),
                 )
                 continue
-            kept.append((interaction, interaction is not item))
+            kept.append((interaction, interaction is not item, position, item))
         if not kept:
             return []
-        self._crm.access.check_ids(Action.WRITE, (i.customer_id for i, _ in kept), ctx=uow)
-        self._lock_buyers(uow, [i for i, _ in kept], stages)
-        rows = [_to_row(i) for i, _ in kept]
+        self._crm.access.check_ids(Action.WRITE, (k[0].customer_id for k in kept), ctx=uow)
+        kept = self._check_contacts(uow, kept, reject)
+        if not kept:
+            return []
+        self._lock_buyers(uow, [k[0] for k in kept], stages)
+        rows = [_to_row(k[0]) for k in kept]
         ids = allocate_ids(uow.connection, interactions, len(rows))
         for new_id, row in zip(ids, rows, strict=True):
             row["id"] = new_id
         insert_rows(uow.connection, interactions, rows)
         recorded = [
-            stamped(i, fresh, id=new_id) for (i, fresh), new_id in zip(kept, ids, strict=True)
+            stamped(i, fresh, id=new_id) for (i, fresh, _, _), new_id in zip(kept, ids, strict=True)
         ]
         self._crm.audit.record_batch(
             uow,
@@ -239,6 +244,19 @@ class InteractionService:
         self._automatic_moves(uow, recorded, stages)
         self._crm.call_hook("crm_interactions_recorded", ctx=uow, interactions=recorded)
         return recorded
+
+    def _check_contacts(
+        self,
+        uow: UnitOfWork,
+        kept: list[tuple[Interaction, bool, int, Any]],
+        reject: Callable[[int, Any, CRMError], None],
+    ) -> list[tuple[Interaction, bool, int, Any]]:
+        """Reject interactions naming a ``contact_id`` that is no contact of their customer."""
+        problems = contact_problems(uow.connection, [k[0] for k in kept])
+        for index in problems:
+            _, _, position, item = kept[index]
+            reject(position, item, ValidationError(problems[index], field="contact_id"))
+        return [k for index, k in enumerate(kept) if index not in problems]
 
     def _drop_recorded(
         self,
