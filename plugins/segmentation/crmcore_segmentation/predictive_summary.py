@@ -71,6 +71,29 @@ def check_unit(time_unit_days: Any) -> int:
     return time_unit_days
 
 
+def calibration_day(value: Any, field: str = "calibration_end") -> tuple[date, datetime]:
+    """``(last UTC day, exclusive upper instant)`` of a calibration end; ValidationError.
+
+    A date is the last day included (the literature's "calibration ends on day
+    D"); an aware datetime is an exclusive instant, as ``as_of`` everywhere in
+    this plugin: purchases before it count and its last day is the UTC day of the
+    instant just before it (so ``1997-09-30`` and ``1997-10-01T00:00Z`` agree).
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValidationError(f"{field}: must be timezone-aware", field=field, value=value)
+        try:
+            last = (value - timedelta(microseconds=1)).astimezone(UTC).date()
+        except OverflowError:
+            raise ValidationError(f"{field}: too early", field=field, value=value) from None
+        return last, value
+    end = check_day(value, field)
+    try:
+        return end, day_start(end) + timedelta(days=1)
+    except OverflowError:
+        raise ValidationError(f"{field}: too late", field=field, value=value) from None
+
+
 def window_bounds(end: date, since: date | None) -> tuple[datetime, datetime | None]:
     """``(exclusive upper instant, inclusive lower instant)`` of the window; ValidationError."""
     if since is not None and since > end:
@@ -87,13 +110,20 @@ def window_bounds(end: date, since: date | None) -> tuple[datetime, datetime | N
 
 
 @requires(Action.READ, scoped=True)  # builds SQL; the caller scopes what it reads
-def summary_query(crm: CRM, end: date, *, since: date | None = None) -> Select[Any]:
+def summary_query(
+    crm: CRM, end: date, *, since: date | None = None, before: datetime | None = None
+) -> Select[Any]:
     """The summary select over the window ending on UTC day ``end`` (inclusive).
+
+    ``before`` (an instant on day ``end`` or the midnight after it) cuts the last
+    day short: only purchases before it count.
 
     Columns: ``customer_id``, ``frequency``, ``recency_days``, ``age_days``,
     ``repeat_spend`` (ten-thousandths).
     """
     upper, lower = window_bounds(end, since)
+    if before is not None and before < upper:
+        upper = before
     purchases = counted_purchases(
         crm, upper, since=lower, currency=settings_of(crm).currency, include_zero=True
     ).subquery("pp")
@@ -157,14 +187,15 @@ def customer_summaries(
 ) -> Summary:
     """The model summary of every customer (or ``customer_ids``) the principal may read.
 
-    ``calibration_end`` is the window's last UTC day (default: today, by the CRM
-    clock); ``since`` its first (default: all history); times come back in units of
-    ``time_unit_days`` days. Ordered by customer id.
+    ``calibration_end`` is the window's last UTC day, or an aware datetime before
+    which purchases count (:func:`calibration_day`; default: now, by the CRM
+    clock); ``since`` its first day (default: all history); times come back in
+    units of ``time_unit_days`` days. Ordered by customer id.
     """
     unit = check_unit(time_unit_days)
-    end = check_day(crm.clock() if calibration_end is None else calibration_end, "calibration_end")
+    end, before = calibration_day(crm.clock() if calibration_end is None else calibration_end)
     start = None if since is None else check_day(since, "since")
-    scoped = summary_query(crm, end, since=start).subquery("summary")
+    scoped = summary_query(crm, end, since=start, before=before).subquery("summary")
     query = (
         select(scoped)
         .where(crm.access.where(scoped.c.customer_id, ctx=ctx))

@@ -35,6 +35,7 @@ from crmcore_segmentation.calendar_sql import day_number
 from crmcore_segmentation.lifetime import predictive_clv
 from crmcore_segmentation.predictive import check_horizon
 from crmcore_segmentation.predictive_summary import (
+    calibration_day,
     check_day,
     customer_summaries,
     day_start,
@@ -139,7 +140,7 @@ def validate_models(
     Stores nothing. Raises ValidationError for bad arguments, a holdout reaching
     past the CRM clock's today, or a calibration period without purchases.
     """
-    end = check_day(calibration_end, "calibration_end")
+    end, _ = calibration_day(calibration_end)
     horizon = check_horizon(horizon_days)
     groups = check_buckets(buckets)
     today = check_day(crm.clock(), "as_of")
@@ -151,7 +152,7 @@ def validate_models(
         )
     summary = customer_summaries(
         crm, calibration_end=end, since=since, time_unit_days=time_unit_days, ctx=ctx
-    )
+    )  # whole days: the holdout starts the day after ``end``
     if not len(summary):
         raise ValidationError(
             f"calibration_end: no purchase up to {end.isoformat()}", field="calibration_end"

@@ -37,6 +37,11 @@ def test_cdnow_summary_fit_and_holdout(shop: tuple[CRM, dict[int, int]], cdnow: 
         assert summary.age[i] == pytest.approx(ref["T"], abs=0.006)
         assert summary.mean_value[i] == pytest.approx(ref["zbar"], abs=0.006)
 
+    # An exclusive instant (as as_of everywhere) at the midnight after gives the same.
+    instant = customer_summaries(crm, calibration_end=datetime(1997, 10, 1, tzinfo=UTC))
+    assert (instant.frequency == summary.frequency).all() and (instant.age == summary.age).all()
+    assert instant.end == summary.end == cdnow.calibration_end
+
     fits = predictive.fit_models(crm, calibration_end=cdnow.calibration_end)
     for name, published in cdnow.published_bgnbd.items():
         assert fits.purchases.fit[name] == pytest.approx(published, rel=0.01), name
