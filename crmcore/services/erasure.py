@@ -14,6 +14,7 @@ import logging
 from sqlalchemy import Engine, delete, update
 
 from crmcore.errors import ValidationError
+from crmcore.services.accounts import erase_account_rows
 from crmcore.storage.engine import VACUUM_MODES, purge_old_versions
 from crmcore.storage.tables import customer_tags, customers, interactions, lifecycle_events
 from crmcore.unit_of_work import UnitOfWork
@@ -45,9 +46,13 @@ def anonymise(uow: UnitOfWork, customer_id: int) -> None:
     external id (an order number or content hash, which lets a re-run import
     recognise them) but lose text, payload, items and handler; lifecycle
     events keep their stages and times, and their free-text reasons are
-    removed except :data:`AUTOMATIC_REASONS`.
+    removed except :data:`AUTOMATIC_REASONS`; every accounts row involving
+    the customer goes (:func:`~crmcore.services.accounts.erase_account_rows`:
+    a person's contact rows, links and scores, an organisation's contacts,
+    hierarchy, links, team and scores; the other customers stay).
     """
     connection = uow.connection
+    erase_account_rows(uow, customer_id)
     connection.execute(
         update(customers)
         .where(customers.c.id == customer_id)

@@ -15,6 +15,7 @@ from crmcore.dry_run import unit_or_dry_run
 from crmcore.events import emitters
 from crmcore.events.outbox import redact_customer_events
 from crmcore.model.serialization import to_dict
+from crmcore.services.accounts import export_account_rows
 from crmcore.services.erasure import anonymise, check_vacuum_mode, purge_after_erasure
 from crmcore.storage.records import interaction_from_row
 from crmcore.unit_of_work import UnitOfWork
@@ -93,6 +94,7 @@ class CustomerPrivacy(CustomerReads):
                 "lifecycle": [
                     to_dict(e) for e in self._crm.lifecycle.history(customer_id, ctx=uow)
                 ],
+                "relationships": export_account_rows(uow, customer_id),
                 "plugins": self._crm.collect(
                     "crm_export_customer", ctx=uow, customer_id=customer_id
                 ),
