@@ -217,6 +217,7 @@ def _root(
 def _register_builtin_commands(group: click.Group) -> None:
     from crmcore.cli import (
         access,
+        accounts,
         admin,
         audit,
         customers,
@@ -234,6 +235,7 @@ def _register_builtin_commands(group: click.Group) -> None:
         admin.db,
         admin.plugins,
         customers.customers,
+        accounts.accounts,
         interactions.interactions,
         lifecycle.lifecycle,
         pool.pool,
