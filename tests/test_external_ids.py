@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 
 from crmcore import CRM, ConflictError, NotFoundError, ValidationError
 from crmcore.access import AccessDeniedError, Principal
+from crmcore.io.imports import import_customers
 from crmcore.storage.tables import customer_external_ids
 
 
@@ -187,3 +190,23 @@ def test_agents_see_and_change_only_their_customers(crm: CRM) -> None:
     entry = crm.audit.query(action="customer.external_id.add").items[0]
     assert (entry.actor, entry.customer_id) == ("alice", 1)
     assert stored_pairs(crm) == [("erp", "A-1", 1), ("erp", "B-1", 2), ("shop", "S-1", 1)]
+
+
+def test_export_shows_and_erasure_removes_them(crm: CRM, tmp_path: Path) -> None:
+    crm.customers.create_many(
+        [
+            {"name": "Li Wei", "email": "li@x.org", "external_ids": {"erp": "C-1", "shop": "7"}},
+            {"name": "Other", "external_ids": {"erp": "C-2"}},
+        ]
+    )
+    assert crm.customers.export(1)["external_ids"] == {"erp": ["C-1"], "shop": ["7"]}
+    crm.customers.erase(1, vacuum="none")
+    assert crm.customers.export(1)["external_ids"] == {}
+    assert stored_pairs(crm) == [("erp", "C-2", 2)]
+    with pytest.raises(NotFoundError):
+        crm.customers.get_by_external_id("erp", "C-1")
+    path = tmp_path / "again.csv"
+    path.write_text("name,email,external_id\nLi Wei,li@x.org,C-1\n", encoding="utf-8")
+    result = import_customers(crm, path, update_existing=True, match="external_id", system="erp")
+    assert (result.created, result.updated) == (1, 0)  # the erased customer is not matched
+    assert crm.customers.get(1).name == "erased customer 1"

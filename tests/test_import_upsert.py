@@ -333,14 +333,17 @@ def test_jsonl_null_clears_and_unknown_keys_are_refused(crm: CRM, tmp_path: Path
     path = tmp_path / "c.jsonl"
     path.write_text(
         json.dumps({"name": "A", "email": "a@x.org", "industry": None, "stage": "churned"}) + "\n"
-        + json.dumps({"name": "B2", "email": "b@x.org", "shoe_size": 44}) + "\n",
+        + json.dumps({"name": "B2", "email": "b@x.org", "shoe_size": 44}) + "\n"
+        + json.dumps({"email": "b@x.org", "external_ids": ["erp", "1"]}) + "\n",
         encoding="utf-8",
     )  # fmt: skip
     result = import_customers(crm, path, update_existing=True, match="email", skip_invalid=True)
-    assert (result.updated, result.rejected) == (1, 1)
+    assert (result.updated, result.rejected) == (1, 2)
     stored = crm.customers.get(1)
     assert (stored.industry, stored.address, stored.stage.value) == (None, "x", "prospect")
-    assert "shoe_size: not a customer field" in Path(str(result.rejects_path)).read_text()
+    rejects = Path(str(result.rejects_path)).read_text()
+    assert "shoe_size: not a customer field" in rejects
+    assert "external_ids: expected an object of system -> id, got list" in rejects
 
 
 def cli(db_url: str, *args: str) -> Result:

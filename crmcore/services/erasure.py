@@ -16,7 +16,13 @@ from sqlalchemy import Engine, delete, update
 from crmcore.errors import ValidationError
 from crmcore.services.accounts import erase_account_rows
 from crmcore.storage.engine import VACUUM_MODES, purge_old_versions
-from crmcore.storage.tables import customer_tags, customers, interactions, lifecycle_events
+from crmcore.storage.tables import (
+    customer_external_ids,
+    customer_tags,
+    customers,
+    interactions,
+    lifecycle_events,
+)
 from crmcore.unit_of_work import UnitOfWork
 
 _log = logging.getLogger("crmcore.services.erasure")
@@ -49,7 +55,9 @@ def anonymise(uow: UnitOfWork, customer_id: int) -> None:
     removed except :data:`AUTOMATIC_REASONS`; every accounts row involving
     the customer goes (:func:`~crmcore.services.accounts.erase_account_rows`:
     a person's contact rows, links and scores, an organisation's contacts,
-    hierarchy, links, team and scores; the other customers stay).
+    hierarchy, links, team and scores; the other customers stay); its
+    external ids go (they link the person to other systems, and a later
+    import must not match the erased customer by them).
     """
     connection = uow.connection
     erase_account_rows(uow, customer_id)
@@ -75,6 +83,9 @@ def anonymise(uow: UnitOfWork, customer_id: int) -> None:
         )
     )
     connection.execute(delete(customer_tags).where(customer_tags.c.customer_id == customer_id))
+    connection.execute(
+        delete(customer_external_ids).where(customer_external_ids.c.customer_id == customer_id)
+    )
     connection.execute(
         update(interactions)
         .where(interactions.c.customer_id == customer_id)

@@ -56,6 +56,7 @@ from crmcore.services.customers.external_ids import (
     EXTERNAL_IDS_KEY,
     ExternalId,
     external_id_holders,
+    parse_external_ids,
     store_external_ids,
     taken_error,
 )
@@ -120,15 +121,12 @@ class Upsert:
         self, crm: CRM, uow: UnitOfWork, base: int, chunk: list[dict[str, Any]], feed: Feed
     ) -> None:
         reject: RejectHandler = feed.on_reject
-        rows: list[_Row] = []
-        for offset, data in enumerate(chunk):
-            pairs = [
-                (s, e) for s, ids in (data.get(EXTERNAL_IDS_KEY) or {}).items() for e in _ids(ids)
-            ]
-            rows.append(_Row(base + offset, data, pairs))
+        rows = [_Row(base + offset, data, []) for offset, data in enumerate(chunk)]
         keys: dict[int, Any] = {}
         for row in rows:
             try:
+                if row.data.get(EXTERNAL_IDS_KEY) is not None:
+                    row.pairs = parse_external_ids(row.data[EXTERNAL_IDS_KEY])
                 key = self._match_key(crm, row)
             except CRMError as exc:
                 reject(row.position, row.data, exc)
@@ -275,10 +273,6 @@ class Upsert:
         for customer in created[: len(kept)]:
             if customer.id is not None:
                 self._touched.add(customer.id)
-
-
-def _ids(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def _proposed(before: Customer, changes: Mapping[str, Any]) -> Customer:

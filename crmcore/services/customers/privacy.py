@@ -95,6 +95,7 @@ class CustomerPrivacy(CustomerReads):
                     to_dict(e) for e in self._crm.lifecycle.history(customer_id, ctx=uow)
                 ],
                 "relationships": export_account_rows(uow, customer_id),
+                "external_ids": self._crm.customers.external_ids(customer_id, ctx=uow),
                 "plugins": self._crm.collect(
                     "crm_export_customer", ctx=uow, customer_id=customer_id
                 ),
