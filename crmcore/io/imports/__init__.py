@@ -71,7 +71,7 @@ from crmcore.io.imports.matching import (
     check_upsert_options,
     customer_upsert_columns,
     hinted_rejects,
-    with_system,
+    system_resolution,
 )
 from crmcore.io.imports.reading import CsvSource, Lines, Record, jsonl_records, resolve_encoding
 from crmcore.io.imports.rejects import Rejects, find_rejects, purge_rejects
@@ -377,7 +377,7 @@ def import_customers(
         return _run_import(crm, _CUSTOMERS, columns, path, options)
     upsert = Upsert(match, system) if match is not None else None
     entity = _Entity(
-        _system_resolution(system), _store_customers if upsert is None else upsert.store
+        system_resolution(system), _store_customers if upsert is None else upsert.store
     )
     result = _run_import(crm, entity, columns, path, options)
     if upsert is None:
@@ -389,18 +389,6 @@ def import_customers(
         updated=upsert.updated,
         unchanged=upsert.unchanged,
     )
-
-
-def _system_resolution(
-    system: str | None,
-) -> Callable[[CRM, Iterator[Record], Connection, int], Iterator[Record]]:
-    if system is None:
-        return _no_resolution
-
-    def resolve(crm: CRM, records: Iterator[Record], connection: Connection, size: int) -> Any:
-        return with_system(records, system)
-
-    return resolve
 
 
 def import_interactions(

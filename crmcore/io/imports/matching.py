@@ -126,6 +126,17 @@ def with_system(records: Iterator[Record], system: str) -> Iterator[Record]:
         yield record
 
 
+def system_resolution(
+    system: str | None,
+) -> Callable[[Any, Iterator[Record], Any, int], Iterator[Record]]:
+    """The import pipeline's resolve step: :func:`with_system` when a system is given."""
+
+    def resolve(crm: Any, records: Iterator[Record], connection: Any, size: int) -> Any:
+        return records if system is None else with_system(records, system)
+
+    return resolve
+
+
 def duplicate_hint(match: str | None) -> Callable[[CRMError], CRMError]:
     """How an import explains a duplicate: with or without ``update_existing``."""
 
@@ -212,5 +223,6 @@ __all__ = [
     "duplicate_hint",
     "hinted_rejects",
     "renumbered",
+    "system_resolution",
     "with_system",
 ]
