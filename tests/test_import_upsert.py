@@ -373,3 +373,40 @@ def test_cli_reports_created_updated_unchanged_rejected(db_url: str, tmp_path: P
     assert refused.exit_code == 2 and "Invalid value for '--match'" in refused.output
     missing = cli(db_url, "customers", "import", str(path), "--update-existing")
     assert missing.exit_code == 1 and "match: give the key" in missing.output
+
+
+def test_matching_finds_every_stored_form_of_the_key(
+    crm_factory: CRMFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crmcore.security.encryption import KEY_ENV, OLD_KEYS_ENV, new_key
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.delenv(OLD_KEYS_ENV, raising=False)
+    crm_factory().customers.create({"name": "Plain", "email": "plain@x.org"})  # before encryption
+    monkeypatch.setenv(KEY_ENV, new_key())
+    crm = crm_factory()
+    assert crm.cipher is not None
+    crm.customers.create_many(
+        [
+            {"name": "Sealed", "email": "sealed@x.org", "phone": "+86 139 0000 0001"},
+            {"name": "Other", "email": "other@x.org", "phone": "+86 139 0000 0002"},
+        ]
+    )
+    path = write(
+        tmp_path / "sealed.csv",
+        [
+            {"name": "Plain", "email": "PLAIN@x.org", "industry": "a"},
+            {"name": "Sealed", "email": "sealed@x.org", "industry": "b"},
+            {"name": "Sealed", "email": "other@x.org", "phone": "+86 139 0000 0001"},
+        ],
+        ["name", "email", "phone", "industry"],
+    )
+    result = import_customers(crm, path, update_existing=True, match="email", skip_invalid=True)
+    assert (result.created, result.updated, result.rejected) == (0, 2, 1)
+    assert [crm.customers.get(i).industry for i in (1, 2)] == ["a", "b"]
+    reason = Path(str(result.rejects_path)).read_text(encoding="utf-8")
+    assert "matches customer 3 but its phone '+8613900000001' belongs to customer 2" in reason
+    by_phone = write(tmp_path / "p.csv", [{"name": "Other", "phone": "0086 13900000002"}],
+                     ["name", "phone"])  # fmt: skip
+    result = import_customers(crm, by_phone, update_existing=True, match="phone")
+    assert (result.created, result.unchanged, result.updated) == (0, 0, 1)  # the phone's form
