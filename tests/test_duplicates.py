@@ -84,8 +84,8 @@ def test_a_lower_min_score_lists_weaker_pairs(people: CRM) -> None:
         ({"min_score": -0.1}, "min_score: must be from 0 to 1"),
         ({"min_score": True}, "min_score: expected a number from 0 to 1, got True"),
         ({"min_score": "high"}, "min_score: expected a number"),
-        ({"limit": 0}, "limit: expected an integer from 1 to 10000, got 0"),
-        ({"limit": 10**6}, "limit: expected an integer from 1 to 10000"),
+        ({"limit": 0}, "limit: expected an integer from 1 to 1000000, got 0"),
+        ({"limit": 10**7}, "limit: expected an integer from 1 to 1000000"),
         ({"limit": 2.5}, "limit: expected an integer"),
     ],
 )
@@ -202,4 +202,4 @@ def test_cli_lists_pairs_as_table_and_json(people: CRM, db_url: str) -> None:
     assert "min_score: must be from 0 to 1, got 2.0" in bad.output
     assert len(bad.output.strip().splitlines()) == 1
     worse = runner.invoke(cli, ["--db", db_url, "customers", "duplicates", "--limit", "0"])
-    assert worse.exit_code != 0 and "limit: expected an integer from 1 to 10000" in worse.output
+    assert worse.exit_code != 0 and "limit: expected an integer from 1 to 1000000" in worse.output

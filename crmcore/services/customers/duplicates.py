@@ -31,7 +31,7 @@ from crmcore.storage.tables import customers, identity_collisions
 from crmcore.unit_of_work import UnitOfWork
 
 #: Most pairs one call returns.
-MAX_LIMIT = 10_000
+MAX_LIMIT = 1_000_000
 _BATCH = 5000
 _COLLISION_REASON = {
     "phone_norm": "same phone key (found when keys were re-normalised)",
@@ -111,7 +111,7 @@ class CustomerDuplicates(CustomerServiceBase):
         Only pairs whose two customers the acting user may read are
         considered (an agent sees pairs among their own and granted
         customers). ``min_score`` (0-1, default 0.85) is the least score
-        listed; ``limit`` (1-10000) the most pairs returned. The score and
+        listed; ``limit`` (1 to 1,000,000) the most pairs returned. The score and
         the blocking keys are described in ``docs/data-quality.md``.
         Customers whose sealed fields cannot be opened are left out.
         """

@@ -30,7 +30,7 @@ MAX_BLOCK = 50
 #: How many following neighbours each customer is compared with in a sorted block.
 WINDOW = 6
 #: Weights of name similarity and of the other evidence, for people and organisations.
-NAME_WEIGHT = {False: 0.55, True: 0.7}
+NAME_WEIGHT = {False: 0.55, True: 0.75}
 #: Evidence values, combined as a noisy-or (1 - product of (1 - value)).
 EVIDENCE = {
     "same phone": 1.0,
@@ -39,6 +39,8 @@ EVIDENCE = {
     "same company": 0.8,
     "same city": 0.6,
 }
+#: Evidence about where a customer is rather than who: only the strongest of these counts.
+CONTEXT = frozenset({"same company", "same city"})
 #: Email domains whose local part ignores dots (gmail-style).
 DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 #: Local parts too common to say anything about the person.
@@ -65,7 +67,7 @@ class MatchRecord:
         """The canonical email's local part, when it is specific enough to compare."""
         if self.email is None:
             return None
-        local = self.email.split("@", 1)[0]
+        local = self.email.split("@", 1)[0].replace(".", "")  # dots: gmail-style or not
         return local if len(local) >= 5 and local not in GENERIC_LOCAL_PARTS else None
 
 
@@ -111,7 +113,7 @@ def name_similarity(a: MatchRecord, b: MatchRecord) -> float:
     if a.organisation and b.organisation:
         short, long = sorted((a.name.replace(" ", ""), b.name.replace(" ", "")), key=len)
         if len(short) >= 4 and long.startswith(short):
-            similarity = max(similarity, 0.9)
+            similarity = max(similarity, 0.95)
     return similarity
 
 
@@ -119,8 +121,9 @@ def score_pair(a: MatchRecord, b: MatchRecord) -> tuple[float, tuple[str, ...]]:
     """The score (0-1) of a pair and the reasons behind it.
 
     ``score = w * name_similarity + (1 - w) * evidence``, with ``w`` 0.55 for
-    people and 0.7 for organisations (an organisation's name says more) and
-    ``evidence`` the noisy-or of :data:`EVIDENCE` values the pair shares.
+    people and 0.75 for organisations (an organisation's name says more) and
+    ``evidence`` the noisy-or of the :data:`EVIDENCE` values the pair shares,
+    where the :data:`CONTEXT` ones (company, city) count once, by the stronger.
     """
     reasons: list[str] = []
     if a.phone is not None and a.phone == b.phone:
@@ -134,8 +137,13 @@ def score_pair(a: MatchRecord, b: MatchRecord) -> tuple[float, tuple[str, ...]]:
     if a.city is not None and a.city == b.city:
         reasons.append("same city")
     remaining = 1.0
+    context = 0.0  # the same company and the same city say much the same: the stronger counts
     for reason in reasons:
-        remaining *= 1 - EVIDENCE[reason]
+        if reason in CONTEXT:
+            context = max(context, EVIDENCE[reason])
+        else:
+            remaining *= 1 - EVIDENCE[reason]
+    remaining *= 1 - context
     similarity = name_similarity(a, b)
     weight = NAME_WEIGHT[a.organisation and b.organisation]
     score = weight * similarity + (1 - weight) * (1 - remaining)
