@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 EDITABLES := -e '.[dev]' -e examples/crmcore-example $(foreach p,$(PLUGINS),-e $(dir $(p)))
 
-.PHONY: install demo test pytest lint typecheck docs bench bench-ingest bench-segmentation bench-memory bench-startup clean
+.PHONY: install demo test pytest lint typecheck docs bench bench-ingest bench-segmentation bench-memory bench-startup bench-duplicates clean
 
 $(STAMP): pyproject.toml examples/crmcore-example/pyproject.toml $(PLUGINS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crmcore needs Python 3.11 or newer")'
@@ -42,6 +42,9 @@ bench: $(STAMP) ## Core write throughput against raw executemany (SQLite and Pos
 
 bench-ingest: $(STAMP) ## 1M customers + 5M interactions, API and CSV, all plugins, vs raw executemany/COPY
 	$(BIN)/python benchmarks/bench_ingest.py
+
+bench-duplicates: $(STAMP) ## Probable duplicates: precision, recall, time on 100k and 1M generated customers
+	$(BIN)/python benchmarks/bench_duplicates.py
 
 bench-segmentation: $(STAMP) ## RFM + tiers + churn in SQL vs pandas, 1M customers / 10M purchases
 	$(BIN)/python -m pip install --quiet -e 'plugins/segmentation[bench]'
