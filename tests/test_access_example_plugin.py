@@ -63,9 +63,21 @@ CASES = [
         "service.record_touches",
         in_unit_of_work(lambda u, s: service.record_touches(u, [s.data["interaction"]])),
     ),
+    Case(
+        "service.note_relationships",
+        in_unit_of_work(
+            lambda u, s: service.note_relationships(
+                u, [{"kind": "team", "action": "added", "account_id": s.visible}]
+            )
+        ),
+    ),
     Case("service.blocked_emails", lambda c, s: service.blocked_emails(c, [s.data["customer"]])),
     Case("service.touches_of", lambda c, s: service.touches_of(c, s.visible)),
     Case("service.profile_section", lambda c, s: service.profile_section(c, s.data["customer"])),
+    Case(
+        "service.account_touches",
+        lambda c, s: service.account_touches(c, s.visible, [s.visible]),
+    ),
     Case("service.metrics", lambda c, s: service.metrics(c, PERIOD), EVERYONE_ONLY),
     Case(
         "service.touches_by_channel_chart",

@@ -121,6 +121,12 @@ def crm_lifecycle_changed(ctx: UnitOfWork, events: Sequence[LifecycleEvent]) -> 
     service.count_moves(ctx, events)
 
 
+@hookimpl
+def crm_relationships_changed(ctx: UnitOfWork, changes: Sequence[Mapping[str, Any]]) -> None:
+    """Note contacts, hierarchy, links and team changes as an event per account."""
+    service.note_relationships(ctx, changes)
+
+
 # --- validation ------------------------------------------------------------------
 
 
@@ -150,6 +156,14 @@ def crm_authorize(
 def crm_customer_profile(crm: CRM, customer: Customer) -> Mapping[str, Any] | None:
     """Add ``{"touches": n, "last_touch_at": iso}`` to the profile."""
     return service.profile_section(crm, customer)
+
+
+@hookimpl
+def crm_account_rollup(
+    crm: CRM, account_id: int, member_ids: Sequence[int]
+) -> Mapping[str, Any] | None:
+    """Add ``{"touches": n, "members_touched": m}`` summed over the account's members."""
+    return service.account_touches(crm, account_id, member_ids)
 
 
 @hookimpl

@@ -223,6 +223,36 @@ def record_touches(ctx: UnitOfWork, interactions: Sequence[Interaction]) -> None
             ctx.crm.call_hook("example_touch_milestone", ctx=ctx, customer_id=cid, touches=reached)
 
 
+#: Per kind of relationship change: the key naming the customer it is about.
+_CHANGE_SUBJECT = {
+    "contact": "organisation_id",
+    "parent": "organisation_id",
+    "link": "from_id",
+    "team": "account_id",
+}
+
+
+def _subjects(changes: Sequence[Mapping[str, Any]]) -> list[int]:
+    return sorted({int(c[_CHANGE_SUBJECT[c["kind"]]]) for c in changes})
+
+
+@requires(Action.READ, customer=lambda crm, ctx, a: _subjects(a["changes"]))
+def note_relationships(ctx: UnitOfWork, changes: Sequence[Mapping[str, Any]]) -> None:
+    """Emit ``example.relationships_noted`` per customer: how many changes of each kind.
+
+    Emitted in the operation's unit of work, so it is published only if the
+    change commits.
+    """
+    counts: dict[int, Counter[str]] = {}
+    for change in changes:
+        subject = int(change[_CHANGE_SUBJECT[change["kind"]]])
+        counts.setdefault(subject, Counter())[change["kind"]] += 1
+    ctx.emit_many(
+        "example.relationships_noted",
+        [{"customer_id": cid, "changes": dict(sorted(n.items()))} for cid, n in counts.items()],
+    )
+
+
 # --- validation ------------------------------------------------------------------
 
 
@@ -282,6 +312,23 @@ def profile_section(crm: CRM, customer: Customer) -> dict[str, Any] | None:
     if data is None:
         return {"touches": 0, "last_touch_at": None}
     return {"touches": data["touches"], "last_touch_at": data["last_touch_at"]}
+
+
+@requires(Action.READ, customer="member_ids")
+def account_touches(crm: CRM, account_id: int, member_ids: Sequence[int]) -> dict[str, int]:
+    """An account's section of its 360° view: touches summed over its members (roll-up)."""
+    table = _table(crm)
+    touches = members_touched = 0
+    with crm.reading() as uow:
+        for chunk in _chunks(member_ids):
+            total, touched = uow.connection.execute(
+                select(func.coalesce(func.sum(table.c.touches), 0), func.count()).where(
+                    table.c.customer_id.in_(chunk), table.c.touches > 0
+                )
+            ).one()
+            touches += int(total)
+            members_touched += int(touched)
+    return {"touches": touches, "members_touched": members_touched}
 
 
 @requires(Action.REPORT)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crmcore.hooks import hookimpl
-from crmcore_surveys import __version__, hookspecs, merging, service
+from crmcore_surveys import __version__, hookspecs, merging, relationship, service
 from crmcore_surveys.settings import CONFIG_SCHEMA, PLUGIN_NAME, remember_settings
 from crmcore_surveys.tables import register_tables
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from sqlalchemy import MetaData
 
-    from crmcore import CRM, ChurnSignal, Customer, Period, UnitOfWork
+    from crmcore import CRM, ChurnSignal, Customer, Interaction, Period, UnitOfWork
 
 #: The name this module registers under when passed to ``CRM.open(plugins=...)``.
 crm_plugin_name = PLUGIN_NAME
@@ -82,6 +82,12 @@ def crm_customers_merged(ctx: UnitOfWork, kept: Customer, merged: Customer) -> N
 def crm_customers_deleted(ctx: UnitOfWork, customers: Sequence[Customer]) -> None:
     """Delete the survey data of customers about to be deleted."""
     service.forget(ctx, [c.id for c in customers if c.id is not None])
+
+
+@hookimpl
+def crm_interactions_recorded(ctx: UnitOfWork, interactions: Sequence[Interaction]) -> None:
+    """Record the relationship scores of B2B assessment responses (``crm.accounts``)."""
+    relationship.record_relationship_scores(ctx, interactions)
 
 
 @hookimpl

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from crmcore_surveys import catalog, distribution, responses, scoring, service
+from crmcore_surveys import catalog, distribution, relationship, responses, scoring, service
 from crmcore_surveys.templates import template
 
 from crmcore import CRM, Period
@@ -21,7 +21,7 @@ from crmcore.testing import (
     run_conformance,
 )
 
-MODULES = (catalog, distribution, responses, scoring, service)
+MODULES = (catalog, distribution, relationship, responses, scoring, service)
 PERIOD = Period(datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 
 
@@ -30,7 +30,8 @@ def _prepare(crm: CRM, visible: int, hidden: int) -> dict[str, Any]:
     for cid in (visible, hidden):
         crm.customers.update(cid, {"consent": {"surveys": True}})
         responses.record_response(crm, survey="nps", customer_id=cid, answers={"recommend": 2})
-    return {"customer": crm.customers.get(visible)}
+    survey = crm.interactions.timeline(visible, kinds=["survey"]).items[0]
+    return {"customer": crm.customers.get(visible), "survey_interaction": survey}
 
 
 def _fresh_invitee(crm: CRM, s: Subjects) -> int:
@@ -44,6 +45,12 @@ def _fresh_invitee(crm: CRM, s: Subjects) -> int:
 NPS_V2 = {**template("nps"), "title": "NPS, second edition"}
 
 CASES = [
+    Case(
+        "relationship.record_relationship_scores",
+        in_unit_of_work(
+            lambda u, s: relationship.record_relationship_scores(u, [s.data["survey_interaction"]])
+        ),
+    ),
     Case(
         "catalog.create_survey",
         lambda c, s: catalog.create_survey(c, template("csat")),
