@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from crmcore.services.customers.bulk_updates import CustomerBulkUpdates
 from crmcore.services.customers.duplicates import CustomerDuplicates
 from crmcore.services.customers.external_ids import CustomerExternalIds
 from crmcore.services.customers.merge import CustomerMerge
 from crmcore.services.customers.privacy import CustomerPrivacy
 
 
-class CustomerService(CustomerMerge, CustomerExternalIds, CustomerPrivacy, CustomerDuplicates):
+class CustomerService(
+    CustomerMerge, CustomerBulkUpdates, CustomerExternalIds, CustomerPrivacy, CustomerDuplicates
+):
     """Customers: create, read, update, delete, merge, duplicates, search, profile, export, erase.
 
     Get it as ``crm.customers``. Every method checks the acting principal
