@@ -210,6 +210,20 @@ def test_a_row_matching_two_customers_or_taking_a_key_is_rejected(crm: CRM, tmp_
     assert crm.customers.external_ids(2) == {"erp": ["E-2"]}
     with pytest.raises(ConflictError, match=r"clash.csv:2: the row's email matches customer 1"):
         import_customers(crm, path, update_existing=True, match="email", system="erp")
+    same_phone = write(
+        tmp_path / "same.csv",
+        [
+            {"name": "A", "email": "a@x.org", "phone": "+86 139 0000 0009"},
+            {"name": "B", "email": "b@x.org", "phone": "+8613900000009"},
+        ],
+        ["name", "email", "phone"],
+    )
+    result = import_customers(
+        crm, same_phone, update_existing=True, match="email", skip_invalid=True
+    )
+    assert (result.updated, result.rejected) == (1, 1)
+    reason = Path(str(result.rejects_path)).read_text(encoding="utf-8")
+    assert "phone '+8613900000009' is also used by the row at line 2 in the same batch" in reason
 
 
 class AgentsImport:

@@ -164,14 +164,18 @@ def hinted_rejects(feed: Feed, match: str | None) -> RejectHandler:
     return on_reject
 
 
-_POSITION = re.compile(r"\bcustomers\[(\d+)\]")
+_POSITION = re.compile(r"\b(?:customers|updates)\[(\d+)\]")
 
 
 def renumbered(exc: CRMError, positions: Sequence[int]) -> CRMError:
-    """``exc`` with the positions it names (``customers[1]``) mapped through ``positions``.
+    """``exc`` with the positions it names mapped through ``positions``.
 
-    The import gives ``create_many`` only a batch's new rows: its positions
-    are indices into them, the feed's are indices into the whole batch.
+    ``customers[1]`` and ``updates[1]`` become ``customers[positions[1]]``,
+    which the feed turns into file lines.
+
+    The import gives ``create_many`` only a batch's new rows (``update_many``
+    its changed ones): their positions are indices into those, the feed's
+    into the whole batch.
     """
     message = str(exc)
     if not _POSITION.search(message) or isinstance(exc, ValidationErrors):

@@ -4,10 +4,10 @@ Each batch of rows is matched on one key (``match``): ``email`` or ``phone``
 (the row's value normalised, compared with every stored form of the key:
 :meth:`~crmcore.services.customers.service.CustomerService.stored_forms`) or
 ``external_id`` (the row's ``external_id`` under ``system``). A row that
-matches a customer updates it through ``crm.customers.update`` (validation,
-access, unique keys, plugin checks, audit, ``customer.updated``,
-``crm_customers_updated``); a row that matches nothing is created through
-``crm.customers.create_many``. What a matched row changes:
+matches a customer updates it through ``crm.customers.update_many`` (what
+``update`` does, per batch: validation, access, unique keys, plugin checks,
+audit, ``customer.updated``, ``crm_customers_updated``); a row that matches
+nothing is created through ``crm.customers.create_many``. What a matched row changes:
 
 * every field the row gives (a non-empty CSV cell; a JSON Lines key, where
   ``null`` clears the field); an empty cell leaves the field as it is;
@@ -193,23 +193,41 @@ class Upsert:
         for row, refusal in _conflicts(crm, uow, candidates, self.match).items():
             reject(row.position, row.data, refusal)
             candidates.remove(row)
+        self._apply(crm, uow, candidates, reject)
+
+    def _apply(
+        self, crm: CRM, uow: UnitOfWork, candidates: list[_Row], reject: RejectHandler
+    ) -> None:
+        """Update the candidates' fields (one ``update_many`` call) and add their external ids."""
+        updating = [r for r in candidates if r.changes]
+        refused: set[int] = set()
+
+        def on_reject(index: int, item: Any, exc: CRMError) -> None:
+            refused.add(index)
+            row = updating[index]
+            reject(row.position, row.data, renumbered(exc, [r.position for r in updating]))
+
+        done = crm.customers.update_many(
+            [(_id_of(r), r.changes) for r in updating],
+            ctx=uow,
+            batch_size=max(1, len(updating)),
+            on_reject=on_reject,
+        )
+        accepted = [r for i, r in enumerate(updating) if i not in refused]
+        changed = {id(r) for r, change in zip(accepted, done, strict=True) if change.changed}
+        gone = {id(updating[i]) for i in refused}
+        entries = []
         for row in candidates:
-            assert row.customer is not None and row.customer.id is not None
-            cid = row.customer.id
-            changed = False
-            try:
-                if row.changes:
-                    changed = bool(crm.customers.update(cid, row.changes, ctx=uow).changed)
-            except CRMError as exc:
-                reject(row.position, row.data, exc)
+            if id(row) in gone:
                 continue
             if row.new_pairs:
-                store_external_ids(crm, uow, [(cid, row.new_pairs)])
-                changed = True
-            if changed:
+                entries.append((_id_of(row), row.new_pairs))
+                changed.add(id(row))
+            if id(row) in changed:
                 self.updated += 1
             else:
                 self.unchanged += 1
+        store_external_ids(crm, uow, entries)
 
     def _prepare(
         self, crm: CRM, uow: UnitOfWork, row: _Row, holder: int, found: Customer | CRMError | None
@@ -273,6 +291,11 @@ class Upsert:
         for customer in created[: len(kept)]:
             if customer.id is not None:
                 self._touched.add(customer.id)
+
+
+def _id_of(row: _Row) -> int:
+    assert row.customer is not None and row.customer.id is not None
+    return row.customer.id
 
 
 def _proposed(before: Customer, changes: Mapping[str, Any]) -> Customer:
