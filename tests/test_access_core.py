@@ -134,6 +134,10 @@ CORE_CASES = [
     ),
     Case("customers.external_ids", lambda c, s: c.customers.external_ids(s.visible)),
     Case(
+        "customers.update_many",
+        lambda c, s: c.customers.update_many([(s.visible, {"industry": uuid.uuid4().hex[:8]})]),
+    ),
+    Case(
         "customers.add_external_id",
         lambda c, s: c.customers.add_external_id(s.visible, "kit", uuid.uuid4().hex),
     ),
