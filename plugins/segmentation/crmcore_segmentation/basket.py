@@ -142,8 +142,13 @@ def basket_table(
     *,
     as_of: datetime,
     since: datetime | None = None,
+    by_customer: bool = False,
 ) -> Iterator[Table]:
-    """A temporary, indexed table of :func:`basket_items_query`, dropped afterwards."""
+    """A temporary table of :func:`basket_items_query`, dropped afterwards.
+
+    Indexed after it is filled (a bulk load is faster without live indexes) on
+    ``(basket, item)`` and ``item``, and on ``(customer_id, item)`` with ``by_customer``.
+    """
     name = f"segmentation_basket_{uuid.uuid4().hex[:12]}"
     scratch = Table(
         name,
@@ -151,15 +156,16 @@ def basket_table(
         Column("basket", BigInteger, nullable=False),
         Column("customer_id", BigInteger, nullable=False),
         Column("item", String(ITEM_LENGTH), nullable=False),
-        Index(f"ix_{name}_basket", "basket", "item"),
-        Index(f"ix_{name}_item", "item"),
-        Index(f"ix_{name}_customer", "customer_id", "item"),
         prefixes=["TEMPORARY"],
     )
-    scratch.create(connection)
+    scratch.create(connection)  # before the indexes are defined: created after the load
     try:
         query = basket_items_query(connection, crm, level, as_of=as_of, since=since)
         connection.execute(insert(scratch).from_select(["basket", "customer_id", "item"], query))
+        Index(f"ix_{name}_basket", scratch.c.basket, scratch.c.item).create(connection)
+        Index(f"ix_{name}_item", scratch.c.item).create(connection)
+        if by_customer:
+            Index(f"ix_{name}_customer", scratch.c.customer_id, scratch.c.item).create(connection)
         yield scratch
     finally:
         scratch.drop(connection)

@@ -163,7 +163,10 @@ def recommendations(
     count = check_limit(limit)
     thresholds = check_thresholds(min_support, min_confidence, min_lift, 3)
     moment = resolve_as_of(crm, as_of)
-    with crm.reading(ctx) as uow, basket_table(uow.connection, crm, chosen, as_of=moment) as b:
+    with (
+        crm.reading(ctx) as uow,
+        basket_table(uow.connection, crm, chosen, as_of=moment, by_customer=True) as b,
+    ):
         analysis = analyse(uow.connection, b, chosen, thresholds)
         bought = _bought(uow.connection, b, customer_ids)
         prices = sku_prices(uow.connection, crm, moment) if chosen == "sku" else {}
@@ -233,7 +236,10 @@ def likely_buyers(
     thresholds = check_thresholds(min_support, min_confidence, min_lift, 3)
     moment = resolve_as_of(crm, as_of)
     found: dict[int, dict[str, Any]] = {}
-    with crm.reading(ctx) as uow, basket_table(uow.connection, crm, chosen, as_of=moment) as b:
+    with (
+        crm.reading(ctx) as uow,
+        basket_table(uow.connection, crm, chosen, as_of=moment, by_customer=True) as b,
+    ):
         analysis = analyse(uow.connection, b, chosen, thresholds)
         owners = select(b.c.customer_id).where(b.c.item == item)
         for rule in (r for r in analysis.rules if r.consequent == (item,)):
