@@ -75,16 +75,20 @@ def _rows(limit: int) -> int | None:
     return limit or None
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """``value`` as JSON-ready data: datetimes in ISO 8601, Decimals and others as strings."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
+
+
+_plain = plain
 
 
 @click.group("segments")

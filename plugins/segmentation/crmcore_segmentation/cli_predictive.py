@@ -21,7 +21,7 @@ from crmcore.cli.context import (
 )
 from crmcore_segmentation import basket, intervals, predictive, recommend, retention_groups
 from crmcore_segmentation import validation as holdout
-from crmcore_segmentation.cli import _plain, parse_as_of
+from crmcore_segmentation.cli import parse_as_of, plain
 from crmcore_segmentation.json_stream import echo_json_array
 
 _UNITS = {"d": 1, "w": 7, "y": 365}
@@ -64,7 +64,7 @@ def _fit_command(
     )
     data = fits.as_dict()
     if as_json:
-        print_json(_plain(data))
+        print_json(plain(data))
         return
     for model in (predictive.BGNBD, predictive.GAMMA_GAMMA):
         fit = data[model]
@@ -98,7 +98,7 @@ def _validate_command(
         time_unit_days=unit_days,
     )
     if as_json:
-        print_json(_plain(result.as_dict()))
+        print_json(plain(result.as_dict()))
         return
     rows = [
         {"model": name, "actual_total": result.actual_total, **f}
@@ -189,7 +189,7 @@ def _intervals_command(group: str | None, as_of: str | None, limit: int, as_json
         ]
         columns = ["customer_id", "purchase_days", "median_interval_days", "mean_interval_days"]
     if as_json:
-        print_json(_plain(rows))
+        print_json(plain(rows))
     else:
         print_table(rows, columns, title="Days between purchases")
 
@@ -205,7 +205,7 @@ def _retention_by_command(group: str, months: int, as_of: str | None, as_json: b
     )
     data = [g.as_dict() for g in found]
     if as_json:
-        print_json(_plain(data))
+        print_json(plain(data))
         return
     print_table(
         data,
