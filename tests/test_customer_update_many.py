@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from crmcore import CRM, AccessDeniedError, ConflictError, NotFoundError, ValidationError
 from crmcore.access import Principal
@@ -67,8 +67,10 @@ def test_update_many_does_what_update_does(crm_factory: CRMFactory) -> None:
         expected = [first.customers.update(ids[n - 1], ch, ctx=uow) for n, ch in CHANGES]
     reference = state(first, ids)  # type: ignore[arg-type]
     with first.engine.begin() as conn:  # start again from the same seed
+        present = set(inspect(conn).get_table_names())
         for table in reversed(first.metadata.sorted_tables):
-            conn.execute(table.delete())
+            if table.name in present:
+                conn.execute(table.delete())
     second = crm_factory(plugins=[batched])
     ids = [c.id for c in second.customers.create_many(SEED)]
     got = second.customers.update_many([(ids[n - 1], ch) for n, ch in CHANGES], batch_size=2)
