@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -10,10 +11,13 @@ import phonenumbers
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmcore import CRM, ConflictError, ValidationError
+from crmcore.access import AccessDeniedError, Principal, Role
+from crmcore.cli import build_cli
 from crmcore.config import Config
 from crmcore.errors import ConfigError
 from crmcore.model.identity import (
@@ -26,6 +30,7 @@ from crmcore.security.encryption import KEY_ENV, OLD_KEYS_ENV, new_key
 from crmcore.storage.migrate import alembic_config
 from crmcore.storage.rekey import rekey_identity
 from crmcore.storage.tables import customers, identity_collisions, metadata
+from crmcore.testing import ADMIN_ONLY, Case, run_conformance
 
 FORMS = ("138 0013 8000", "+86 138-0013-8000", "0086 13800138000")
 
@@ -337,3 +342,54 @@ def test_migration_reads_national_numbers_in_the_configured_region(db_url: str) 
     finally:
         crm.close()
         engine.dispose()
+
+
+# ---- crm.customers.rekey / crm customers rekey ---------------------------------------------
+
+
+def test_rekey_after_a_region_change_reports_collisions(crm_factory: CRMFactory) -> None:
+    cn = crm_factory()
+    national = cn.customers.create({"name": "Local", "phone": "020 7946 0958"})
+    london = cn.customers.create({"name": "London", "phone": "+44 20 7946 0958"})
+    assert cn.customers.search(phone="020 7946 0958").items[0].id == national.id
+    gb = crm_factory(default_region="GB")
+    dry = gb.customers.rekey(dry_run=True)
+    assert [(c.customer_id, c.holder_id) for c in dry.collisions] == [(london.id, national.id)]
+    assert gb.customers.search(phone="+86 20 7946 0958").total == 1  # rolled back
+    report = gb.customers.rekey(actor="ops")
+    assert report.rekeyed["phone_norm"] == 1 and len(report.collisions) == 1
+    assert gb.customers.search(phone="020 7946 0958").items[0].id == national.id
+    (pair,) = gb.customers.duplicates()
+    assert pair.customer_ids == (national.id, london.id) and pair.score == 1.0
+    (entry,) = gb.audit.query(action="customers.rekey").items
+    assert entry.details["collisions"] == 1 and entry.details["region"] == "GB"
+    again = gb.customers.rekey()
+    assert again.collisions == () and again.rekeyed == {"phone_norm": 0, "org_norm": 0}
+
+
+def test_rekey_is_for_administrators_and_checks_its_input(crm: CRM) -> None:
+    with pytest.raises(AccessDeniedError):
+        crm.as_user(Principal("alice", Role.MANAGER)).customers.rekey()
+    with pytest.raises(ValidationError, match="dry_run: expected true or false, got 'yes'"):
+        crm.customers.rekey(dry_run="yes")  # type: ignore[arg-type]
+    matrix = run_conformance(
+        crm,
+        "core rekey",
+        [Case("customers.rekey", lambda c, s: c.customers.rekey(dry_run=True), ADMIN_ONLY)],
+    )
+    matrix.assert_clean()
+
+
+def test_rekey_cli(crm: CRM, db_url: str) -> None:
+    crm.customers.create({"name": "Wang", "phone": FORMS[0]})
+    runner = CliRunner()
+    assert runner.invoke(build_cli([]), ["--db", db_url, "db", "upgrade"]).exit_code == 0
+    dry = runner.invoke(build_cli([]), ["--db", db_url, "customers", "rekey", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "identity keys: 0 phone_norm re-keyed" in dry.output and "dry run" in dry.output
+    as_json = runner.invoke(build_cli([]), ["--db", db_url, "customers", "rekey", "--json"])
+    assert json.loads(as_json.output)["collisions"] == []
+    agent = runner.invoke(
+        build_cli([]), ["--db", db_url, "--user", "bob", "--role", "agent", "customers", "rekey"]
+    )
+    assert agent.exit_code != 0 and "Error" in agent.output

@@ -19,7 +19,7 @@ from crmcore.cli.context import (
     print_record,
     print_table,
 )
-from crmcore.cli.duplicates import duplicates_command
+from crmcore.cli.duplicates import duplicates_command, rekey_command
 from crmcore.cli.files import atomic_output, raw_cells_option, terminal_safe
 from crmcore.cli.listing import iter_pages, print_listing
 from crmcore.cli.merge import merge_command
@@ -227,6 +227,7 @@ customers.add_command(import_command("customers", default_batch=500))
 customers.add_command(purge_rejects_command)
 customers.add_command(merge_command)
 customers.add_command(duplicates_command)
+customers.add_command(rekey_command)
 customers.add_command(reassign)
 
 

@@ -1,10 +1,18 @@
-"""``crm customers duplicates``: probable duplicates the unique keys do not catch, scored."""
+"""``crm customers duplicates`` (probable duplicates, scored) and ``crm customers rekey``."""
 
 from __future__ import annotations
 
 import click
 
-from crmcore.cli.context import get_crm, json_option, print_json, print_table
+from crmcore.cli.context import (
+    get_actor,
+    get_console,
+    get_crm,
+    json_option,
+    print_json,
+    print_table,
+)
+from crmcore.cli.output import safe_text
 from crmcore.services.customers.duplicates import MAX_LIMIT
 
 
@@ -54,4 +62,35 @@ def duplicates_command(min_score: float, limit: int, as_json: bool) -> None:
     )
 
 
-__all__ = ["duplicates_command"]
+@click.command("rekey")
+@click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@json_option
+def rekey_command(dry_run: bool, as_json: bool) -> None:
+    """Re-normalise stored phone and organisation keys in the configured default region.
+
+    What `crm db upgrade` did for crmcore_0010, again: run it after changing
+    [customers] default_region. Customers whose keys then collide are not
+    refused: the oldest keeps the key and `crm customers duplicates` lists
+    the pair. Blind-indexed keys are re-keyed by `crm security rotate-key`.
+    Administrators only.
+    """
+    report = get_crm().customers.rekey(dry_run=dry_run, actor=get_actor())
+    if as_json:
+        print_json(
+            {
+                "rekeyed": dict(report.rekeyed),
+                "blinded": dict(report.blinded),
+                "kept": [{"customer_id": i, "column": c} for i, c in report.kept],
+                "collisions": [
+                    {"customer_id": c.customer_id, "holder_id": c.holder_id, "column": c.column}
+                    for c in report.collisions
+                ],
+                "dry_run": dry_run,
+            }
+        )
+        return
+    tail = " (dry run: nothing was changed)" if dry_run else ""
+    get_console().print(safe_text(report.summary()) + tail)
+
+
+__all__ = ["duplicates_command", "rekey_command"]

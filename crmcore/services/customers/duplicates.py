@@ -11,11 +11,15 @@ when the keys were re-normalised, crmcore_0010) come first with score 1.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 import attrs
 from sqlalchemy import ColumnElement, Row, select, true
 
+from crmcore.access import Action
+from crmcore.audit import AuditEntry
+from crmcore.dry_run import rolled_back
 from crmcore.errors import ValidationError
 from crmcore.model.entities import CustomerKind
 from crmcore.model.identity import normalise_org_name, normalise_phone
@@ -27,6 +31,7 @@ from crmcore.services.customers.matching import (
     city_of,
     scored_pairs,
 )
+from crmcore.storage.rekey import RekeyReport, rekey_identity
 from crmcore.storage.tables import customers, identity_collisions
 from crmcore.unit_of_work import UnitOfWork
 
@@ -137,6 +142,43 @@ class CustomerDuplicates(CustomerServiceBase):
                 result = [p for p in result if set(p.customer_ids) <= allowed]
         result.sort(key=lambda p: (-p.score, p.customer_ids))
         return result[:limit]
+
+    def rekey(
+        self,
+        *,
+        dry_run: bool = False,
+        actor: str | None = None,
+        ctx: UnitOfWork | None = None,
+    ) -> RekeyReport:
+        """Re-normalise the stored phone and organisation keys (administrators only).
+
+        What migration crmcore_0010 did, again, in ``[customers] default_region``
+        as configured now: run it after changing the region. Collisions are
+        recorded for :meth:`duplicates`, never raised; blind-indexed keys are
+        left to ``crm security rotate-key`` (see ``docs/data-quality.md``).
+        ``dry_run=True`` reports what it would do and rolls everything back.
+        Audited (``customers.rekey``, counts only).
+        """
+        if not isinstance(dry_run, bool):
+            raise ValidationError(
+                f"dry_run: expected true or false, got {dry_run!r}", field="dry_run"
+            )
+        self._crm.access.check(Action.ADMINISTER, ctx=ctx)
+        opened: AbstractContextManager[UnitOfWork] = (
+            rolled_back(self._crm, actor, ctx) if dry_run else self._crm.unit_of_work(actor, ctx)
+        )
+        with opened as uow:
+            region = self._crm.config.default_region
+            report = rekey_identity(uow.connection, region, source="rekey", now=uow.now)
+            details = {
+                "region": region,
+                "rekeyed": dict(report.rekeyed),
+                "collisions": len(report.collisions),
+            }
+            self._crm.audit.record(
+                uow, [AuditEntry("customers.rekey", "customer", None, None, details)]
+            )
+        return report
 
     @staticmethod
     def _pair(
