@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,10 +85,21 @@ def _prepare(crm: CRM, visible: int, hidden: int) -> dict[str, Any]:
         crm.lifecycle.move(cid, "active")
     segments.define_segment(crm, "everyone", RULE)
     churn.apply_churn(crm)
-    others = crm.customers.create_many([{"name": f"Other {i}"} for i in range(24)])
-    for k, other in enumerate(others):
-        for j in range(k % 5 + 1):
-            _buy(crm, int(other.id), 3 + (k * 13 + j * (k + 20)) % 300, str(10 + k))
+    # Enough varied history for a proper model fit (stored scores for the cases below).
+    rng = random.Random(15)
+    others = crm.customers.create_many([{"name": f"Other {i}"} for i in range(80)])
+    rows = [
+        {
+            "customer_id": other.id,
+            "kind": "purchase",
+            "occurred_at": (NOW - timedelta(days=day)).isoformat(),
+            "amount": str(rng.randint(5, 90)),
+            "currency": "EUR",
+        }
+        for other in others
+        for day in rng.sample(range(3, 400), rng.choice([1, 1, 2, 3, 5, 8]))
+    ]
+    crm.interactions.record_many(rows)
     predictive.fit_models(crm)
     return {"customer": crm.customers.get(visible)}
 
