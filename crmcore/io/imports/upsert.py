@@ -178,11 +178,12 @@ class Upsert:
         if not matched:
             return
         stored = _load(crm, uow, sorted({r.holder for r in matched if r.holder is not None}))
+        held = external_id_holders(uow.connection, [p for r in matched for p in r.pairs])
         candidates: list[_Row] = []
         for row in matched:
             assert row.holder is not None
             try:
-                self._prepare(crm, uow, row, row.holder, stored.get(row.holder))
+                self._prepare(crm, uow, row, stored.get(row.holder), held)
             except CRMError as exc:
                 reject(row.position, row.data, exc)
                 continue
@@ -230,9 +231,19 @@ class Upsert:
         store_external_ids(crm, uow, entries)
 
     def _prepare(
-        self, crm: CRM, uow: UnitOfWork, row: _Row, holder: int, found: Customer | CRMError | None
+        self,
+        crm: CRM,
+        uow: UnitOfWork,
+        row: _Row,
+        found: Customer | CRMError | None,
+        held: Mapping[ExternalId, int],
     ) -> None:
-        """Check the row may update ``holder`` and work out what would change."""
+        """Check the row may update its holder and work out what would change.
+
+        ``found`` is the stored holder; ``held`` who holds the batch's external ids.
+        """
+        holder = row.holder
+        assert holder is not None
         if isinstance(found, CRMError):
             raise found
         if found is None or not crm.access.allowed(Action.READ, found, ctx=uow):
@@ -266,7 +277,6 @@ class Upsert:
                 raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
             assert keys is not None
             row.keys = keys.blinded(crm.cipher)
-        held = external_id_holders(uow.connection, row.pairs) if row.pairs else {}
         row.new_pairs = [p for p in row.pairs if held.get(p) != holder]
 
     def _shown_key(self, row: _Row) -> str:
