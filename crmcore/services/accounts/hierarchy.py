@@ -116,7 +116,7 @@ class HierarchyPart(AccountsBase):
             lock_hierarchy(uow.connection)
             org = self._load(uow, organisation_id, Action.WRITE, "organisation_id", ORG)
             assert org.id is not None
-            previous = uow.connection.execute(
+            previous: int | None = uow.connection.execute(
                 select(account_parents.c.parent_id).where(
                     account_parents.c.organisation_id == org.id
                 )
@@ -222,10 +222,6 @@ class HierarchyPart(AccountsBase):
             )
 
         return node(root, name, 0)
-
-    def _group_member_ids(self, uow: UnitOfWork, organisation_id: int) -> list[int]:
-        """The organisation and every readable organisation below it (through readable ones)."""
-        return self._tree(uow, organisation_id, "").ids()
 
 
 __all__ = ["HierarchyPart", "ancestor_ids", "lock_hierarchy", "parent_change", "subsidiary_pairs"]
