@@ -24,6 +24,8 @@ CORE_EVENT_TYPES: Mapping[str, tuple[str, ...]] = {
         "currency",
     ),
     "lifecycle.changed": ("from", "to"),
+    # Plus the ids (and role or link type codes) of its kind: crmcore.services.accounts.
+    "account.relationship_changed": ("kind", "action"),
 }
 
 
