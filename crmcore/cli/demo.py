@@ -10,6 +10,7 @@ import click
 
 from crmcore.cli.confirm import confirm, yes_option
 from crmcore.cli.context import get_console, get_state, print_table
+from crmcore.cli.demo_accounts import show_accounts
 from crmcore.model.signals import Period
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ def demo(path: Path, seed: int, count: int, yes: bool) -> None:
     print_report(build_report(crm, year, charts=False))
     _show_integrity(crm, path, top[0]["id"] if top else 1)
     _show_data_quality(crm, path, top[1]["id"] if len(top) > 1 else 1)
+    show_accounts(crm, path)
     console.print(
         f"Explore it: crm --db {path} customers list --stage loyal\n"
         f"            crm --db {path} report --from {year.start.date()} --to {year.end.date()} "
