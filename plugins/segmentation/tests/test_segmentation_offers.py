@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from crmcore_segmentation import (
     basket,
+    churn,
     intervals,
     predictive,
     predictive_signals,
@@ -201,6 +202,13 @@ def test_stored_scores_feed_tiers_churn_and_cli(seg: CRM) -> None:
         s.weight == pytest.approx(1 - stored[s.customer_id].p_alive, abs=1e-4) for s in signals
     )
     assert {s.customer_id for s in signals} <= {c for c, p in stored.items() if p.p_alive < 0.5}
+    # Churn scoring hears the signal through crm_churn_signals (the plugins' part).
+    flagged = {a.customer_id: a for a in churn.assess_churn(seg)}
+    signalled = {s.customer_id for s in signals}
+    assert signalled & set(flagged)
+    for cid in signalled & set(flagged):
+        assert flagged[cid].plugins > 0
+        assert any(r.startswith("segmentation.bgnbd: P(alive)") for r in flagged[cid].reasons)
     result = CliRunner().invoke(
         build_cli(), ["segments", "predict", "--json", "--limit", "3"], obj=CLIState(crm=seg)
     )
