@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from crmcore.cli import build_cli
@@ -79,7 +80,19 @@ def test_sigterm_says_what_was_committed_and_how_to_resume(db_url: str, tmp_path
     command = [executable, "--db", db_url, "interactions", "import",
                str(orders), "--commit-every", "2000", "--batch-size", "500"]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(2)
+    # Signal once the first batch has committed (the handler is installed by then), however
+    # long start-up takes on a loaded machine.
+    engine = sa.create_engine(db_url)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            with engine.connect() as conn:
+                stored = conn.execute(sa.text("SELECT count(*) FROM crm_interactions")).scalar()
+            if stored:
+                break
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()
