@@ -1,9 +1,11 @@
 """Market-basket analysis: association rules over purchase items, counted in the database.
 
-A **basket** is one counted purchase (:mod:`.purchases`) before ``as_of`` (and at or after
-``since``) with at least one item; its **items** are the distinct ``sku`` (or ``category``)
-values of the purchase's item lines (``crm_interactions.items``, lines without the key are
-ignored). With ``N`` baskets and ``n(S)`` the baskets holding every item of the set ``S``:
+A **basket** is one purchase before ``as_of`` (and at or after ``since``) with at least
+one item: a counted purchase (:mod:`.purchases`) or a zero-value one (a free order's
+items were still taken together; a purchase refunded in full is no basket); its
+**items** are the distinct ``sku`` (or ``category``) values of the purchase's item lines
+(``crm_interactions.items``, lines without the key are ignored). With ``N`` baskets and
+``n(S)`` the baskets holding every item of the set ``S``:
 
 * ``support(S) = n(S) / N``; an itemset is **frequent** when ``support >= min_support``;
 * a rule ``A -> C`` (``A``, ``C`` disjoint, ``A u C`` frequent) has
@@ -118,7 +120,9 @@ def basket_items_query(
     since: datetime | None = None,
 ) -> Any:
     """``(basket, customer_id, item)``, distinct, of every counted purchase's item lines."""
-    purchases = counted_purchases(crm, as_of, since=since, currency=settings_of(crm).currency)
+    purchases = counted_purchases(
+        crm, as_of, since=since, currency=settings_of(crm).currency, include_zero=True
+    )
     bought = purchases.subquery("bp")
     lines = crm.metadata.tables["crm_interactions"].alias("bi")
     if connection.dialect.name == "postgresql":

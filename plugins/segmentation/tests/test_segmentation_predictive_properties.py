@@ -193,7 +193,7 @@ def test_rules_equal_an_independent_computation(
                 "customer_id": ids[c],
                 "kind": "purchase",
                 "occurred_at": (T0 + timedelta(hours=i)).isoformat(),
-                "amount": "10",
+                "amount": "0" if i % 3 == 0 else "10",  # zero-value purchases are baskets
                 "currency": "EUR",
                 "items": [{"sku": s, "quantity": "1"} for s in sorted(items)]
                 + [{"sku": sorted(items)[0], "quantity": "2"}],  # a repeated line counts once
