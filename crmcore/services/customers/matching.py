@@ -6,13 +6,16 @@ only when the two customers share a *block*:
 
 * exact blocks: the same phone (E.164), the same canonical email (case,
   dots and ``+tag`` of gmail-style local parts), the same email local part
-  on different domains, the same sorted-token name (``Wei Li`` = ``Li Wei``);
-  every pair of a block up to :data:`MAX_BLOCK` members, beyond that each
-  member with its :data:`WINDOW` next ones;
+  on different domains, and (only when the least score asked for is at most
+  0.55, what the same name alone scores) the same sorted-word name; every
+  pair of a block up to :data:`MAX_BLOCK` members, beyond that each member
+  with its :data:`WINDOW` next ones;
 * neighbourhood blocks: customers of the same company, the same city, and
-  organisations whose key starts alike, each sorted by name (and again by the
-  reversed name, so a typo at either end keeps the pair adjacent) and
-  compared with their :data:`WINDOW` next neighbours.
+  organisations whose key starts alike, each sorted by the name's sorted
+  words (``li wei`` for ``Wei Li``: transposed names are adjacent), then by
+  that key reversed (a typo at either end keeps the pair adjacent), and
+  compared with their :data:`WINDOW` next neighbours when the names are alike
+  enough for the pair to reach the least score with what the block shares.
 
 The score is documented in ``docs/data-quality.md``; :func:`score_pair` is it.
 """
@@ -156,10 +159,13 @@ def score_pair(a: MatchRecord, b: MatchRecord) -> tuple[float, tuple[str, ...]]:
     return round(score, 4), tuple(reasons)
 
 
-def name_gate(min_score: float, organisation: bool) -> float:
-    """The least name similarity with which a pair can still reach ``min_score``."""
+def name_gate(min_score: float, organisation: bool, evidence: float = 1.0) -> float:
+    """The least name similarity with which a pair sharing ``evidence`` reaches ``min_score``.
+
+    Above 1 when no name can (the block then compares nothing).
+    """
     weight = NAME_WEIGHT[organisation]
-    return max(0.0, (min_score - (1 - weight)) / weight)
+    return max(0.0, (min_score - (1 - weight) * evidence) / weight)
 
 
 Pair = tuple[int, int]
@@ -182,21 +188,37 @@ def _exact_pairs(records: list[MatchRecord], key: Callable[[MatchRecord], str | 
 def _neighbour_pairs(
     records: list[MatchRecord],
     block: Callable[[MatchRecord], str | None],
-    gate: Callable[[MatchRecord], float],
+    min_score: float,
+    evidence: float,
 ) -> set[Pair]:
-    """Pairs of one block's members adjacent by name (forwards and reversed), names alike."""
+    """Pairs of one block's members adjacent by name (sorted words, then reversed), alike.
+
+    A pair is kept when its names are similar enough to reach ``min_score``
+    with ``evidence`` (what the block's members share); a pair that shares
+    more (a phone, an email) is proposed by an exact block anyway.
+    """
     pairs: set[Pair] = set()
-    members = [(k, r) for r in records if (k := block(r)) is not None]
+    gates = {o: name_gate(min_score, o, evidence) for o in (False, True)}
+    members = [
+        (k, name_key(r.name), r)
+        for r in records
+        if gates[r.organisation] <= 1 and (k := block(r)) is not None
+    ]
     for reverse in (False, True):
-        ranked = sorted(
-            members, key=lambda item: (item[0], item[1].name[::-1] if reverse else item[1].name)
-        )
-        for i, (k, first) in enumerate(ranked):
-            cutoff = gate(first) * 100
-            for k2, second in ranked[i + 1 : i + 1 + WINDOW]:
+        members.sort(key=lambda item: (item[0], item[1][::-1] if reverse else item[1]))
+        for i, (k, _, first) in enumerate(members):
+            for k2, _, second in members[i + 1 : i + 1 + WINDOW]:
                 if k2 != k:
                     break
-                if fuzz.token_sort_ratio(first.name, second.name, score_cutoff=cutoff):
+                both = first.organisation and second.organisation
+                gate = gates[both]
+                if both:
+                    alike = name_similarity(first, second) >= gate
+                else:
+                    alike = bool(
+                        fuzz.token_sort_ratio(first.name, second.name, score_cutoff=gate * 100)
+                    )
+                if alike:
                     low, high = sorted((first.id, second.id))
                     pairs.add((low, high))
     return pairs
@@ -211,20 +233,14 @@ def _org_prefix(record: MatchRecord) -> str | None:
 def candidate_pairs(records: list[MatchRecord], min_score: float) -> Iterator[Pair]:
     """Every pair a block proposes, each once, lower id first."""
     pairs: set[Pair] = set()
-    for key in (
-        lambda r: r.phone,
-        lambda r: r.email,
-        lambda r: r.local_part,
-        lambda r: None if r.organisation else name_key(r.name),
-    ):
+    for key in (lambda r: r.phone, lambda r: r.email, lambda r: r.local_part):
         pairs |= _exact_pairs(records, key)
-
-    def gate(r: MatchRecord) -> float:
-        return name_gate(min_score, r.organisation)
-
-    pairs |= _neighbour_pairs(records, lambda r: r.company, gate)
-    pairs |= _neighbour_pairs(records, lambda r: r.city, gate)
-    pairs |= _neighbour_pairs(records, _org_prefix, gate)
+    if min_score <= NAME_WEIGHT[False]:  # a person's name alone can reach the least score
+        pairs |= _exact_pairs(records, lambda r: None if r.organisation else name_key(r.name))
+    company, city = EVIDENCE["same company"], EVIDENCE["same city"]
+    pairs |= _neighbour_pairs(records, lambda r: r.company, min_score, company)
+    pairs |= _neighbour_pairs(records, lambda r: r.city, min_score, city)
+    pairs |= _neighbour_pairs(records, _org_prefix, min_score, city)
     yield from sorted(pairs)
 
 
