@@ -10,7 +10,7 @@
    interactions), lifecycle history, grants (union), external ids,
    older tombstones, and the accounts rows (contacts, hierarchy, links,
    account team, relationship scores) through
-   ``crmcore.services.accounts.move_account_rows`` when it exists;
+   :func:`crmcore.services.accounts.move_account_rows`;
 4. calls ``crm_customers_merged(ctx, kept, merged)`` so that every plugin moves
    or combines its rows;
 5. deletes the duplicate's row (its remaining rows go by cascade) and writes
@@ -36,6 +36,7 @@ from crmcore.dry_run import unit_or_dry_run
 from crmcore.errors import ConflictError, NotFoundError, ValidationError
 from crmcore.model.entities import UPDATABLE_FIELDS, Consent, Customer
 from crmcore.model.serialization import to_dict
+from crmcore.services.accounts import move_account_rows
 from crmcore.services.customers.writes import CustomerWrites
 from crmcore.storage.records import merged_into
 from crmcore.storage.tables import (
@@ -273,6 +274,7 @@ class CustomerMerge(CustomerWrites):
                 moved[key] = _union(uow, customer_grants, "user", keep_id, dup_id)
             else:
                 moved[key] = _move(uow, table_name, column, keep_id, dup_id)
+        moved.update(move_account_rows(uow, dup_id, keep_id))
         return moved
 
 
