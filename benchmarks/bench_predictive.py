@@ -17,7 +17,8 @@
    mlxtend's ``apriori`` + ``association_rules`` on the same baskets (one-hot bool
    DataFrame): time, peak memory (tracemalloc's Python-side peak in a second run, as
    tracemalloc slows what it watches; SQLite's own memory is not Python's: ru_maxrss
-   of the process after each phase) and whether the rule sets agree.
+   of the process after each phase) and whether the rule sets agree. ``--rules-postgres
+   URL`` runs the SQL side on PostgreSQL instead.
 
 Times are the best of ``--repeat`` runs for the small steps, without tracemalloc.
 """
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -92,6 +94,30 @@ def open_sqlite(clock: datetime) -> CRM:
         upgrade=True,
         clock=lambda: clock,
     )
+
+
+def open_postgres(clock: datetime, url: str) -> tuple[CRM, Callable[[], None]]:
+    """A CRM in a fresh PostgreSQL schema; and how to drop the schema afterwards."""
+    schema = f"bench_pred_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in url else "?"
+    crm = CRM.open(
+        Config(database_url=f"{url}{sep}options=-csearch_path%3D{schema}"),
+        discover=False,
+        plugins=[crmcore_segmentation.plugin],
+        upgrade=True,
+        clock=lambda: clock,
+    )
+
+    def drop() -> None:
+        crm.close()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+    return crm, drop
 
 
 def lifetimes_fitters() -> tuple[Any, Any] | str:
@@ -244,14 +270,19 @@ def insert_baskets(crm: CRM, baskets: list[list[str]]) -> None:
     created = crm.customers.create_many([{"name": f"B{i}"} for i in range(customers)])
     ids = [int(c.id) for c in created if c.id is not None]
     stamp = BASKET_TIME.strftime("%Y-%m-%d %H:%M:%S.000000")
-    table = crm.metadata.tables["crm_interactions"]
+    values = "(:c, 'purchase', 'web', 'inbound', :t, 100000, 'EUR', :items, '{}')"
+    if crm.engine.dialect.name == "postgresql":
+        stamp += "+00"
+        values = (
+            "(:c, 'purchase', 'web', 'inbound', CAST(:t AS TIMESTAMPTZ), 100000, 'EUR',"
+            " CAST(:items AS JSONB), '{}')"
+        )
     with crm.engine.begin() as conn:
         for at in range(0, len(baskets), 50_000):
             conn.execute(
                 sa.text(
                     "INSERT INTO crm_interactions (customer_id, kind, channel, direction,"
-                    " occurred_at, amount, currency, items, payload)"
-                    " VALUES (:c, 'purchase', 'web', 'inbound', :t, 100000, 'EUR', :items, '{}')"
+                    f" occurred_at, amount, currency, items, payload) VALUES {values}"
                 ),
                 [
                     {
@@ -262,22 +293,26 @@ def insert_baskets(crm: CRM, baskets: list[list[str]]) -> None:
                     for k, b in enumerate(baskets[at : at + 50_000])
                 ],
             )
-    del table
 
 
-def rules_section(n: int, min_support: float, min_confidence: float) -> None:
+def rules_section(n: int, min_support: float, min_confidence: float, postgres: str | None) -> None:
     """Section 3: the plugin's SQL apriori against mlxtend on the same baskets."""
     baskets = make_baskets(n)
-    crm = open_sqlite(BASKET_TIME + timedelta(days=1))
-    timed(f"insert {n:,} baskets (executemany)", lambda: insert_baskets(crm, baskets))
+    clock = BASKET_TIME + timedelta(days=1)
+    crm, drop = open_postgres(clock, postgres) if postgres else (open_sqlite(clock), None)
+    backend = crm.engine.dialect.name
+    timed(f"insert {n:,} baskets ({backend}, executemany)", lambda: insert_baskets(crm, baskets))
     t_sql, analysis, _ = timed(
-        "association rules, SQL (plugin, pairs + triples)",
+        f"association rules, SQL on {backend} (plugin)",
         lambda: basket.association_rules(
             crm, min_support=min_support, min_confidence=min_confidence, min_lift=0.0
         ),
         memory=True,
     )
-    crm.close()
+    if drop is not None:
+        drop()
+    else:
+        crm.close()
     ours = {(r.antecedent, r.consequent): r for r in analysis.rules}
     print(
         f"  plugin: {analysis.baskets:,} baskets, {len(analysis.itemsets)} frequent itemsets,"
@@ -343,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["cdnow", "generated", "rules"], help="Run one section only."
     )
+    parser.add_argument(
+        "--rules-postgres",
+        metavar="URL",
+        help="Run the association rules on PostgreSQL at URL (default: SQLite).",
+    )
     args = parser.parse_args(argv)
     REPEAT["n"] = max(1, args.repeat)
     if args.only in (None, "cdnow"):
@@ -353,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         generated(args.customers)
     if args.only in (None, "rules"):
         print(f"\n3. Association rules, {args.baskets:,} baskets: SQL vs mlxtend", flush=True)
-        rules_section(args.baskets, args.min_support, args.min_confidence)
+        rules_section(args.baskets, args.min_support, args.min_confidence, args.rules_postgres)
     return 0
 
 
