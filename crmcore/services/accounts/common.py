@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy import ColumnElement, Connection, select, true
 
 from crmcore.access import Action
 from crmcore.audit import AuditEntry
@@ -188,6 +188,11 @@ class AccountsBase:
             )
         return customer
 
-    def _visible(self, column: ColumnElement[Any], uow: UnitOfWork) -> ColumnElement[bool]:
-        """Rows whose customer ``column`` the acting user may read."""
-        return self._crm.access.where(column, ctx=uow)
+    def _seen(self, uow: UnitOfWork) -> ColumnElement[bool] | None:
+        """The customers the acting user may read, as SQL (``None``: all); once per call."""
+        return self._crm.access.visible_condition(ctx=uow)
+
+
+def visible(column: ColumnElement[Any], seen: ColumnElement[bool] | None) -> ColumnElement[bool]:
+    """Rows whose customer ``column`` is among ``seen`` (:meth:`AccountsBase._seen`)."""
+    return true() if seen is None else column.in_(select(customers.c.id).where(seen))

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 import attrs
-from sqlalchemy import Connection, Row, case, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, case, delete, insert, select, update
 
 from crmcore.access import Action
 from crmcore.errors import ConflictError, NotFoundError, ValidationError
@@ -22,6 +22,7 @@ from crmcore.services.accounts.common import (
     report_changes,
     today,
     utc_day,
+    visible,
 )
 from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
@@ -333,14 +334,23 @@ class ContactsPart(AccountsBase):
         """
         with self._crm.reading(ctx) as uow:
             org = self._load(uow, organisation_id, Action.READ, "organisation_id", ORG)
-            query = select(contacts).where(
-                contacts.c.organisation_id == org.id, self._visible(contacts.c.person_id, uow)
-            )
-            if not include_ended:
-                query = query.where(contact_is_current(today(uow)))
-            rows = uow.connection.execute(
-                query.order_by(case((contacts.c.is_primary.is_(True), 0), else_=1), contacts.c.id)
-            ).all()
+            assert org.id is not None
+            return self._contacts_of(uow, org.id, self._seen(uow), include_ended)
+
+    def _contacts_of(
+        self,
+        uow: UnitOfWork,
+        organisation_id: int,
+        seen: ColumnElement[bool] | None,
+        include_ended: bool = False,
+    ) -> list[Contact]:
+        query = select(contacts).where(
+            contacts.c.organisation_id == organisation_id, visible(contacts.c.person_id, seen)
+        )
+        if not include_ended:
+            query = query.where(contact_is_current(today(uow)))
+        primary_first = case((contacts.c.is_primary.is_(True), 0), else_=1)
+        rows = uow.connection.execute(query.order_by(primary_first, contacts.c.id)).all()
         return [contact_from_row(r) for r in rows]
 
     def organisations(
@@ -354,7 +364,7 @@ class ContactsPart(AccountsBase):
             person = self._load(uow, person_id, Action.READ, "person_id", PERSON)
             query = select(contacts).where(
                 contacts.c.person_id == person.id,
-                self._visible(contacts.c.organisation_id, uow),
+                visible(contacts.c.organisation_id, self._seen(uow)),
             )
             if not include_ended:
                 query = query.where(contact_is_current(today(uow)))

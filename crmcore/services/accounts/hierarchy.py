@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, literal, select, text, update
+from sqlalchemy import ColumnElement, Connection, delete, insert, literal, select, text, update
 
 from crmcore.access import Action
 from crmcore.errors import ValidationError
 from crmcore.model.accounts import AccountNode
 from crmcore.model.entities import CustomerKind
-from crmcore.services.accounts.common import AccountsBase, names_of, report_changes
+from crmcore.services.accounts.common import AccountsBase, names_of, report_changes, visible
 from crmcore.storage.filters import among
 from crmcore.storage.tables import account_parents, customers
 from crmcore.unit_of_work import UnitOfWork
@@ -89,12 +89,14 @@ def parent_change(
 class HierarchyPart(AccountsBase):
     """Parents and subsidiaries (part of ``crm.accounts``)."""
 
-    def _visible_ids(self, uow: UnitOfWork, ids: Iterable[int]) -> set[int]:
+    def _visible_ids(
+        self, uow: UnitOfWork, ids: Iterable[int], seen: ColumnElement[bool] | None
+    ) -> set[int]:
         wanted = sorted(set(ids))
-        if not wanted:
-            return set()
+        if not wanted or seen is None:
+            return set(wanted)
         query = select(customers.c.id).where(
-            among(uow.connection, customers.c.id, wanted), self._visible(customers.c.id, uow)
+            among(uow.connection, customers.c.id, wanted), visible(customers.c.id, seen)
         )
         return set(uow.connection.execute(query).scalars())
 
@@ -165,15 +167,17 @@ class HierarchyPart(AccountsBase):
         with self._crm.reading(ctx) as uow:
             org = self._load(uow, organisation_id, Action.READ, "organisation_id", ORG)
             assert org.id is not None
-            return self._parent_node(uow, org.id)
+            return self._parent_node(uow, org.id, self._seen(uow))
 
-    def _parent_node(self, uow: UnitOfWork, organisation_id: int) -> AccountNode | None:
+    def _parent_node(
+        self, uow: UnitOfWork, organisation_id: int, seen: ColumnElement[bool] | None
+    ) -> AccountNode | None:
         parent_id = uow.connection.execute(
             select(account_parents.c.parent_id).where(
                 account_parents.c.organisation_id == organisation_id
             )
         ).scalar()
-        if parent_id is None or not self._visible_ids(uow, [parent_id]):
+        if parent_id is None or not self._visible_ids(uow, [parent_id], seen):
             return None
         return AccountNode(parent_id, names_of(uow.connection, [parent_id])[parent_id])
 
@@ -187,7 +191,7 @@ class HierarchyPart(AccountsBase):
         with self._crm.reading(ctx) as uow:
             org = self._load(uow, organisation_id, Action.READ, "organisation_id", ORG)
             assert org.id is not None
-            return list(self._tree(uow, org.id, org.name).children)
+            return list(self._tree(uow, org.id, org.name, self._seen(uow)).children)
 
     def group_tree(self, organisation_id: int, *, ctx: UnitOfWork | None = None) -> AccountNode:
         """The whole group the organisation belongs to, from its top parent down.
@@ -199,20 +203,25 @@ class HierarchyPart(AccountsBase):
         with self._crm.reading(ctx) as uow:
             org = self._load(uow, organisation_id, Action.READ, "organisation_id", ORG)
             assert org.id is not None
+            seen = self._seen(uow)
+            ancestors = ancestor_ids(uow.connection, org.id)
+            readable = self._visible_ids(uow, ancestors, seen)
             top = org.id
-            for ancestor in ancestor_ids(uow.connection, org.id):
-                if not self._visible_ids(uow, [ancestor]):
+            for ancestor in ancestors:
+                if ancestor not in readable:
                     break
                 top = ancestor
-            return self._tree(uow, top, names_of(uow.connection, [top])[top])
+            return self._tree(uow, top, names_of(uow.connection, [top])[top], seen)
 
-    def _tree(self, uow: UnitOfWork, root: int, name: str) -> AccountNode:
+    def _tree(
+        self, uow: UnitOfWork, root: int, name: str, seen: ColumnElement[bool] | None
+    ) -> AccountNode:
         pairs = subsidiary_pairs(uow.connection, root)
-        visible = self._visible_ids(uow, [child for child, _ in pairs])
-        names = names_of(uow.connection, visible)
+        readable = self._visible_ids(uow, [child for child, _ in pairs], seen)
+        names = names_of(uow.connection, readable)
         children: dict[int, list[int]] = {}
         for child, parent in pairs:
-            if child in visible and child != root:
+            if child in readable and child != root:
                 children.setdefault(parent, []).append(child)
 
         def node(org_id: int, label: str, depth: int) -> AccountNode:

@@ -9,7 +9,7 @@ from sqlalchemy import Row, and_, delete, insert, or_, select
 from crmcore.access import Action
 from crmcore.errors import ConflictError, NotFoundError, ValidationError
 from crmcore.model.accounts import CustomerLink
-from crmcore.services.accounts.common import AccountsBase, check_code, report_changes
+from crmcore.services.accounts.common import AccountsBase, check_code, report_changes, visible
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customer_links
 from crmcore.unit_of_work import UnitOfWork
@@ -129,15 +129,16 @@ class LinksPart(AccountsBase):
         """
         with self._crm.reading(ctx) as uow:
             customer = self._load(uow, customer_id, Action.READ, "customer_id")
+            seen = self._seen(uow)
             query = select(customer_links).where(
                 or_(
                     and_(
                         customer_links.c.from_id == customer.id,
-                        self._visible(customer_links.c.to_id, uow),
+                        visible(customer_links.c.to_id, seen),
                     ),
                     and_(
                         customer_links.c.to_id == customer.id,
-                        self._visible(customer_links.c.from_id, uow),
+                        visible(customer_links.c.from_id, seen),
                     ),
                 )
             )

@@ -62,8 +62,8 @@ def _move_contacts(
             .where(contacts.c.id == contact.id)
             .values(person_id=person, organisation_id=org, is_primary=primary, updated_at=uow.now)
         )
-        after = contact_from_row(
-            connection.execute(select(contacts).where(contacts.c.id == contact.id)).one()
+        after = attrs.evolve(
+            contact, person_id=person, organisation_id=org, primary=primary, updated_at=uow.now
         )
         changes.append(contact_change("updated", after, changed))
     return changes

@@ -37,6 +37,7 @@ from crmcore.services.accounts.common import (
     check_id,
     check_text,
     utc_day,
+    visible,
 )
 from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
@@ -195,10 +196,12 @@ def signals_of(trends: Trends, weak_score: float, falling_drop: float) -> list[C
 class ScoresPart(AccountsBase):
     """Relationship scores (part of ``crm.accounts``)."""
 
-    def _contact_scores_visible(self, uow: UnitOfWork) -> ColumnElement[bool]:
+    @staticmethod
+    def _contact_scores_visible(seen: ColumnElement[bool] | None) -> ColumnElement[bool]:
+        """The account's own scores, and those of decision makers the user may read."""
         return or_(
             relationship_scores.c.contact_id.is_(None),
-            self._visible(relationship_scores.c.contact_id, uow),
+            visible(relationship_scores.c.contact_id, seen),
         )
 
     def record_scores(
@@ -335,7 +338,7 @@ class ScoresPart(AccountsBase):
             account = self._load(uow, account_id, Action.READ, "account_id", ORG)
             table = relationship_scores
             query = select(table).where(
-                table.c.account_id == account.id, self._contact_scores_visible(uow)
+                table.c.account_id == account.id, self._contact_scores_visible(self._seen(uow))
             )
             if contact_id is not None:
                 query = query.where(table.c.contact_id == check_id(contact_id, "contact_id"))
@@ -354,7 +357,7 @@ class ScoresPart(AccountsBase):
             account = self._load(uow, account_id, Action.READ, "account_id", ORG)
             assert account.id is not None
             scope = None if contact_id is None else check_id(contact_id, "contact_id")
-            trends = read_trends(uow, [account.id], self._contact_scores_visible(uow))
+            trends = read_trends(uow, [account.id], self._contact_scores_visible(self._seen(uow)))
         return trends.get((account.id, scope), {})
 
     def churn_signals(
@@ -367,7 +370,7 @@ class ScoresPart(AccountsBase):
         ids = sorted({check_id(cid, "customer_ids") for cid in customer_ids})
         with self._crm.reading(ctx) as uow:
             self._crm.access.guard(uow, ids, Action.READ)
-            trends = read_trends(uow, ids, self._contact_scores_visible(uow))
+            trends = read_trends(uow, ids, self._contact_scores_visible(self._seen(uow)))
         settings = self.settings
         return signals_of(trends, settings.weak_score, settings.falling_drop)
 

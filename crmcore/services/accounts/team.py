@@ -132,9 +132,13 @@ class TeamPart(AccountsBase):
         """
         with self._crm.reading(ctx) as uow:
             account = self._load(uow, account_id, Action.READ, "account_id", ORG)
-            rows = uow.connection.execute(
-                select(account_team).where(account_team.c.customer_id == account.id)
-            ).all()
+            assert account.id is not None
+            return self._team_of(uow, account.id)
+
+    def _team_of(self, uow: UnitOfWork, account_id: int) -> list[TeamMember]:
+        rows = uow.connection.execute(
+            select(account_team).where(account_team.c.customer_id == account_id)
+        ).all()
         order = {role: index for index, role in enumerate(self.settings.team_roles)}
         members = [member_from_row(r) for r in rows]
         return sorted(members, key=lambda m: (order.get(m.role, len(order)), m.user))

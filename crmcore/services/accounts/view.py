@@ -16,14 +16,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from crmcore.access import Action
 from crmcore.model.accounts import AccountNode, Contact
 from crmcore.model.entities import CustomerKind, InteractionKind
 from crmcore.model.serialization import to_dict
 from crmcore.security.encryption import UnreadableError
-from crmcore.services.accounts.common import names_of, today
+from crmcore.services.accounts.common import names_of, today, visible
 from crmcore.services.accounts.contacts import ContactsPart
 from crmcore.services.accounts.hierarchy import HierarchyPart
 from crmcore.services.accounts.scores import ScoresPart, read_trends, signals_of
@@ -87,17 +87,19 @@ class ViewPart(ContactsPart, HierarchyPart, TeamPart, ScoresPart):
         with self._crm.reading(ctx) as uow:
             org = self._load(uow, organisation_id, Action.READ, "organisation_id", ORG)
             assert org.id is not None
-            organisations, people = self._members(uow, org.id, org.name)
+            organisations, people = self._members(uow, org.id, org.name, self._seen(uow))
         return sorted({*organisations.ids(), *people})
 
-    def _members(self, uow: UnitOfWork, org_id: int, name: str) -> tuple[AccountNode, list[int]]:
-        tree = self._tree(uow, org_id, name)
+    def _members(
+        self, uow: UnitOfWork, org_id: int, name: str, seen: ColumnElement[bool] | None
+    ) -> tuple[AccountNode, list[int]]:
+        tree = self._tree(uow, org_id, name, seen)
         query = (
             select(contacts.c.person_id)
             .where(
                 among(uow.connection, contacts.c.organisation_id, tree.ids()),
                 contact_is_current(today(uow)),
-                self._visible(contacts.c.person_id, uow),
+                visible(contacts.c.person_id, seen),
             )
             .distinct()
         )
@@ -117,21 +119,23 @@ class ViewPart(ContactsPart, HierarchyPart, TeamPart, ScoresPart):
         with self._crm.reading(ctx) as uow:
             org = self._load(uow, organisation_id, Action.READ, "organisation_id", ORG)
             assert org.id is not None
-            current = self.contacts(org.id, ctx=uow)
-            tree, people = self._members(uow, org.id, org.name)
+            seen = self._seen(uow)
+            current = self._contacts_of(uow, org.id, seen)
+            tree, people = self._members(uow, org.id, org.name, seen)
             organisations = tree.ids()
             members = sorted({*organisations, *people})
             names = names_of(uow.connection, members + [c.person_id for c in current])
             rollup = interaction_rollup(uow, members)
-            trends = read_trends(uow, [org.id], self._contact_scores_visible(uow))
+            trends = read_trends(uow, [org.id], self._contact_scores_visible(seen))
+            parent = self._parent_node(uow, org.id, seen)
             data = {
                 "account": to_dict(org),
-                "parent": None if (p := self._parent_node(uow, org.id)) is None else to_dict(p),
+                "parent": None if parent is None else to_dict(parent),
                 "subsidiaries": [to_dict(child) for child in tree.children],
                 "contacts": [self._person(uow, c, names) for c in current],
                 "team": {
                     "owner": org.owner,
-                    "members": [to_dict(m) for m in self.team(org.id, ctx=uow)],
+                    "members": [to_dict(m) for m in self._team_of(uow, org.id)],
                 },
                 "rollup": self._rollup(org.id, organisations, people, names, rollup),
                 "scores": {
