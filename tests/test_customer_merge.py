@@ -214,7 +214,7 @@ def _cli(db_url: str, *args: str) -> Any:
 def test_cli_merge_dry_run_then_merge(crm_factory: Any, db_url: str) -> None:
     crm = crm_factory(discover=True)
     a = crm.customers.create({"name": "Acme", "email": "a@acme.test"})
-    b = crm.customers.create({"name": "ACME Ltd", "phone": "+1 555 0100"})
+    b = crm.customers.create({"name": "ACME Ltd", "phone": "+1 650 253 0000"})
     crm.interactions.record({"customer_id": b.id, "kind": "call", "occurred_at": WHEN})
     dry = _cli(db_url, "customers", "merge", str(a.id), str(b.id), "--dry-run")
     assert dry.exit_code == 0, dry.output
@@ -241,3 +241,20 @@ def test_a_merged_id_is_never_handed_out_again(crm: CRM) -> None:
     fresh = crm.customers.create({"name": "after the merge"})
     assert fresh.id is not None and fresh.id > newest.id
     assert crm.customers.get(newest.id).id == keep.id
+
+
+def test_a_merge_moves_the_duplicates_contacts_and_links(crm: CRM) -> None:
+    org = crm.customers.create({"name": "Huawei Technologies", "kind": "organization"})
+    li = crm.customers.create({"name": "Li Wei", "email": "li.wei@huawei.test"})
+    li_again = crm.customers.create({"name": "Wei Li", "phone": "+86 138 0013 8000"})
+    friend = crm.customers.create({"name": "Zhang San"})
+    assert org.id and li.id and li_again.id and friend.id
+    crm.accounts.add_contact(org.id, li_again.id, role="decision_maker", job_title="CPO")
+    crm.accounts.link(friend.id, li_again.id, "referred_by")
+    result = crm.customers.merge(li.id, li_again.id)
+    assert result.moved["crm_contacts.person_id"] == 1
+    (contact,) = crm.accounts.contacts(org.id)
+    assert contact.person_id == li.id and contact.role == "decision_maker"
+    assert [(link.from_id, link.to_id) for link in crm.accounts.links(friend.id)] == [
+        (friend.id, li.id)
+    ]
