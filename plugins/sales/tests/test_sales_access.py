@@ -1,0 +1,107 @@
+"""Every sales service function obeys the principal (the access conformance matrix) and audits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from crmcore_sales import deals, stages
+
+from crmcore import CRM
+from crmcore.access import AccessDeniedError, Principal
+from crmcore.scoping import service_functions, undeclared
+from crmcore.testing import Case, Subjects, run_conformance
+
+MODULES: tuple[Any, ...] = (deals, stages)
+WHEN = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _add(crm: CRM, customer_id: int, **extra: Any) -> int:
+    data = {"customer_id": customer_id, "title": "kit", "expected_close": "2026-02-01"}
+    return deals.add_deal(crm, {**data, **extra}).id
+
+
+def _prepare(crm: CRM, visible: int, hidden: int) -> dict[str, Any]:
+    return {"deal": _add(crm, visible, amount="100"), "hidden_deal": _add(crm, hidden)}
+
+
+def _fresh_deal(crm: CRM, s: Subjects) -> int:
+    return _add(crm, s.visible)
+
+
+def _won_deal(crm: CRM, s: Subjects) -> int:
+    deal = _add(crm, s.visible)
+    stages.win_deal(crm, deal, reason="price")
+    return deal
+
+
+D = "deal"
+CASES: list[Case] = [
+    Case("deals.add_deal", lambda c, s: _add(c, s.visible)),
+    Case("deals.get_deal", lambda c, s: deals.get_deal(c, s.data[D])),
+    Case("deals.deal_history", lambda c, s: deals.deal_history(c, s.data[D])),
+    Case("deals.list_deals", lambda c, s: deals.list_deals(c)),
+    Case("deals.update_deal", lambda c, s: deals.update_deal(c, s.data[D], {"next_step": "kit"})),
+    Case(
+        "stages.move_deal", lambda c, s: stages.move_deal(c, s.fresh, "proposal"), setup=_fresh_deal
+    ),
+    Case(
+        "stages.win_deal",
+        lambda c, s: stages.win_deal(c, s.fresh, reason="price"),
+        setup=_fresh_deal,
+    ),
+    Case(
+        "stages.lose_deal",
+        lambda c, s: stages.lose_deal(c, s.fresh, reason="price"),
+        setup=_fresh_deal,
+    ),
+    Case("stages.reopen_deal", lambda c, s: stages.reopen_deal(c, s.fresh), setup=_won_deal),
+]
+
+
+def test_every_service_function_is_declared() -> None:
+    assert undeclared(*MODULES) == []
+
+
+def test_sales_conformance_matrix(scrm: CRM) -> None:
+    matrix = run_conformance(
+        scrm, "sales", CASES, prepare=_prepare, functions=service_functions(*MODULES)
+    )
+    print(matrix.format())
+    matrix.assert_clean()
+    outcome = {(c.function, c.role): c.outcome for c in matrix.cells}
+    assert outcome[("stages.win_deal", "foreign")] == "denied"
+    assert outcome[("stages.win_deal", "granted")] == "allowed"
+    assert outcome[("deals.list_deals", "foreign")] == "nothing foreign"
+
+
+def test_agents_see_and_change_deals_of_their_customers_and_account_teams(scrm: CRM) -> None:
+    mine, theirs, team_account = scrm.customers.create_many(
+        [
+            {"name": "Mine", "owner": "alice"},
+            {"name": "Theirs", "owner": "bob"},
+            {"name": "Team Co", "kind": "organization", "owner": "olga"},
+        ]
+    )
+    assert mine.id and theirs.id and team_account.id
+    scrm.accounts.add_member(team_account.id, "alice", "account_manager")
+    foreign = _add(scrm, theirs.id)
+    on_team = _add(scrm, team_account.id)
+    alice = scrm.as_user(Principal("alice"))
+    for attempt in (
+        lambda: deals.get_deal(alice, foreign),
+        lambda: deals.update_deal(alice, foreign, {"notes": "x"}),
+        lambda: stages.win_deal(alice, foreign, reason="price"),
+        lambda: _add(alice, theirs.id),
+    ):
+        with pytest.raises(AccessDeniedError):
+            attempt()
+    own = _add(alice, mine.id)
+    assert {d.id for d in deals.list_deals(alice)} == {own, on_team}
+    stages.move_deal(alice, on_team, "proposal", actor="mallory")
+    assert deals.get_deal(scrm, own).owner == "alice"
+    entries = scrm.audit.query(action="sales.*", limit=100).items
+    by_alice = [e for e in entries if e.actor == "alice"]
+    assert {e.action for e in by_alice} == {"sales.deal_add", "sales.deal_move"}
+    assert [e.on_behalf_of for e in by_alice if e.action == "sales.deal_move"] == ["mallory"]
