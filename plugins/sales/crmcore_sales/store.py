@@ -33,6 +33,7 @@ from crmcore.unit_of_work import acting_user
 from crmcore_sales.entities import Deal, DealContact, DealItem, HistoryEntry
 from crmcore_sales.settings import settings_of
 from crmcore_sales.tables import (
+    contracts_table,
     deal_contacts_table,
     deal_items_table,
     deals_table,
@@ -193,6 +194,19 @@ def deal_customer(crm: CRM, ctx: UnitOfWork | None, arguments: Mapping[str, Any]
     return None if found is None else int(found)
 
 
+def contract_customer(crm: CRM, ctx: UnitOfWork | None, arguments: Mapping[str, Any]) -> int | None:
+    """The customer of the contract named by ``contract_id`` (a ``@requires`` resolver)."""
+    contract_id = arguments.get("contract_id")
+    if isinstance(contract_id, bool) or not isinstance(contract_id, int):
+        return None
+    contracts = contracts_table(crm.metadata)
+    with crm.reading(ctx) as uow:
+        found = uow.connection.execute(
+            select(contracts.c.customer_id).where(contracts.c.id == contract_id)
+        ).scalar()
+    return None if found is None else int(found)
+
+
 def write_history(
     uow: UnitOfWork,
     deal_id: int,
@@ -244,6 +258,7 @@ __all__ = [
     "TRACKED",
     "as_text",
     "audit",
+    "contract_customer",
     "deal_customer",
     "deal_query",
     "deals_from_rows",

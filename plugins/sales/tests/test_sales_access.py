@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from crmcore_sales import deals, stages
+from crmcore_sales import contracts, deals, receivables, stages
 
 from crmcore import CRM
 from crmcore.access import AccessDeniedError, Principal
 from crmcore.scoping import service_functions, undeclared
-from crmcore.testing import Case, Subjects, run_conformance
+from crmcore.testing import EVERYONE_ONLY, Case, Subjects, run_conformance
 
-MODULES: tuple[Any, ...] = (deals, stages)
+MODULES: tuple[Any, ...] = (deals, stages, contracts, receivables)
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -22,8 +23,22 @@ def _add(crm: CRM, customer_id: int, **extra: Any) -> int:
     return deals.add_deal(crm, {**data, **extra}).id
 
 
+TERMS = {"start_date": "2025-06-01", "end_date": "2026-06-01", "instalment_count": 2}
+
+
 def _prepare(crm: CRM, visible: int, hidden: int) -> dict[str, Any]:
-    return {"deal": _add(crm, visible, amount="100"), "hidden_deal": _add(crm, hidden)}
+    data: dict[str, Any] = {"deal": _add(crm, visible, amount="100")}
+    for who, cid in (("visible", visible), ("hidden", hidden)):
+        won = _add(crm, cid, amount="1000")
+        stages.win_deal(crm, won, reason="price")
+        contract = contracts.create_contract(crm, won, TERMS)
+        contracts.record_payment(crm, contract["id"], "10", reference=f"kit-{who}")
+        data[f"{who}_contract"] = contract["id"]
+    return data
+
+
+def _fresh_contract(crm: CRM, s: Subjects) -> int:
+    return int(contracts.create_contract(crm, _won_deal(crm, s), TERMS)["id"])
 
 
 def _fresh_deal(crm: CRM, s: Subjects) -> int:
@@ -31,7 +46,7 @@ def _fresh_deal(crm: CRM, s: Subjects) -> int:
 
 
 def _won_deal(crm: CRM, s: Subjects) -> int:
-    deal = _add(crm, s.visible)
+    deal = _add(crm, s.visible, amount="500")
     stages.win_deal(crm, deal, reason="price")
     return deal
 
@@ -57,6 +72,23 @@ CASES: list[Case] = [
         setup=_fresh_deal,
     ),
     Case("stages.reopen_deal", lambda c, s: stages.reopen_deal(c, s.fresh), setup=_won_deal),
+    Case(
+        "contracts.create_contract",
+        lambda c, s: contracts.create_contract(c, s.fresh, TERMS),
+        setup=_won_deal,
+    ),
+    Case(
+        "contracts.get_contract", lambda c, s: contracts.get_contract(c, s.data["visible_contract"])
+    ),
+    Case("contracts.list_contracts", lambda c, s: contracts.list_contracts(c)),
+    Case("contracts.list_payments", lambda c, s: contracts.list_payments(c)),
+    Case(
+        "contracts.record_payment",
+        lambda c, s: contracts.record_payment(c, s.fresh, "5", reference=uuid.uuid4().hex),
+        setup=_fresh_contract,
+    ),
+    Case("receivables.ageing", lambda c, s: receivables.ageing(c)),
+    Case("receivables.sweep", lambda c, s: receivables.sweep(c), EVERYONE_ONLY),
 ]
 
 
