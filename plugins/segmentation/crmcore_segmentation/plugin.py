@@ -79,6 +79,15 @@ def crm_register_commands(cli: click.Group) -> None:
 
 
 @hookimpl
+def crm_customers_merged(ctx: UnitOfWork, kept: Customer, merged: Customer) -> None:
+    """Add the costs up, move churn alerts, recompute the kept customer's stored scores."""
+    from crmcore_segmentation import merging
+
+    assert kept.id is not None and merged.id is not None
+    merging.merge_rows(ctx, kept.id, merged.id)
+
+
+@hookimpl
 def crm_customers_deleted(ctx: UnitOfWork, customers: Sequence[Customer]) -> None:
     """Drop the plugin's rows about customers about to be deleted."""
     report.forget(ctx, [c.id for c in customers if c.id is not None])
