@@ -93,6 +93,36 @@ def test_the_e164_fast_path_gives_what_a_full_parse_gives(code: int, digits: str
     assert got == expected
 
 
+_REGIONS = ["CN", "US", "CA", "GB", "DE", "FR", "IT", "IN", "JP", "RU", "BR", "HK", "SG", "AU"]
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.sampled_from(_REGIONS),
+    st.text("0123456789", min_size=5, max_size=14),
+    st.sampled_from(["", " ", "-"]),
+)
+def test_the_national_fast_path_gives_what_a_full_parse_gives(
+    region: str, digits: str, separator: str
+) -> None:
+    value = separator.join([digits[:3], digits[3:]]) if separator else digits
+    try:
+        number = phonenumbers.parse(value, region)
+        possible = phonenumbers.is_possible_number_with_reason(number)
+        expected = (
+            phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            if possible == phonenumbers.ValidationResult.IS_POSSIBLE
+            else None
+        )
+    except phonenumbers.NumberParseException:
+        expected = None
+    try:
+        got: str | None = normalise_phone(value, region)
+    except ValueError:
+        got = None
+    assert got == expected
+
+
 @pytest.mark.parametrize(
     ("a", "b"),
     [

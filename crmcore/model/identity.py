@@ -77,6 +77,7 @@ _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 _NON_DIGIT = re.compile(r"[^0-9]")
 _NOT_PHONE = re.compile(r"[^0-9\s+().\-/]")
 _E164_SHAPED = re.compile(r"\+[1-9][0-9]{6,14}")
+_NATIONAL_SHAPED = re.compile(r"[1-9][0-9]*(?:[ \-][0-9]+)*")
 _REASONS = {
     phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
     phonenumbers.ValidationResult.TOO_SHORT: "too short",
@@ -180,6 +181,45 @@ def _fast_e164(value: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=512)
+def _region(region: str) -> tuple[int, re.Pattern[str] | None, re.Pattern[str] | None] | None:
+    """A region's calling code, international-prefix and national-prefix patterns."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.country_code is None:
+        return None
+    idd = metadata.international_prefix
+    prefix = metadata.national_prefix_for_parsing
+    return (
+        metadata.country_code,
+        re.compile(idd) if idd else None,
+        re.compile(prefix) if prefix else None,
+    )
+
+
+def _fast_national(value: str, region: str) -> str | None:
+    """The key of a national-form number (digits, spaces, dashes) without a full parse.
+
+    None (parse it) whenever parsing could do more than prefix the calling
+    code: the digits start with an international prefix, a national prefix
+    or carrier code the region strips, or the calling code itself; or their
+    length is not plainly possible in the region.
+    """
+    known = _region(region)
+    if known is None:
+        return None
+    code, idd, prefix = known
+    digits = value.replace(" ", "").replace("-", "")
+    if idd is not None and idd.match(digits):
+        return None
+    if prefix is not None and prefix.match(digits):
+        return None
+    if digits.startswith(str(code)):
+        return None
+    if _length_reason(code, len(digits)) != phonenumbers.ValidationResult.IS_POSSIBLE:
+        return None
+    return f"+{code}{digits}"
+
+
 def normalise_phone(phone: str, region: str | None = DEFAULT_REGION) -> str:
     """The E.164 key of a phone number (``+8613800138000``); ValueError saying why not.
 
@@ -191,7 +231,9 @@ def normalise_phone(phone: str, region: str | None = DEFAULT_REGION) -> str:
     ``+``. It must be a *possible* number (its length fits its country and
     it is not a local number without an area code); numbers whose length fits but
     that no operator has been allocated are accepted, so that test ranges
-    and newly opened ranges are not refused.
+    and newly opened ranges are not refused. Input in E.164, and plain
+    national digits, take fast paths that give what a full parse gives;
+    full parses are cached.
     """
     value = fold_phone(phone).strip()
     if _NOT_PHONE.search(value):
@@ -199,20 +241,38 @@ def normalise_phone(phone: str, region: str | None = DEFAULT_REGION) -> str:
     if _E164_SHAPED.fullmatch(value) and (fast := _fast_e164(value)) is not None:
         return fast
     code = NO_REGION if region is None else region
+    if (
+        code != NO_REGION
+        and _NATIONAL_SHAPED.fullmatch(value)
+        and (fast := _fast_national(value, code)) is not None
+    ):
+        return fast
     national = not value.startswith(("+", "00"))
     where = f" for region {code}" if code != NO_REGION and national else ""
+    key, reason = _full_parse(value, code)
+    if key is None:
+        raise ValueError(f"{phone!r} is not a valid number{where} ({reason})")
+    return key
+
+
+@functools.lru_cache(maxsize=65536)
+def _full_parse(value: str, region: str) -> tuple[str | None, str]:
+    """``(E.164 key, "")`` of a number parsed by `phonenumbers`, or ``(None, reason)``.
+
+    Cached: a re-import of the same file parses each number once.
+    """
     try:
-        number = phonenumbers.parse(value, code)
+        number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
         reason = _PARSE_REASONS.get(exc.error_type, "not a number")
+        international = value.startswith(("+", "00"))
         if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
-            reason = reason if national else "unknown country code"
-        raise ValueError(f"{phone!r} is not a valid number{where} ({reason})") from None
+            reason = "unknown country code" if international else reason
+        return None, reason
     result = phonenumbers.is_possible_number_with_reason(number)
     if result != phonenumbers.ValidationResult.IS_POSSIBLE:
-        reason = _REASONS.get(result, "not a possible number")
-        raise ValueError(f"{phone!r} is not a valid number{where} ({reason})")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return None, _REASONS.get(result, "not a possible number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), ""
 
 
 def legacy_phone_key(phone: str) -> str:
