@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crmcore.hooks import hookimpl
-from crmcore_segmentation import __version__, hookspecs, report, settings
+from crmcore_segmentation import __version__, hookspecs, settings
 from crmcore_segmentation.tables import define_tables
 
 if TYPE_CHECKING:
@@ -90,6 +90,8 @@ def crm_customers_merged(ctx: UnitOfWork, kept: Customer, merged: Customer) -> N
 @hookimpl
 def crm_customers_deleted(ctx: UnitOfWork, customers: Sequence[Customer]) -> None:
     """Drop the plugin's rows about customers about to be deleted."""
+    from crmcore_segmentation import report  # numpy/scipy: only when called
+
     report.forget(ctx, [c.id for c in customers if c.id is not None])
 
 
@@ -99,18 +101,24 @@ def crm_customers_deleted(ctx: UnitOfWork, customers: Sequence[Customer]) -> Non
 @hookimpl
 def crm_customer_profile(crm: CRM, customer: Customer) -> Mapping[str, Any] | None:
     """Add RFM, value, saved segments and the latest churn alert to the 360° view."""
+    from crmcore_segmentation import report  # numpy/scipy: only when called
+
     return report.profile_section(crm, customer)
 
 
 @hookimpl
 def crm_metrics(crm: CRM, period: Period) -> Mapping[str, Any]:
     """Report retention, churn, repeat-purchase rate, key-customer share, at-risk counts."""
+    from crmcore_segmentation import report  # numpy/scipy: only when called
+
     return report.metrics(crm, period)
 
 
 @hookimpl
 def crm_report_charts(crm: CRM, period: Period) -> Sequence[ReportChart]:
     """Contribute the RFM grid, the cohort heatmap and the retention trend."""
+    from crmcore_segmentation import report  # numpy/scipy: only when called
+
     return report.charts(crm, period)
 
 
@@ -150,12 +158,16 @@ def segmentation_likely_buyers(crm: CRM, item: str, limit: int) -> Sequence[Mapp
 @hookimpl
 def crm_export_customer(ctx: UnitOfWork, customer_id: int) -> Mapping[str, Any] | None:
     """Export segment memberships and history, churn alerts and costs."""
+    from crmcore_segmentation import report  # numpy/scipy: only when called
+
     return report.export(ctx, customer_id)
 
 
 @hookimpl
 def crm_erase_customer(ctx: UnitOfWork, customer_id: int) -> None:
     """Delete every row about the customer."""
+    from crmcore_segmentation import report  # numpy/scipy: only when called
+
     report.forget(ctx, [customer_id])
 
 
