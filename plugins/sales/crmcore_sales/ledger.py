@@ -39,7 +39,7 @@ def to_money(value: Any) -> Decimal:
     """A sum of stored integers back to a Decimal (``None`` is zero)."""
     if value is None:
         return Decimal(0)
-    amount = Decimal(int(value)) / SCALE
+    amount = Decimal(value) / SCALE
     return (
         amount.quantize(Decimal(1)) if amount == amount.to_integral_value() else amount.normalize()
     )

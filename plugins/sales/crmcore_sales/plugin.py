@@ -8,21 +8,22 @@ under the name ``sales``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crmcore.hooks import hookimpl
-from crmcore_sales import __version__, hookspecs
+from crmcore_sales import __version__, hookspecs, kpis, privacy, views
 from crmcore_sales.settings import CONFIG_SCHEMA, PLUGIN_NAME, remember_settings
 from crmcore_sales.tables import register
 
 if TYPE_CHECKING:
     import click
     import pluggy
+    from rich.console import Console
     from sqlalchemy import MetaData
 
-    from crmcore import CRM
+    from crmcore import CRM, ChurnSignal, Customer, Period, UnitOfWork
 
 #: The name this module registers under when passed to ``CRM.open(plugins=...)``.
 crm_plugin_name = PLUGIN_NAME
@@ -71,3 +72,74 @@ def crm_register_commands(cli: click.Group) -> None:
     from crmcore_sales.cli import sales
 
     cli.add_command(sales)
+
+
+# --- events ----------------------------------------------------------------------
+
+
+@hookimpl
+def crm_customers_merged(ctx: UnitOfWork, kept: Customer, merged: Customer) -> None:
+    """Move the merged customer's deals, contracts, instalments and payments to the kept one."""
+    assert kept.id is not None and merged.id is not None
+    privacy.merge_rows(ctx, kept.id, merged.id)
+
+
+@hookimpl
+def crm_customers_deleted(ctx: UnitOfWork, customers: Sequence[Customer]) -> None:
+    """Delete the deals and contracts of customers about to be deleted."""
+    privacy.forget(ctx, [c.id for c in customers if c.id is not None])
+
+
+# --- views -----------------------------------------------------------------------
+
+
+@hookimpl
+def crm_customer_profile(crm: CRM, customer: Customer) -> Mapping[str, Any] | None:
+    """Add open deals, the last won, the latest contract and receivables to the 360° view."""
+    return views.profile_section(crm, customer)
+
+
+@hookimpl
+def crm_account_rollup(
+    crm: CRM, account_id: int, member_ids: Sequence[int]
+) -> Mapping[str, Any] | None:
+    """Sum deals and receivables over the account's organisation, contacts and subsidiaries."""
+    return views.account_rollup(crm, account_id, member_ids)
+
+
+@hookimpl
+def crm_metrics(crm: CRM, period: Period) -> Mapping[str, Any]:
+    """Report won revenue, win rate, pipeline, forecast, collection rate, overdue receivables."""
+    return kpis.metrics(crm, period)
+
+
+@hookimpl
+def crm_churn_signals(crm: CRM, customer_ids: Sequence[int]) -> Iterable[ChurnSignal]:
+    """Signal lost renewals, lost deals and overdue payments."""
+    return views.churn_signals(crm, customer_ids)
+
+
+# --- privacy ---------------------------------------------------------------------
+
+
+@hookimpl
+def crm_export_customer(ctx: UnitOfWork, customer_id: int) -> Mapping[str, Any] | None:
+    """Export the customer's deals with history, contracts and payments."""
+    return privacy.export(ctx, customer_id)
+
+
+@hookimpl
+def crm_erase_customer(ctx: UnitOfWork, customer_id: int) -> None:
+    """Detach the customer's deals, contracts and payments and strip their free text."""
+    privacy.erase(ctx, customer_id)
+
+
+# --- demo ------------------------------------------------------------------------
+
+
+@hookimpl
+def crm_demo(crm: CRM, seed: int, console: Console) -> None:
+    """Add a year of deals, contracts and payments to the demo; print pipeline and forecast."""
+    from crmcore_sales import demo
+
+    demo.run(crm, seed, console)

@@ -7,6 +7,8 @@ Every key is optional::
     default_pipeline = "new_business"
     attainment = "won"               # or "collected": what counts towards a target
     renewal_notice_days = 60         # contracts whose renewal date is this close are swept
+    renewal_pipelines = ["renewal"]  # a deal lost there is a lost renewal (a churn signal)
+    churn_days = 365                 # how far back lost deals count as churn signals
     won_reasons = ["price", "product_fit", "relationship", "other"]
     lost_reasons = ["price", "competitor", "no_budget", "no_decision", "timing", "other"]
 
@@ -112,6 +114,8 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
         "default_pipeline": _CODE,
         "attainment": {"enum": list(ATTAINMENT_BASES)},
         "renewal_notice_days": {"type": "integer", "minimum": 0, "maximum": 3650},
+        "renewal_pipelines": {"type": "array", "items": _CODE, "uniqueItems": True},
+        "churn_days": {"type": "integer", "minimum": 1, "maximum": 3650},
         "won_reasons": _CODES,
         "lost_reasons": _CODES,
         "pipelines": {
@@ -176,6 +180,8 @@ class Settings:
     default_pipeline: str = "new_business"
     attainment: str = "won"
     renewal_notice_days: int = 60
+    renewal_pipelines: tuple[str, ...] = ("renewal",)
+    churn_days: int = 365
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> Settings:
@@ -235,7 +241,17 @@ class Settings:
             raise ConfigError(
                 f"{prefix}.default_pipeline: {default!r} is not a configured pipeline"
             )
+        renewal = tuple(
+            section.get("renewal_pipelines", [p for p in ("renewal",) if p in pipelines])
+        )
+        for name in renewal:
+            if name not in pipelines:
+                raise ConfigError(
+                    f"{prefix}.renewal_pipelines: {name!r} is not a configured pipeline"
+                )
         return cls(
+            renewal_pipelines=renewal,
+            churn_days=int(section.get("churn_days", 365)),
             pipelines=pipelines,
             currency=str(section.get("currency", "EUR")),
             default_pipeline=default,

@@ -7,15 +7,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from crmcore_sales import contracts, deals, receivables, stages
+from crmcore_sales import contracts, deals, kpis, privacy, receivables, stages, views
 
-from crmcore import CRM
+from crmcore import CRM, Period
 from crmcore.access import AccessDeniedError, Principal
 from crmcore.scoping import service_functions, undeclared
-from crmcore.testing import EVERYONE_ONLY, Case, Subjects, run_conformance
+from crmcore.testing import (
+    ADMIN_ONLY,
+    EVERYONE_ONLY,
+    Case,
+    Subjects,
+    fresh_customer,
+    in_unit_of_work,
+    run_conformance,
+)
 
-MODULES: tuple[Any, ...] = (deals, stages, contracts, receivables)
-WHEN = datetime(2026, 1, 1, tzinfo=UTC)
+MODULES: tuple[Any, ...] = (deals, stages, contracts, receivables, views, kpis, privacy)
+PERIOD = Period(datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 
 
 def _add(crm: CRM, customer_id: int, **extra: Any) -> int:
@@ -34,6 +42,7 @@ def _prepare(crm: CRM, visible: int, hidden: int) -> dict[str, Any]:
         contract = contracts.create_contract(crm, won, TERMS)
         contracts.record_payment(crm, contract["id"], "10", reference=f"kit-{who}")
         data[f"{who}_contract"] = contract["id"]
+    data["visible_customer"] = crm.customers.get(visible)
     return data
 
 
@@ -89,6 +98,32 @@ CASES: list[Case] = [
     ),
     Case("receivables.ageing", lambda c, s: receivables.ageing(c)),
     Case("receivables.sweep", lambda c, s: receivables.sweep(c), EVERYONE_ONLY),
+    Case(
+        "views.profile_section", lambda c, s: views.profile_section(c, s.data["visible_customer"])
+    ),
+    Case("views.account_rollup", lambda c, s: views.account_rollup(c, s.visible, [s.visible])),
+    Case("views.churn_signals", lambda c, s: views.churn_signals(c, [s.visible])),
+    Case("kpis.metrics", lambda c, s: kpis.metrics(c, PERIOD), EVERYONE_ONLY),
+    Case(
+        "privacy.export", in_unit_of_work(lambda u, s: privacy.export(u, s.visible)), EVERYONE_ONLY
+    ),
+    Case(
+        "privacy.erase",
+        in_unit_of_work(lambda u, s: privacy.erase(u, s.fresh)),
+        ADMIN_ONLY,
+        setup=fresh_customer,
+    ),
+    Case(
+        "privacy.forget",
+        in_unit_of_work(lambda u, s: privacy.forget(u, [s.fresh])),
+        EVERYONE_ONLY,
+        setup=fresh_customer,
+    ),
+    Case(
+        "privacy.merge_rows",
+        in_unit_of_work(lambda u, s: privacy.merge_rows(u, s.visible, s.fresh)),
+        setup=fresh_customer,
+    ),
 ]
 
 
