@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -423,3 +424,18 @@ def test_rekey_cli(crm: CRM, db_url: str) -> None:
         build_cli([]), ["--db", db_url, "--user", "bob", "--role", "agent", "customers", "rekey"]
     )
     assert agent.exit_code != 0 and "Error" in agent.output
+
+
+def test_import_matches_a_phone_in_another_form(crm: CRM, tmp_path: Path) -> None:
+    from crmcore.io.imports import import_customers
+
+    first = crm.customers.create({"name": "Wang", "phone": "+86 138-0013-8000"})
+    path = tmp_path / "c.csv"
+    path.write_text("name,phone,industry\nWang,138 0013 8000,retail\n", "utf-8")
+    result = import_customers(crm, path, update_existing=True, match="phone")
+    assert (result.imported, result.updated, result.rejected) == (0, 1, 0)
+    assert crm.customers.get(first.id).industry == "retail"  # type: ignore[arg-type]
+    path.write_text("name,phone\nShort,123\n", "utf-8")
+    refused = import_customers(crm, path, skip_invalid=True, rejects_path=tmp_path / "r.csv")
+    assert refused.rejected == 1
+    assert "is not a valid number for region CN (too short)" in (tmp_path / "r.csv").read_text()
