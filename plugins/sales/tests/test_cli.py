@@ -177,3 +177,55 @@ def test_cli_obeys_the_user(cli_db: str) -> None:
     assert ok_json(cli_db, *as_alice, "sales", "deals", "list") == []
     refused_sweep = run(cli_db, *as_alice, "sales", "sweep")
     assert refused_sweep.exit_code == 1
+
+
+def test_report_commands(cli_db: str) -> None:
+    today = date.today()
+    close = (today + timedelta(days=10)).isoformat()
+    deal = ok_json(
+        cli_db,
+        "sales",
+        "deals",
+        "add",
+        "--customer",
+        "1",
+        "--title",
+        "Vans",
+        "--close",
+        close,
+        "--amount",
+        "1000",
+        "--owner",
+        "alice",
+    )
+    ok_json(cli_db, "sales", "deals", "move", str(deal["id"]), "negotiation")
+    start, end = today.replace(day=1).isoformat(), (today + timedelta(days=120)).isoformat()
+    data = ok_json(cli_db, "sales", "forecast", "--start", start, "--end", end, "--by", "owner")
+    assert [(r["key"], r["weighted"]) for r in data["weighted"]] == [("alice", "750")]
+    assert data["categories"]["commit"] == "1000"
+    assert run(cli_db, "sales", "forecast", "--backtest", "2020-01-01").exit_code == 0
+    report = ok_json(cli_db, "sales", "funnel", "--start", start, "--end", end)
+    assert report["cohort"] == 1 and report["stages"][3]["reached"] == 1
+    target = ok_json(
+        cli_db,
+        "sales",
+        "targets",
+        "set",
+        "--owner",
+        "alice",
+        "--start",
+        start,
+        "--end",
+        end,
+        "--amount",
+        "3000",
+    )
+    assert target["amount"] == "3000"
+    assert [t["owner"] for t in ok_json(cli_db, "sales", "targets")] == ["alice"]
+    board = ok_json(cli_db, "sales", "performance", "--start", start, "--end", end)
+    assert board[0]["owner"] == "alice" and board[0]["coverage"] == 0.25
+    for command in ("forecast", "funnel", "performance"):
+        shown = run(cli_db, "sales", command)
+        assert shown.exit_code == 0, shown.output
+    bad = run(cli_db, "sales", "forecast", "--start", "2026-05-01", "--end", "2026-01-01")
+    assert bad.exit_code == 1 and "end:" in bad.output

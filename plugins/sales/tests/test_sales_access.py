@@ -7,7 +7,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from crmcore_sales import contracts, deals, kpis, privacy, receivables, stages, views
+from crmcore_sales import (
+    contracts,
+    deals,
+    forecast,
+    funnel,
+    kpis,
+    performance,
+    privacy,
+    receivables,
+    stages,
+    views,
+)
 
 from crmcore import CRM, Period
 from crmcore.access import AccessDeniedError, Principal
@@ -22,7 +33,18 @@ from crmcore.testing import (
     run_conformance,
 )
 
-MODULES: tuple[Any, ...] = (deals, stages, contracts, receivables, views, kpis, privacy)
+MODULES: tuple[Any, ...] = (
+    deals,
+    stages,
+    contracts,
+    receivables,
+    views,
+    kpis,
+    privacy,
+    forecast,
+    funnel,
+    performance,
+)
 PERIOD = Period(datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 
 
@@ -120,6 +142,32 @@ CASES: list[Case] = [
         setup=fresh_customer,
     ),
     Case(
+        "forecast.weighted_pipeline",
+        lambda c, s: forecast.weighted_pipeline(
+            c, start="2026-01-01", end="2027-01-01", by="owner"
+        ),
+    ),
+    Case(
+        "forecast.categories",
+        lambda c, s: forecast.categories(c, start="2025-01-01", end="2027-01-01"),
+    ),
+    Case("forecast.stage_win_rates", lambda c, s: forecast.stage_win_rates(c)),
+    Case("forecast.backtest", lambda c, s: forecast.backtest(c, as_of=PERIOD.start)),
+    Case("funnel.funnel", lambda c, s: funnel.funnel(c, start="2025-01-01", end="2027-01-01")),
+    Case(
+        "performance.set_target",
+        lambda c, s: performance.set_target(
+            c, owner="kit", start="2026-01-01", end="2026-04-01", amount="5"
+        ),
+        EVERYONE_ONLY,
+    ),
+    Case("performance.list_targets", lambda c, s: performance.list_targets(c), EVERYONE_ONLY),
+    Case(
+        "performance.performance",
+        lambda c, s: performance.performance(c, start="2025-01-01", end="2027-01-01"),
+        EVERYONE_ONLY,
+    ),
+    Case(
         "privacy.merge_rows",
         in_unit_of_work(lambda u, s: privacy.merge_rows(u, s.visible, s.fresh)),
         setup=fresh_customer,
@@ -172,3 +220,19 @@ def test_agents_see_and_change_deals_of_their_customers_and_account_teams(scrm: 
     by_alice = [e for e in entries if e.actor == "alice"]
     assert {e.action for e in by_alice} == {"sales.deal_add", "sales.deal_move"}
     assert [e.on_behalf_of for e in by_alice if e.action == "sales.deal_move"] == ["mallory"]
+
+
+def test_agent_aggregates_count_only_customers_they_may_read(scrm: CRM) -> None:
+    mine, theirs = scrm.customers.create_many(
+        [{"name": "Mine", "owner": "alice"}, {"name": "Theirs", "owner": "bob"}]
+    )
+    assert mine.id and theirs.id
+    _add(scrm, mine.id, amount="100")
+    _add(scrm, theirs.id, amount="900")
+    alice = scrm.as_user(Principal("alice"))
+    rows = forecast.weighted_pipeline(alice, start="2026-01-01", end="2026-04-01")
+    assert [(r["deals"], str(r["amount"])) for r in rows] == [(1, "100")]
+    everyone = forecast.weighted_pipeline(scrm, start="2026-01-01", end="2026-04-01")
+    assert [(r["deals"], str(r["amount"])) for r in everyone] == [(2, "1000")]
+    assert funnel.funnel(alice, start="2025-01-01", end="2027-01-01")["cohort"] == 1
+    assert receivables.ageing(alice)["currencies"] == {}
