@@ -148,3 +148,35 @@ def test_delete_and_merge_move_everything(scrm: CRM, org: int, clock: FrozenCloc
         )
         == 1
     )
+
+
+def test_demo_writes_two_pipelines_and_its_payments_are_the_purchases(
+    crm_factory: Any, clock: FrozenClock
+) -> None:
+    import io
+
+    import crmcore_sales.plugin
+    from rich.console import Console
+
+    from crmcore.io.demo import DEMO_NOW, load_demo
+
+    clock.set(DEMO_NOW)
+    crm = crm_factory(plugins=[crmcore_sales.plugin])
+    load_demo(crm, seed=3, customers=60)
+    out = io.StringIO()
+    crm.call_hook("crm_demo", crm=crm, seed=3, console=Console(file=out, width=120))
+    text = out.getvalue()
+    assert "Open pipeline" in text and "Forecast" in text
+    everything = deals.list_deals(crm, limit=10_000)
+    assert {d.pipeline for d in everything} == {"new_business", "renewal"}
+    paid = contracts.list_payments(crm)
+    assert paid
+    with crm.engine.connect() as conn:
+        interactions = crm.metadata.tables["crm_interactions"]
+        total = conn.execute(
+            sa.select(sa.func.count(), sa.func.sum(interactions.c.amount)).where(
+                interactions.c.source == "sales"
+            )
+        ).one()
+    assert total[0] == len(paid)
+    assert total[1] == sum(Decimal(p["amount"]) for p in paid)
