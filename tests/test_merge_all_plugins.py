@@ -3,7 +3,7 @@
 The demo data of core and every plugin is loaded; the two customers with data
 in the most plugins are merged. Afterwards no row of any table refers to the
 duplicate, and the sums a merge must preserve (interactions, loyalty points,
-complaints, survey responses) are those of both customers before.
+complaints, survey responses, deals and payments) are those of both customers before.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from crmcore import CRM
 from crmcore.io.demo import DEMO_NOW, load_demo, top_customers
 from crmcore.testing import FrozenClock
 
-FIRST_PARTY = {"surveys", "loyalty", "complaints", "segmentation"}
+FIRST_PARTY = {"surveys", "loyalty", "complaints", "segmentation", "sales"}
 
 
 def _customer_columns(crm: CRM) -> list[tuple[sa.Table, sa.Column[Any]]]:
@@ -56,6 +56,8 @@ PRESERVED = {
     "complaints_cases": None,
     "surveys_responses": None,
     "surveys_invitations": None,
+    "sales_deals": None,
+    "sales_payments": "amount",
 }
 
 
