@@ -16,6 +16,7 @@ from crmcore.testing import (
     ADMIN_ONLY,
     EVERYONE_ONLY,
     Case,
+    fresh_customer,
     in_unit_of_work,
     run_conformance,
 )
@@ -45,6 +46,11 @@ CASES = [
     ),
     Case(
         "service.stop_tracking", in_unit_of_work(lambda u, s: service.stop_tracking(u, [s.visible]))
+    ),
+    Case(
+        "service.merge_counts",
+        in_unit_of_work(lambda u, s: service.merge_counts(u, s.visible, s.fresh)),
+        setup=fresh_customer,
     ),
     Case(
         "service.count_updates",

@@ -133,7 +133,7 @@ def test_listed_with_version_and_every_hook(ex_crm: CRM) -> None:
     [info] = [p for p in ex_crm.plugins() if p.name == "example"]
     assert info.version == "0.1.0"
     assert set(info.hooks) == HOOKS
-    assert len(HOOKS) == 21
+    assert len(HOOKS) == 24
 
 
 def test_discovered_through_the_entry_point(db_url: str, clock: FrozenClock) -> None:
@@ -277,6 +277,20 @@ def test_deleted_customers_lose_their_row(ex_crm: CRM) -> None:
     ex_crm.customers.delete(gone.id)
     assert row_of(ex_crm, gone.id) is None
     assert row_of(ex_crm, keep.id) is not None
+
+
+def test_a_merge_adds_the_counters_up(ex_crm: CRM) -> None:
+    keep, dup = ex_crm.customers.create_many([{"name": "Keep"}, {"name": "Dup"}])
+    assert keep.id is not None and dup.id is not None
+    ex_crm.interactions.record_many([visit(keep.id, T0), visit(dup.id, T0 + timedelta(hours=1))])
+    ex_crm.interactions.record(visit(dup.id, T0 - timedelta(days=1)))
+    ex_crm.customers.update(dup.id, {"owner": "li"})
+    ex_crm.customers.merge(keep.id, dup.id)
+    row = row_of(ex_crm, keep.id)
+    assert row is not None
+    assert (row["touches"], row["updates"]) == (3, 1 + 1)  # the merge updates the kept one
+    assert row["last_touch_at"] == T0 + timedelta(hours=1)
+    assert row_of(ex_crm, dup.id) is None
 
 
 def test_interactions_add_touches_in_constant_statements(ex_crm: CRM) -> None:

@@ -157,6 +157,8 @@ def interaction_from_row(row: Row[Any]) -> Interaction:
 
 def merged_into(connection: Connection, customer_id: int) -> int | None:
     """The id of the customer that ``customer_id`` was merged into, or None (never merged)."""
+    if not 0 < customer_id <= INT64_MAX:  # never an id: the drivers would overflow
+        return None
     query = select(customer_merges.c.kept_id).where(customer_merges.c.merged_id == customer_id)
     kept = connection.execute(query).scalar()
     return None if kept is None else int(kept)

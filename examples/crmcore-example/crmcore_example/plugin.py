@@ -104,6 +104,13 @@ def crm_customers_updated(ctx: UnitOfWork, changes: Sequence[CustomerChange]) ->
 
 
 @hookimpl
+def crm_customers_merged(ctx: UnitOfWork, kept: Customer, merged: Customer) -> None:
+    """Add the merged customer's counters to the kept one's."""
+    assert kept.id is not None and merged.id is not None
+    service.merge_counts(ctx, kept.id, merged.id)
+
+
+@hookimpl
 def crm_customers_deleted(ctx: UnitOfWork, customers: Sequence[Customer]) -> None:
     """Drop the rows of customers about to be deleted."""
     service.stop_tracking(ctx, [c.id for c in customers if c.id is not None])

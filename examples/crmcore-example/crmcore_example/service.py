@@ -154,6 +154,27 @@ def stop_tracking(ctx: UnitOfWork, customer_ids: Sequence[int]) -> None:
         ctx.connection.execute(delete(table).where(table.c.customer_id.in_(chunk)))
 
 
+@requires(Action.WRITE, customer="keep_id")
+def merge_counts(ctx: UnitOfWork, keep_id: int, duplicate_id: int) -> None:
+    """A merge: the kept customer's counters become the sums of both; the latest touch wins."""
+    table = _table(ctx.crm)
+    _lock_rows(ctx, [keep_id, duplicate_id])
+    theirs = ctx.connection.execute(select(table).where(table.c.customer_id == duplicate_id)).one()
+    mine = ctx.connection.execute(select(table).where(table.c.customer_id == keep_id)).one()
+    touched = [t for t in (mine.last_touch_at, theirs.last_touch_at) if t is not None]
+    ctx.connection.execute(
+        update(table)
+        .where(table.c.customer_id == keep_id)
+        .values(
+            touches=mine.touches + theirs.touches,
+            moves=mine.moves + theirs.moves,
+            updates=mine.updates + theirs.updates,
+            last_touch_at=max(touched) if touched else None,
+        )
+    )
+    ctx.connection.execute(delete(table).where(table.c.customer_id == duplicate_id))
+
+
 def _increment(ctx: UnitOfWork, column: str, counts: Mapping[int, int]) -> None:
     """Add ``counts[customer_id]`` to ``column``: one executemany, one row per customer."""
     if not counts:
