@@ -50,6 +50,11 @@ bench-segmentation: $(STAMP) ## RFM + tiers + churn in SQL vs pandas, 1M custome
 	$(BIN)/python -m pip install --quiet -e 'plugins/segmentation[bench]'
 	$(BIN)/python benchmarks/bench_segmentation.py
 
+.PHONY: bench-sales
+bench-sales: $(STAMP) ## Forecast, funnel, ageing in SQL vs pandas, 1M deals / 5M stage changes
+	$(BIN)/python -m pip install --quiet -e 'plugins/sales[bench]'
+	$(BIN)/python benchmarks/bench_sales.py
+
 .PHONY: bench-predictive
 bench-predictive: $(STAMP) ## BG/NBD + Gamma-Gamma vs lifetimes (CDNOW, 1M), basket rules vs mlxtend (1M)
 	$(BIN)/python -m pip install --quiet -e 'plugins/segmentation[bench]'
