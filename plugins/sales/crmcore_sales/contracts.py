@@ -24,7 +24,7 @@ from crmcore import CRM, UnitOfWork
 from crmcore.access import Action
 from crmcore.errors import ConflictError, NotFoundError
 from crmcore.scoping import enforce_declared, requires
-from crmcore_sales import store
+from crmcore_sales import resolvers, store
 from crmcore_sales.ledger import outstanding_query, to_money
 from crmcore_sales.tables import contracts_table, instalments_table, payments_table
 from crmcore_sales.validation import bad, currency, day, identifier, integer, money, text
@@ -86,7 +86,7 @@ def _schedule(data: Mapping[str, Any], value: Decimal, first_due: date) -> list[
     return rows
 
 
-@requires(Action.WRITE, customer=store.deal_customer)
+@requires(Action.WRITE, customer=resolvers.deal_customer)
 def create_contract(
     crm: CRM,
     deal_id: int,
@@ -156,7 +156,7 @@ def _contract(uow: UnitOfWork, contract_id: int) -> dict[str, Any]:
     row = uow.connection.execute(select(contracts).where(contracts.c.id == contract_id)).first()
     if row is None:
         raise NotFoundError(f"contract {contract_id} does not exist")
-    due = outstanding_query(crm, uow.now.date()).subquery()
+    due = outstanding_query(crm.metadata, uow.now.date()).subquery()
     lines = uow.connection.execute(
         select(due).where(due.c.contract_id == contract_id).order_by(due.c.seq)
     ).all()
@@ -203,7 +203,7 @@ def payment_json(row: Any) -> dict[str, Any]:
     }
 
 
-@requires(Action.READ, customer=store.contract_customer)
+@requires(Action.READ, customer=resolvers.contract_customer)
 def get_contract(crm: CRM, contract_id: int, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
     """The contract with its instalments (outstanding today) and payments."""
     with crm.reading(ctx) as uow:
@@ -250,7 +250,7 @@ def _same(row: Any, contract_id: int, amount: Decimal, received: date) -> bool:
     )
 
 
-@requires(Action.WRITE, customer=store.contract_customer)
+@requires(Action.WRITE, customer=resolvers.contract_customer)
 def record_payment(
     crm: CRM,
     contract_id: int,

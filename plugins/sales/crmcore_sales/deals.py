@@ -21,7 +21,7 @@ from crmcore import CRM, CustomerKind, UnitOfWork
 from crmcore.access import Action
 from crmcore.scoping import enforce_declared, requires
 from crmcore.unit_of_work import acting_user
-from crmcore_sales import store
+from crmcore_sales import resolvers, store
 from crmcore_sales.entities import Deal, HistoryEntry
 from crmcore_sales.settings import CATEGORIES, Pipeline, settings_of
 from crmcore_sales.tables import deal_contacts_table, deal_items_table, deals_table
@@ -236,7 +236,7 @@ def add_deal(
         return store.load_deal(uow, deal_id)
 
 
-@requires(Action.WRITE, customer=store.deal_customer)
+@requires(Action.WRITE, customer=resolvers.deal_customer)
 def update_deal(
     crm: CRM,
     deal_id: int,
@@ -311,14 +311,14 @@ def update_deal(
         return store.load_deal(uow, deal.id)
 
 
-@requires(Action.READ, customer=store.deal_customer)
+@requires(Action.READ, customer=resolvers.deal_customer)
 def get_deal(crm: CRM, deal_id: int, *, ctx: UnitOfWork | None = None) -> Deal:
     """The deal ``deal_id`` with its contacts, items, last activity and stale flag."""
     with crm.reading(ctx) as uow:
         return store.load_deal(uow, deal_id)
 
 
-@requires(Action.READ, customer=store.deal_customer)
+@requires(Action.READ, customer=resolvers.deal_customer)
 def deal_history(crm: CRM, deal_id: int, *, ctx: UnitOfWork | None = None) -> list[HistoryEntry]:
     """Every recorded change of the deal (field, old, new, at, actor), oldest first."""
     with crm.reading(ctx) as uow:
@@ -342,7 +342,9 @@ def list_deals(
 ) -> list[Deal]:
     """Deals of customers the acting user may read, newest first, filtered as given."""
     deals = deals_table(crm.metadata)
-    query = store.deal_query(crm).where(crm.access.where(deals.c.customer_id))
+    query = store.deal_query(crm.metadata, crm.engine.dialect.name).where(
+        crm.access.where(deals.c.customer_id)
+    )
     if customer_id is not None:
         query = query.where(deals.c.customer_id == identifier("customer_id", customer_id))
     if pipeline is not None:
@@ -357,7 +359,9 @@ def list_deals(
     offset = integer("offset", offset, 0, 2**62)
     with crm.reading(ctx) as uow:
         if stale is not None:
-            condition = store.stale_condition(crm, uow.now)
+            condition = store.stale_condition(
+                crm.metadata, crm.engine.dialect.name, settings_of(crm), uow.now
+            )
             query = query.where(condition if stale else ~condition)
         rows = uow.connection.execute(
             query.order_by(deals.c.id.desc()).limit(limit).offset(offset)

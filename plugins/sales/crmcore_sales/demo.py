@@ -18,7 +18,9 @@ from rich.console import Console
 from sqlalchemy import select
 
 from crmcore import CRM, UnitOfWork
+from crmcore.access import Action
 from crmcore.cli.output import safe_text
+from crmcore.scoping import enforce_declared, requires
 from crmcore_sales import contracts, deals, forecast, performance, stages
 from crmcore_sales.settings import settings_of
 
@@ -123,6 +125,7 @@ def _collect(uow: UnitOfWork, rng: random.Random, deal_id: int, start: date, now
     return paid
 
 
+@requires(Action.WRITE)
 def load(crm: CRM, seed: int, organisations: int = 40) -> tuple[int, int]:
     """Write the demo's deals, contracts and payments; return (deals, payments)."""
     rng = random.Random(f"sales-{seed}")
@@ -147,6 +150,7 @@ def _quarter(today: date) -> tuple[date, date]:
     return first, date(first.year + (first.month == 10), (first.month + 2) % 12 + 1, 1)
 
 
+@requires(Action.WRITE)
 def run(crm: CRM, seed: int, console: Console) -> None:
     """Load the sales demo data and print a pipeline and forecast summary."""
     written, payments = load(crm, seed)
@@ -176,3 +180,7 @@ def run(crm: CRM, seed: int, console: Console) -> None:
         f"  this quarter: closed {cats['closed']:,.2f}, commit {cats['commit_total']:,.2f}, "
         f"best case {cats['best_case_total']:,.2f}"
     )
+
+
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)

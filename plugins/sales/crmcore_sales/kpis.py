@@ -88,7 +88,7 @@ def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[
             )
         ).scalar()
         as_of = min(last, uow.now.date())
-        owed = outstanding_query(crm, as_of).subquery()
+        owed = outstanding_query(crm.metadata, as_of).subquery()
         overdue = uow.connection.execute(
             select(func.sum(owed.c.outstanding)).where(
                 owed.c.due_date < as_of, owed.c.currency == code

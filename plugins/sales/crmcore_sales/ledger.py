@@ -21,9 +21,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, case, func, select, type_coerce
+from sqlalchemy import BigInteger, ColumnElement, MetaData, Select, case, func, select, type_coerce
 
-from crmcore import CRM
 from crmcore_sales.tables import contracts_table, instalments_table, payments_table
 
 #: Money is stored in ten-thousandths.
@@ -45,9 +44,9 @@ def to_money(value: Any) -> Decimal:
     )
 
 
-def paid_query(crm: CRM, as_of: date) -> Select[Any]:
+def paid_query(metadata: MetaData, as_of: date) -> Select[Any]:
     """``(contract_id, paid)``: the sum of each contract's payments received up to ``as_of``."""
-    payments = payments_table(crm.metadata)
+    payments = payments_table(metadata)
     return (
         select(payments.c.contract_id, func.sum(raw(payments.c.amount)).label("paid"))
         .where(payments.c.received_on <= as_of)
@@ -55,13 +54,13 @@ def paid_query(crm: CRM, as_of: date) -> Select[Any]:
     )
 
 
-def outstanding_query(crm: CRM, as_of: date) -> Select[Any]:
+def outstanding_query(metadata: MetaData, as_of: date) -> Select[Any]:
     """Every instalment with its ``outstanding`` amount (stored integer) as of ``as_of``.
 
     With the contract's ``currency`` and ``owner``.
     """
-    instalments, contracts = instalments_table(crm.metadata), contracts_table(crm.metadata)
-    paid = paid_query(crm, as_of).subquery("paid")
+    instalments, contracts = instalments_table(metadata), contracts_table(metadata)
+    paid = paid_query(metadata, as_of).subquery("paid")
     cumulative = func.sum(raw(instalments.c.amount)).over(
         partition_by=instalments.c.contract_id,
         order_by=(instalments.c.due_date, instalments.c.seq),

@@ -35,7 +35,9 @@ def export(ctx: UnitOfWork, customer_id: int) -> dict[str, Any] | None:
     contracts, instalments = contracts_table(metadata), instalments_table(metadata)
     payments = payments_table(metadata)
     rows = ctx.connection.execute(
-        store.deal_query(ctx.crm).where(deals.c.customer_id == customer_id).order_by(deals.c.id)
+        store.deal_query(ctx.crm.metadata, ctx.connection.dialect.name)
+        .where(deals.c.customer_id == customer_id)
+        .order_by(deals.c.id)
     ).all()
     own = store.deals_from_rows(ctx, rows)
     as_contact = ctx.connection.execute(

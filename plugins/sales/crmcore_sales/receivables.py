@@ -83,7 +83,7 @@ def ageing(
     """
     with crm.reading(ctx) as uow:
         day_of = uow.now.date() if as_of is None else day("as_of", as_of)
-        due = outstanding_query(crm, day_of).subquery("owed")
+        due = outstanding_query(crm.metadata, day_of).subquery("owed")
         bucket = _bucket_expression(due.c.due_date, day_of).label("bucket")
         query = (
             select(due.c.currency, bucket, func.sum(due.c.outstanding).label("amount"))
@@ -105,7 +105,7 @@ def ageing(
 
 
 def _overdue(uow: UnitOfWork, today: date) -> list[dict[str, Any]]:
-    due = outstanding_query(uow.crm, today).subquery("owed")
+    due = outstanding_query(uow.crm.metadata, today).subquery("owed")
     rows = uow.connection.execute(
         select(due)
         .where(due.c.outstanding > 0, due.c.due_date < today, due.c.overdue_notified_at.is_(None))

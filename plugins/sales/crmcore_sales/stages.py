@@ -21,7 +21,7 @@ from crmcore import CRM, UnitOfWork
 from crmcore.access import Action
 from crmcore.errors import TransitionError
 from crmcore.scoping import enforce_declared, requires
-from crmcore_sales import store
+from crmcore_sales import resolvers, store
 from crmcore_sales.entities import Deal
 from crmcore_sales.settings import LOST, WON, Pipeline, settings_of
 from crmcore_sales.tables import deals_table
@@ -72,7 +72,7 @@ def _check_move(pipeline: Pipeline, deal: Deal, target: str) -> None:
         )
 
 
-@requires(Action.WRITE, customer=store.deal_customer)
+@requires(Action.WRITE, customer=resolvers.deal_customer)
 def move_deal(
     crm: CRM,
     deal_id: int,
@@ -108,7 +108,7 @@ def move_deal(
         return moved
 
 
-@requires(Action.WRITE, customer=store.deal_customer)
+@requires(Action.WRITE, customer=resolvers.deal_customer)
 def win_deal(
     crm: CRM,
     deal_id: int,
@@ -152,7 +152,7 @@ def win_deal(
         return won
 
 
-@requires(Action.WRITE, customer=store.deal_customer)
+@requires(Action.WRITE, customer=resolvers.deal_customer)
 def lose_deal(
     crm: CRM,
     deal_id: int,
@@ -187,7 +187,7 @@ def lose_deal(
         return lost
 
 
-@requires(Action.WRITE, customer=store.deal_customer)
+@requires(Action.WRITE, customer=resolvers.deal_customer)
 def reopen_deal(
     crm: CRM,
     deal_id: int,

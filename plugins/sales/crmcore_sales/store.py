@@ -1,7 +1,8 @@
 """Reading deals into :class:`~crmcore_sales.entities.Deal` values and writing their history.
 
-Helpers of the service modules (no access checks here: the service functions
-declare theirs with ``@requires``). ``last_activity_at`` is the later of the
+Helpers of the service modules; those taking a unit of work are declared
+with ``@requires`` like every service function (the SQL builders take the
+metadata and touch no data). ``last_activity_at`` is the later of the
 deal's last stage change and the latest core interaction with its customer;
 a deal is *stale* when it is open, its stage has ``stale_days`` configured and
 ``last_activity_at`` is at least ``stale_days`` whole days (of 24 hours) before now.
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    MetaData,
     Row,
     Select,
     and_,
@@ -26,14 +28,16 @@ from sqlalchemy import (
 )
 
 from crmcore import CRM, UnitOfWork
+from crmcore.access import Action
 from crmcore.audit import AuditEntry
 from crmcore.errors import NotFoundError
+from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.tables import interactions
 from crmcore.unit_of_work import acting_user
 from crmcore_sales.entities import Deal, DealContact, DealItem, HistoryEntry
-from crmcore_sales.settings import settings_of
+from crmcore_sales.resolvers import deal_customer
+from crmcore_sales.settings import Settings, settings_of
 from crmcore_sales.tables import (
-    contracts_table,
     deal_contacts_table,
     deal_items_table,
     deals_table,
@@ -64,9 +68,9 @@ def as_text(value: Any) -> str | None:
     return str(value)
 
 
-def last_activity(crm: CRM) -> ColumnElement[Any]:
+def last_activity(metadata: MetaData, dialect: str) -> ColumnElement[Any]:
     """``max(stage_changed_at, latest interaction of the customer)`` for each deal row."""
-    deals = deals_table(crm.metadata)
+    deals = deals_table(metadata)
     latest = (
         select(func.max(interactions.c.occurred_at))
         .where(interactions.c.customer_id == deals.c.customer_id)
@@ -74,33 +78,35 @@ def last_activity(crm: CRM) -> ColumnElement[Any]:
     )
     return func.coalesce(
         func.max(deals.c.stage_changed_at, latest)
-        if crm.engine.dialect.name == "sqlite"
+        if dialect == "sqlite"
         else func.greatest(deals.c.stage_changed_at, latest),
         deals.c.stage_changed_at,
     )
 
 
-def stale_condition(crm: CRM, now: datetime) -> ColumnElement[bool]:
+def stale_condition(
+    metadata: MetaData, dialect: str, settings: Settings, now: datetime
+) -> ColumnElement[bool]:
     """Open deals whose stage's ``stale_days`` passed since their last activity."""
-    deals = deals_table(crm.metadata)
-    activity = last_activity(crm)
+    deals = deals_table(metadata)
+    activity = last_activity(metadata, dialect)
     terms = [
         and_(
             deals.c.pipeline == pipeline.name,
             deals.c.stage == stage.name,
             activity <= now - timedelta(days=stage.stale_days),
         )
-        for pipeline in settings_of(crm).pipelines.values()
+        for pipeline in settings.pipelines.values()
         for stage in pipeline.stages
         if stage.stale_days is not None
     ]
     return and_(deals.c.status == "open", or_(*terms) if terms else false())
 
 
-def deal_query(crm: CRM) -> Select[Any]:
+def deal_query(metadata: MetaData, dialect: str) -> Select[Any]:
     """Deal rows with their ``last_activity_at``."""
-    deals = deals_table(crm.metadata)
-    return select(deals, last_activity(crm).label("last_activity_at"))
+    deals = deals_table(metadata)
+    return select(deals, last_activity(metadata, dialect).label("last_activity_at"))
 
 
 def _stale(crm: CRM, row: Any, now: datetime) -> bool:
@@ -122,6 +128,16 @@ def _aware(crm: CRM, value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value)).replace(tzinfo=crm.clock().tzinfo)
 
 
+def _row_customers(crm: CRM, ctx: UnitOfWork | None, arguments: Mapping[str, Any]) -> list[int]:
+    return sorted({r.customer_id for r in arguments["rows"] if r.customer_id is not None})
+
+
+def _audited_customer(crm: CRM, ctx: UnitOfWork | None, arguments: Mapping[str, Any]) -> list[int]:
+    customer_id = arguments.get("customer_id")
+    return [] if customer_id is None else [customer_id]
+
+
+@requires(Action.READ, customer=_row_customers)
 def deals_from_rows(uow: UnitOfWork, rows: Sequence[Row[Any]]) -> list[Deal]:
     """Deal values for rows of :func:`deal_query`, with their contacts and items (two queries)."""
     crm = uow.crm
@@ -167,12 +183,13 @@ class _Activity:
         self.last_activity_at = activity
 
 
+@requires(Action.READ, customer=deal_customer)
 def load_deal(uow: UnitOfWork, deal_id: Any, *, lock: bool = False) -> Deal:
     """The deal ``deal_id`` (``lock``: ``FOR UPDATE`` on PostgreSQL); NotFoundError if unknown."""
     if isinstance(deal_id, bool) or not isinstance(deal_id, int):
         raise NotFoundError(f"deal {deal_id!r} does not exist")
     deals = deals_table(uow.crm.metadata)
-    query = deal_query(uow.crm).where(deals.c.id == deal_id)
+    query = deal_query(uow.crm.metadata, uow.connection.dialect.name).where(deals.c.id == deal_id)
     if lock and uow.connection.dialect.name == "postgresql":
         query = query.with_for_update(of=deals)
     row = uow.connection.execute(query).first()
@@ -181,32 +198,7 @@ def load_deal(uow: UnitOfWork, deal_id: Any, *, lock: bool = False) -> Deal:
     return deals_from_rows(uow, [row])[0]
 
 
-def deal_customer(crm: CRM, ctx: UnitOfWork | None, arguments: Mapping[str, Any]) -> int | None:
-    """The customer of the deal named by the ``deal_id`` argument (a ``@requires`` resolver)."""
-    deal_id = arguments.get("deal_id")
-    if isinstance(deal_id, bool) or not isinstance(deal_id, int):
-        return None
-    deals = deals_table(crm.metadata)
-    with crm.reading(ctx) as uow:
-        found = uow.connection.execute(
-            select(deals.c.customer_id).where(deals.c.id == deal_id)
-        ).scalar()
-    return None if found is None else int(found)
-
-
-def contract_customer(crm: CRM, ctx: UnitOfWork | None, arguments: Mapping[str, Any]) -> int | None:
-    """The customer of the contract named by ``contract_id`` (a ``@requires`` resolver)."""
-    contract_id = arguments.get("contract_id")
-    if isinstance(contract_id, bool) or not isinstance(contract_id, int):
-        return None
-    contracts = contracts_table(crm.metadata)
-    with crm.reading(ctx) as uow:
-        found = uow.connection.execute(
-            select(contracts.c.customer_id).where(contracts.c.id == contract_id)
-        ).scalar()
-    return None if found is None else int(found)
-
-
+@requires(Action.WRITE, customer=deal_customer)
 def write_history(
     uow: UnitOfWork,
     deal_id: int,
@@ -231,6 +223,7 @@ def write_history(
     return rows
 
 
+@requires(Action.WRITE, customer=_audited_customer)
 def audit(
     uow: UnitOfWork,
     action: str,
@@ -245,6 +238,7 @@ def audit(
     )
 
 
+@requires(Action.READ, customer=deal_customer)
 def history_of(uow: UnitOfWork, deal_id: int) -> list[HistoryEntry]:
     """Every history row of a deal, oldest first."""
     history = history_table(uow.crm.metadata)
@@ -254,12 +248,13 @@ def history_of(uow: UnitOfWork, deal_id: int) -> list[HistoryEntry]:
     return [HistoryEntry(r.deal_id, r.field, r.old, r.new, r.at, r.actor, r.id) for r in rows]
 
 
+# A public service function added without @requires refuses every user's view.
+enforce_declared(__name__)
+
 __all__ = [
     "TRACKED",
     "as_text",
     "audit",
-    "contract_customer",
-    "deal_customer",
     "deal_query",
     "deals_from_rows",
     "history_of",

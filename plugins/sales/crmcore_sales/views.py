@@ -58,7 +58,7 @@ def _deal_figures(uow: UnitOfWork, customer_ids: Sequence[int]) -> dict[str, Any
 
 def _receivables(uow: UnitOfWork, customer_ids: Sequence[int]) -> dict[str, Any]:
     today = uow.now.date()
-    due = outstanding_query(uow.crm, today).subquery()
+    due = outstanding_query(uow.crm.metadata, today).subquery()
     rows = uow.connection.execute(
         select(
             due.c.currency,
@@ -215,7 +215,7 @@ def churn_signals(
                             0.3,
                         )
                     )
-            due = outstanding_query(crm, today).subquery()
+            due = outstanding_query(crm.metadata, today).subquery()
             late = uow.connection.execute(
                 select(due.c.customer_id, func.min(due.c.due_date).label("oldest"))
                 .where(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -10,15 +11,21 @@ import pytest
 from crmcore_sales import (
     contracts,
     deals,
+    demo,
     forecast,
     funnel,
     kpis,
     performance,
     privacy,
     receivables,
+    resolvers,
+    settings,
     stages,
+    store,
     views,
 )
+from crmcore_sales.tables import deals_table
+from rich.console import Console
 
 from crmcore import CRM, Period
 from crmcore.access import AccessDeniedError, Principal
@@ -44,7 +51,16 @@ MODULES: tuple[Any, ...] = (
     forecast,
     funnel,
     performance,
+    store,
+    demo,
 )
+#: Functions taking the CRM first that are not service functions, and why.
+EXEMPT = {
+    "settings.remember_settings": "reads the configuration once at start-up (crm_startup)",
+    "settings.settings_of": "returns the configuration the CRM opened with",
+    "resolvers.deal_customer": "a @requires resolver: core's check calls it",
+    "resolvers.contract_customer": "a @requires resolver: core's check calls it",
+}
 PERIOD = Period(datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 
 
@@ -83,6 +99,14 @@ def _won_deal(crm: CRM, s: Subjects) -> int:
 
 
 D = "deal"
+
+
+def _rows(uow: Any, s: Subjects) -> Any:
+    deals = deals_table(uow.crm.metadata)
+    query = store.deal_query(uow.crm.metadata, uow.connection.dialect.name)
+    return uow.connection.execute(query.where(deals.c.id == s.data[D])).all()
+
+
 CASES: list[Case] = [
     Case("deals.add_deal", lambda c, s: _add(c, s.visible)),
     Case("deals.get_deal", lambda c, s: deals.get_deal(c, s.data[D])),
@@ -167,6 +191,27 @@ CASES: list[Case] = [
         lambda c, s: performance.performance(c, start="2025-01-01", end="2027-01-01"),
         EVERYONE_ONLY,
     ),
+    Case("demo.load", lambda c, s: demo.load(c, 1), EVERYONE_ONLY),
+    Case(
+        "demo.run",
+        lambda c, s: demo.run(c, 2, Console(file=io.StringIO())),
+        EVERYONE_ONLY,
+    ),
+    Case("store.load_deal", in_unit_of_work(lambda u, s: store.load_deal(u, s.data[D]))),
+    Case("store.history_of", in_unit_of_work(lambda u, s: store.history_of(u, s.data[D]))),
+    Case(
+        "store.deals_from_rows", in_unit_of_work(lambda u, s: store.deals_from_rows(u, _rows(u, s)))
+    ),
+    Case(
+        "store.write_history",
+        in_unit_of_work(
+            lambda u, s: store.write_history(u, s.data[D], [("owner", None, "kit")], u.now)
+        ),
+    ),
+    Case(
+        "store.audit",
+        in_unit_of_work(lambda u, s: store.audit(u, "kit", "deal", s.data[D], s.visible)),
+    ),
     Case(
         "privacy.merge_rows",
         in_unit_of_work(lambda u, s: privacy.merge_rows(u, s.visible, s.fresh)),
@@ -177,11 +222,17 @@ CASES: list[Case] = [
 
 def test_every_service_function_is_declared() -> None:
     assert undeclared(*MODULES) == []
+    assert set(undeclared(settings, resolvers)) == set(EXEMPT)
 
 
 def test_sales_conformance_matrix(scrm: CRM) -> None:
     matrix = run_conformance(
-        scrm, "sales", CASES, prepare=_prepare, functions=service_functions(*MODULES)
+        scrm,
+        "sales",
+        CASES,
+        prepare=_prepare,
+        functions=service_functions(*MODULES, settings, resolvers),
+        exempt=EXEMPT,
     )
     print(matrix.format())
     matrix.assert_clean()
