@@ -69,6 +69,8 @@ def test_customers_import_dry_run_stores_nothing_and_writes_no_rejects(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {
         "imported": 2,
+        "updated": 0,
+        "unchanged": 0,
         "rejected": 1,
         "already_stored": 0,
         "rejects_path": None,

@@ -83,7 +83,8 @@ def demo(path: Path, seed: int, count: int, yes: bool) -> None:
     year = Period(DEMO_NOW - timedelta(days=365), DEMO_NOW)
     print_report(build_report(crm, year, charts=False))
     _show_integrity(crm, path, top[0]["id"] if top else 1)
-    _show_data_quality(crm, path, top[1]["id"] if len(top) > 1 else 1)
+    people = crm.customers.search(kind="person", sort="-id", limit=1).items
+    _show_data_quality(crm, path, people[0].id if people and people[0].id else 1)
     show_accounts(crm, path)
     console.print(
         f"Explore it: crm --db {path} customers list --stage loyal\n"
@@ -139,7 +140,13 @@ def _show_data_quality(crm: CRM, path: Path, customer_id: int) -> None:
     console = get_console()
     original = crm.customers.get(customer_id)
     duplicate = crm.customers.create(
-        {"name": original.name, "source_channel": "event", "tags": ["trade-fair"]},
+        {
+            "name": " ".join(reversed(original.name.split())),  # "Li Wei" written "Wei Li"
+            "address": original.address,
+            "company_name": original.company_name,
+            "source_channel": "event",
+            "tags": ["trade-fair"],
+        },
         actor="demo",
     )
     crm.interactions.record(
@@ -151,6 +158,14 @@ def _show_data_quality(crm: CRM, path: Path, customer_id: int) -> None:
         }
     )
     assert duplicate.id is not None
+    pairs = crm.customers.duplicates(min_score=0.8, limit=1000)
+    found = [p for p in pairs if duplicate.id in p.customer_ids]
+    if found:
+        console.print(
+            f"Probable duplicates: customers {found[0].customer_ids[0]} and "
+            f"{found[0].customer_ids[1]} score {found[0].score:.2f} "
+            f"({', '.join(found[0].reasons)}) (crm --db {path} customers duplicates)."
+        )
     result = crm.customers.merge(customer_id, duplicate.id, actor="demo")
     console.print(
         f"Merge: a second record of {original.name!r} (from a trade fair) merged into "
@@ -159,11 +174,13 @@ def _show_data_quality(crm: CRM, path: Path, customer_id: int) -> None:
         f"{crm.customers.resolve(duplicate.id)} "
         f"(crm --db {path} customers merge KEEP DUP --dry-run)."
     )
-    crm.customers.create_many(
-        [{"name": f"Web lead {n}", "source_channel": "web"} for n in range(1, 4)], actor="demo"
-    )  # new leads nobody owns yet
+    leaver = crm.customers.search(sort="-id", limit=1).items[0].owner
+    if leaver:  # a salesperson's three newest customers go back to the pool
+        for customer in crm.customers.search(owner=leaver, sort="-id", limit=3).items:
+            assert customer.id is not None
+            crm.pool.release(customer.id, actor="demo")
     pooled = crm.pool.list(limit=1)
-    owners = sorted({c.owner for c in crm.customers.search(limit=200).items if c.owner})
+    owners = sorted({c.owner for c in crm.customers.search(limit=200).items if c.owner} - {leaver})
     if pooled.items and owners:
         agent = crm.as_user(Principal(owners[0], Role.AGENT))
         claimed = agent.pool.claim(pooled.items[0]["id"])
