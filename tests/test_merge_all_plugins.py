@@ -22,9 +22,15 @@ FIRST_PARTY = {"surveys", "loyalty", "complaints", "segmentation", "sales"}
 
 
 def _customer_columns(crm: CRM) -> list[tuple[sa.Table, sa.Column[Any]]]:
-    """Every (table, column) holding a foreign key to ``crm_customers.id``."""
+    """Every (table, column) in the database holding a foreign key to ``crm_customers.id``.
+
+    Only tables that exist: other tests may define tables on the shared MetaData.
+    """
+    existing = set(sa.inspect(crm.engine).get_table_names())
     found = []
     for table in crm.metadata.sorted_tables:
+        if table.name not in existing:
+            continue
         for column in table.columns:
             if any(fk.column.table.name == "crm_customers" for fk in column.foreign_keys):
                 found.append((table, column))
