@@ -250,7 +250,7 @@ def test_bad_rules_name_the_field(acrm: CRM, change: dict[str, Any], message: st
 
 
 def test_plan_refuses_the_future_and_unknown_rules(acrm: CRM) -> None:
-    with pytest.raises(ValidationError, match="^through: 2027-01-01 is in the future"):
+    with pytest.raises(ValidationError, match=r"^through: 2027-01-01 is in the future"):
         planner.plan(acrm, through="2027-01-01")
-    with pytest.raises(ValidationError, match="^rules: no rule is named 'nope'"):
+    with pytest.raises(ValidationError, match=r"^rules: no rule is named 'nope'"):
         planner.plan(acrm, rules=["nope"])
