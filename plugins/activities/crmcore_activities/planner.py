@@ -26,6 +26,7 @@ import holidays
 from dateutil.rrule import rrulestr
 from sqlalchemy import (
     ColumnElement,
+    MetaData,
     and_,
     case,
     exists,
@@ -36,6 +37,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     update,
 )
 
@@ -123,17 +125,10 @@ def _by_zone(
     return case(*[(assignee == u, literal(value(u), type_=type_)) for u in own], else_=default)
 
 
-def _condition(
-    crm: CRM, uow: UnitOfWork, rule: Mapping[str, Any], d: date, settings: Settings
-) -> ColumnElement[bool]:
-    """Which customers ``rule`` creates a task for on day ``d``."""
-    tables = crm.metadata.tables
+def targets_condition(metadata: MetaData, rule: Mapping[str, Any]) -> ColumnElement[bool]:
+    """The customers ``rule`` targets, whatever the day: its targets and its consent."""
+    tables = metadata.tables
     c = tables["crm_customers"]
-    zone = settings.zone_of(None)
-
-    def start(of: date) -> datetime:
-        return datetime.combine(of, time(0), tzinfo=zone)
-
     params, targets = rule["params"], rule["targets"]
     parts: list[ColumnElement[bool]] = []
     if "stages" in targets:
@@ -161,6 +156,22 @@ def _condition(
         )
     if params["consent"] != "none":
         parts.append(c.c[f"consent_{params['consent']}"].is_(True))
+    return and_(true(), *parts)
+
+
+def _condition(
+    crm: CRM, uow: UnitOfWork, rule: Mapping[str, Any], d: date, settings: Settings
+) -> ColumnElement[bool]:
+    """Which customers ``rule`` creates a task for on day ``d``."""
+    tables = crm.metadata.tables
+    c = tables["crm_customers"]
+    zone = settings.zone_of(None)
+
+    def start(of: date) -> datetime:
+        return datetime.combine(of, time(0), tzinfo=zone)
+
+    params = rule["params"]
+    parts = [targets_condition(crm.metadata, rule)]
     type_ = rule["type"]
     if type_ == "onboarding":
         parts.append(

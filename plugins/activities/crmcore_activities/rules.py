@@ -94,7 +94,7 @@ def _targets(crm: CRM, value: Any) -> dict[str, Any]:
         elif key == "team_role":
             out[key] = choice(field, given, crm.config.accounts.team_roles)
         else:
-            if "segmentation_segments" not in crm.metadata.tables:
+            if crm.pm.get_plugin("segmentation") is None:
                 bad(field, "the segmentation plugin is not installed", given)
             out[key] = text(field, given, 100, required=True)
     return out

@@ -19,7 +19,7 @@ from crmcore import CRM, UnitOfWork
 from crmcore.access import Action
 from crmcore.scoping import enforce_declared, requires
 from crmcore_activities import store
-from crmcore_activities.settings import settings_of
+from crmcore_activities.settings import Settings, settings_of
 from crmcore_activities.tables import activities_table
 from crmcore_activities.validation import choice, text
 
@@ -38,9 +38,11 @@ REMINDER_FIELDS = (
 )
 
 
-def window(crm: CRM, view: str, user: str | None, now: datetime) -> tuple[datetime, datetime]:
+def window(
+    settings: Settings, view: str, user: str | None, now: datetime
+) -> tuple[datetime, datetime]:
     """The ``[start, end)`` instants of ``view`` for ``user`` at ``now`` (overdue: up to now)."""
-    zone = settings_of(crm).zone_of(user)
+    zone = settings.zone_of(user)
     day = now.astimezone(zone).date()
     start = datetime.combine(day, time(0), tzinfo=zone)
     if view == "overdue":
@@ -54,7 +56,7 @@ def _extras(crm: CRM, uow: UnitOfWork, ids: list[int]) -> dict[int, dict[str, An
     tables = crm.metadata.tables
     if not ids:
         return found
-    if "complaints_cases" in tables:
+    if crm.pm.get_plugin("complaints") is not None:
         c = tables["complaints_cases"]
         for cid, n in uow.connection.execute(
             select(c.c.customer_id, func.count())
@@ -62,7 +64,7 @@ def _extras(crm: CRM, uow: UnitOfWork, ids: list[int]) -> dict[int, dict[str, An
             .group_by(c.c.customer_id)
         ):
             found[int(cid)]["open_complaints"] = int(n)
-    if "segmentation_members" in tables and "segmentation_segments" in tables:
+    if crm.pm.get_plugin("segmentation") is not None:
         m, seg = tables["segmentation_members"], tables["segmentation_segments"]
         for cid, key in uow.connection.execute(
             select(m.c.customer_id, seg.c.key)
@@ -90,7 +92,7 @@ def workbench(
     table = activities_table(crm.metadata)
     customers = crm.metadata.tables["crm_customers"]
     with crm.reading(ctx) as uow:
-        start, end = window(crm, view, user, uow.now)
+        start, end = window(settings_of(crm), view, user, uow.now)
         query = (
             select(table, customers.c.name.label("customer_name"), customers.c.stage)
             .join(customers, customers.c.id == table.c.customer_id)
