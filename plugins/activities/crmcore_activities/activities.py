@@ -21,7 +21,7 @@ from crmcore import CRM, CustomerKind, UnitOfWork
 from crmcore.access import Action
 from crmcore.scoping import enforce_declared, requires
 from crmcore.unit_of_work import acting_user
-from crmcore_activities import store
+from crmcore_activities import resolvers, store
 from crmcore_activities.settings import STATUSES, settings_of
 from crmcore_activities.tables import activities_table
 from crmcore_activities.validation import bad, choice, identifier, integer, local_moment, text
@@ -145,7 +145,7 @@ def add_activity(
         return store.load(uow, activity_id)
 
 
-@requires(Action.READ, customer=store.activity_customer)
+@requires(Action.READ, customer=resolvers.activity_customer)
 def get_activity(crm: CRM, activity_id: int, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
     """The activity ``activity_id`` (NotFoundError when there is none)."""
     with crm.reading(ctx) as uow:
@@ -202,7 +202,7 @@ def _set(uow: UnitOfWork, activity_id: int, **values: Any) -> None:
     )
 
 
-@requires(Action.WRITE, customer=store.activity_customer)
+@requires(Action.WRITE, customer=resolvers.activity_customer)
 def complete_activity(
     crm: CRM,
     activity_id: int,
@@ -258,7 +258,7 @@ def complete_activity(
         return store.load(uow, activity_id)
 
 
-@requires(Action.WRITE, customer=store.activity_customer)
+@requires(Action.WRITE, customer=resolvers.activity_customer)
 def cancel_activity(
     crm: CRM,
     activity_id: int,
@@ -277,7 +277,7 @@ def cancel_activity(
         return store.load(uow, activity_id)
 
 
-@requires(Action.WRITE, customer=store.activity_customer)
+@requires(Action.WRITE, customer=resolvers.activity_customer)
 def reschedule_activity(
     crm: CRM,
     activity_id: int,

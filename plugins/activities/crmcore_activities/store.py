@@ -1,4 +1,4 @@
-"""Reading activity rows: the ``@requires`` resolver, row mapping, audit.
+"""Reading activity rows: row mapping, loading, audit.
 
 An activity is handed out as a plain mapping (JSON-safe apart from
 datetimes): every column, plus ``due_local`` (the due time in the activity's
@@ -15,25 +15,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, select
 
-from crmcore import CRM, UnitOfWork
+from crmcore import UnitOfWork
 from crmcore.access import Action
 from crmcore.audit import AuditEntry
 from crmcore.errors import NotFoundError
 from crmcore.scoping import enforce_declared, requires
+from crmcore_activities.resolvers import activity_customer
 from crmcore_activities.tables import activities_table
-
-
-def activity_customer(crm: CRM, ctx: UnitOfWork | None, arguments: Mapping[str, Any]) -> int | None:
-    """The customer of the activity named by ``activity_id`` (a ``@requires`` resolver)."""
-    activity_id = arguments.get("activity_id")
-    if isinstance(activity_id, bool) or not isinstance(activity_id, int):
-        return None
-    table = activities_table(crm.metadata)
-    with crm.reading(ctx) as uow:
-        found = uow.connection.execute(
-            select(table.c.customer_id).where(table.c.id == activity_id)
-        ).scalar()
-    return None if found is None else int(found)
 
 
 def to_dict(row: Row[Any] | Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -74,4 +62,4 @@ def audit(
 
 enforce_declared(__name__)
 
-__all__ = ["activity_customer", "audit", "load", "to_dict"]
+__all__ = ["audit", "load", "to_dict"]
