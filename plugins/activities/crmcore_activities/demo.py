@@ -27,7 +27,15 @@ DEMO_RULES: tuple[dict[str, Any], ...] = (
         "kind": "visit",
         "subject": "Regular visit",
         "params": {"rrule": "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO", "window_days": 14},
-        "targets": {"stages": ["loyal"]},
+        "targets": {"stages": ["active", "loyal"]},
+    },
+    {
+        "name": "demo_follow_up_prospects",
+        "type": "cadence",
+        "kind": "call",
+        "subject": "Follow-up call",
+        "params": {"rrule": "FREQ=WEEKLY;BYDAY=TU", "window_days": 14},
+        "targets": {"stages": ["prospect", "new"]},
     },
     {
         "name": "demo_retention_call",
