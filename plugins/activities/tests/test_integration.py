@@ -158,3 +158,42 @@ def test_export_erase_and_merge(acrm: CRM, clock: FrozenClock) -> None:
     assert len(act.list_activities(acrm, customer_id=kept)) == 2
     acrm.customers.erase(kept)
     assert act.list_activities(acrm) == []
+
+
+def test_segmentation_churn_alerts_become_retention_calls(
+    crm_factory: Any, clock: FrozenClock
+) -> None:
+    import crmcore_activities.plugin
+    import crmcore_segmentation.plugin
+    from crmcore_segmentation import churn
+
+    clock.set(datetime(2026, 6, 1, tzinfo=UTC))
+    crm = crm_factory(
+        plugins=[crmcore_activities.plugin, crmcore_segmentation.plugin],
+        plugin_sections={
+            "activities": {},
+            "segmentation": {"churn": {"threshold": 0.2, "inactivity_days": 30}},
+        },
+    )
+    ids = [
+        c.id
+        for c in crm.customers.create_many([{"name": f"C{i}", "owner": "alice"} for i in range(30)])
+    ]
+    crm.interactions.record_many(
+        [
+            {
+                "customer_id": cid,
+                "kind": "purchase",
+                "amount": "10",
+                "currency": "EUR",
+                "occurred_at": datetime(2025, 5 + k % 6, 1, tzinfo=UTC).isoformat(),
+                "items": [{"sku": "s1"}],
+            }
+            for k, cid in enumerate(ids)
+        ]
+    )
+    moves = churn.apply_churn(crm)
+    assert moves.moved > 0
+    calls = [a for a in act.list_activities(crm, limit=1000) if a["source"] == "followup"]
+    assert len(calls) == moves.moved
+    assert {a["assignee"] for a in calls} == {"alice"} and {a["kind"] for a in calls} == {"call"}

@@ -294,7 +294,8 @@ def apply_churn(
 
     One unit of work: core's lifecycle moves (``crm.lifecycle.move_many``,
     reason ``churn score 0.72: ...``) and one alert row per move in
-    ``segmentation_churn_alerts``, written :data:`BATCH` customers at a time.
+    ``segmentation_churn_alerts``, written :data:`BATCH` customers at a time;
+    each batch is then handed to ``segmentation_churn_alerts_raised``.
     Returns the number moved and the ``keep`` highest-scored of them (every
     one when ``keep`` is None), highest score first. The flagged customers
     are assessed before the unit of work opens (plugins read their signals
@@ -316,19 +317,19 @@ def apply_churn(
                 for a in batch
             ]
             crm.lifecycle.move_many(moves, actor=actor, ctx=uow)
-            uow.connection.execute(
-                insert(alerts),
-                [
-                    {
-                        "customer_id": a.customer_id,
-                        "score": a.score,
-                        "reasons": list(a.reasons),
-                        "moved": True,
-                        "at": uow.now,
-                    }
-                    for a in batch
-                ],
-            )
+            rows = [
+                {
+                    "customer_id": a.customer_id,
+                    "score": a.score,
+                    "reasons": list(a.reasons),
+                    "moved": True,
+                    "at": uow.now,
+                }
+                for a in batch
+            ]
+            uow.connection.execute(insert(alerts), rows)
+            raised = [{k: r[k] for k in ("customer_id", "score", "reasons", "at")} for r in rows]
+            crm.call_hook("segmentation_churn_alerts_raised", ctx=uow, alerts=raised)
     top = flagged if keep is None else flagged[:keep]
     return ChurnMoves(moved=len(flagged), top=tuple(top))
 
