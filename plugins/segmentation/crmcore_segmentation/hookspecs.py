@@ -29,7 +29,7 @@ def segmentation_membership_changed(ctx: UnitOfWork, changes: Sequence[Mapping[s
 def segmentation_churn_alerts_raised(ctx: UnitOfWork, alerts: Sequence[Mapping[str, Any]]) -> None:
     """Churn early-warning alerts were raised: customers were moved to ``at_risk``.
 
-    Called by ``apply_churn`` (``crm churn apply``) inside its unit of work,
+    Called by ``apply_churn`` (``crm segments churn --apply``) inside its unit of work,
     once per batch of at most 500 alerts, after the lifecycle moves and the
     ``segmentation_churn_alerts`` rows are written. Each mapping holds
     ``customer_id``, ``score`` (float, 0-1), ``reasons`` (list of text) and
