@@ -46,18 +46,19 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 from attrs import field, frozen
-from sqlalchemy.engine import make_url
 
 from crmcore.errors import ConfigError, ValidationError
 from crmcore.model.accounts import CODE_PATTERN, AccountSettings
 from crmcore.model.identity import DEFAULT_REGION, check_region
 from crmcore.model.limits import DEFAULT_JSON_MAX_BYTES, DEFAULT_JSON_MAX_DEPTH, JsonLimits
 from crmcore.model.pool import ASSIGNMENTS, PoolSettings
-from crmcore.storage.engine import DEFAULT_URL
+from crmcore.storage.urls import DEFAULT_URL
+
+if TYPE_CHECKING:
+    import jsonschema
 
 #: Environment variable that overrides ``[database] url``.
 DATABASE_URL_ENV = "CRM_DATABASE_URL"
@@ -183,19 +184,24 @@ class Config:
 
         Relative paths in it resolve against the directory of ``source``.
         """
-        errors = sorted(
-            jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(data),
-            key=lambda e: list(e.absolute_path),
-        )
         where = f"{source}: " if source else ""
-        if errors:
-            raise ConfigError(where + describe_schema_error(errors[0]))
+        if data:  # an empty mapping (no crm.toml) is valid: `crm --help` imports no jsonschema
+            import jsonschema
+
+            errors = sorted(
+                jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(data),
+                key=lambda e: list(e.absolute_path),
+            )
+            if errors:
+                raise ConfigError(where + describe_schema_error(errors[0]))
         plugins = dict(data.get("plugins", {}))
         disabled = tuple(plugins.pop("disabled", ()))
         schema = data.get("customers", {}).get("attributes_schema")
         if isinstance(schema, str):
             schema = _load_schema_file(Path(schema), source)
         if schema is not None:
+            import jsonschema
+
             try:
                 jsonschema.Draft202012Validator.check_schema(schema)
             except jsonschema.SchemaError as exc:
@@ -259,6 +265,8 @@ def _relative_to(url: str, source: Path | None) -> str:
     if "://" not in url.strip():
         path = Path(url.strip())
         return url if path.is_absolute() else str(source.parent / path)
+    from sqlalchemy.engine import make_url
+
     try:
         parsed = make_url(url)
     except Exception:  # reported when the engine is made

@@ -42,3 +42,38 @@ def test_a_closed_pipe_is_quiet(db_url: str, tmp_path: Path) -> None:
         assert producer.returncode == 0, err
         assert b"Broken pipe" not in err and b"Error" not in err
         assert "Error" not in shell.stderr
+
+
+def test_lazy_commands_list_their_own_short_help() -> None:
+    """The help line registered for each lazy command is the command's own (no drift)."""
+    import importlib
+
+    from crmcore.cli import BUILTIN_COMMANDS, build_cli
+    from crmcore.cli.lazy import LazyGroup, lazy_targets
+
+    group = build_cli([])
+    assert isinstance(group, LazyGroup)
+    listed = lazy_targets(group)
+    assert {name for name, _, _ in BUILTIN_COMMANDS} <= {name for name, _, _ in listed}
+    for name, target, short_help in listed:
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert command.get_short_help_str(1000) == short_help, name
+
+
+def test_help_imports_no_sqlalchemy_and_no_command_module() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from crmcore.console import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('sqlalchemy', 'crmcore.app', 'crmcore.cli.customers', 'rich')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "HEAVY []", out

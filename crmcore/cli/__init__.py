@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from crmcore.cli.context import CLIState
-from crmcore.cli.output import safe_line
+from crmcore.cli.lazy import LazyGroup
 from crmcore.cli.params import bound_integers
 from crmcore.cli.selection import (
     CONFIG_ENV,
@@ -34,6 +34,7 @@ from crmcore.cli.selection import (
     plugin_selection,
     selection_from_argv,
 )
+from crmcore.cli.text import safe_line
 from crmcore.config import default_config, load_config
 from crmcore.errors import ConfigError, CRMError, PluginWarning
 from crmcore.hooks.manager import (
@@ -64,7 +65,7 @@ def error_line(exc: BaseException) -> str:
     )
 
 
-class CRMGroup(click.Group):
+class CRMGroup(LazyGroup):
     """A click group that turns every error into one line on stderr and exit code 1.
 
     ``plugin_problems`` (one line per plugin that could not load) are printed
@@ -214,39 +215,40 @@ def _root(
     state.opener = opener
 
 
-def _register_builtin_commands(group: click.Group) -> None:
-    from crmcore.cli import (
-        access,
-        accounts,
-        admin,
-        audit,
-        customers,
-        demo,
-        events,
-        interactions,
-        lifecycle,
-        pool,
-        report,
-        security,
-    )
+#: Core's commands: name, where the click command is, its short help (listed without importing).
+BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("init", "crmcore.cli.admin:init",
+     "Create the database (./crm.db by default) and bring its schema up to date."),
+    ("db", "crmcore.cli.admin:db", "Database schema: migrations of core and every enabled plugin."),
+    ("plugins", "crmcore.cli.admin:plugins",
+     "Installed plugins: list them, remove one's tables and migrations."),
+    ("customers", "crmcore.cli.customers:customers", "Customers: people and organisations."),
+    ("accounts", "crmcore.cli.accounts:accounts",
+     "Accounts: contacts of organisations, hierarchy, links, account team, scores."),
+    ("interactions", "crmcore.cli.interactions:interactions",
+     "Interactions: purchases, calls, emails, visits, complaints ..."),
+    ("lifecycle", "crmcore.cli.lifecycle:lifecycle",
+     "Customer lifecycle stages: prospect, new, active, loyal, at_risk, churned."),
+    ("pool", "crmcore.cli.pool:pool",
+     "Customers without an owner: list them, claim one, give one back, recycle."),
+    ("report", "crmcore.cli.report:report",
+     "CRM performance: core figures and every plugin's KPIs, against the previous period."),
+    ("audit", "crmcore.cli.audit:audit",
+     "The audit log, newest first (any --limit: fetched and printed a page at a time)."),
+    ("access", "crmcore.cli.access:access",
+     "Access grants (roles: admin, manager, agent; see `crm --help` for --user/--role)."),
+    ("security", "crmcore.cli.security:security",
+     "Field encryption at rest (see docs/security.md)."),
+    ("events", "crmcore.cli.events:events",
+     "Committed domain events (the outbox) and their relay to a message broker."),
+    ("demo", "crmcore.cli.demo:demo",
+     "Create a fresh SQLite demo database, load a realistic data set and summarise it."),
+)  # fmt: skip
 
-    for command in (
-        admin.init,
-        admin.db,
-        admin.plugins,
-        customers.customers,
-        accounts.accounts,
-        interactions.interactions,
-        lifecycle.lifecycle,
-        pool.pool,
-        report.report,
-        audit.audit,
-        access.access,
-        security.security,
-        events.events,
-        demo.demo,
-    ):
-        group.add_command(command)
+
+def _register_builtin_commands(group: LazyGroup) -> None:
+    for name, target, short_help in BUILTIN_COMMANDS:
+        group.add_lazy(name, target, short_help)
 
 
 def _register_plugin_commands(pm: CRMPluginManager, group: click.Group) -> None:
@@ -275,6 +277,7 @@ def build_cli(argv: Sequence[str] = ()) -> click.Group:
         help=_root.help,
         context_settings=_root.context_settings,
     )
+    group.prepare = bound_integers  # each lazy command, as it is imported
     _register_builtin_commands(group)
     pm = cli_plugin_manager(config_path_from_argv(argv), selection_from_argv(argv))
     _register_plugin_commands(pm, group)

@@ -10,16 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from attrs import define, field
-from rich.console import Console
-from rich.table import Table
 
-from crmcore.app import CRM
-from crmcore.cli.output import SafeConsole, safe_json, safe_text
 from crmcore.errors import StorageError
+
+# The CRM, rich and what they import load when a command runs, not when `crm --help`
+# lists the commands (benchmarks/bench_startup.py).
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from crmcore.app import CRM
+
+
+def _new_console() -> Console:
+    from crmcore.cli.output import SafeConsole
+
+    return SafeConsole(highlight=False, soft_wrap=True)
 
 
 @define
@@ -29,7 +38,7 @@ class CLIState:
     target: str | None = None
     actor: str | None = None
     crm: CRM | None = None
-    console: Console = field(factory=lambda: SafeConsole(highlight=False, soft_wrap=True))
+    console: Console = field(factory=_new_console)
     opener: Callable[[CLIState], CRM] | None = None
     #: Whether opening may create a SQLite file that does not exist (``crm init`` sets it).
     create: bool = False
@@ -46,6 +55,8 @@ class CLIState:
             if self.opener is not None:
                 self.crm = self.opener(self)
             else:
+                from crmcore.app import CRM
+
                 self.crm = CRM.open(self.target)
         return self.crm
 
@@ -131,10 +142,14 @@ def print_json(data: Any) -> None:
     Exact (``json.loads`` gives the data back) and terminal-safe: see
     :func:`~crmcore.cli.output.safe_json`.
     """
+    from crmcore.cli.output import safe_json
+
     click.echo(safe_json(data))
 
 
 def _shown(value: Any) -> str:
+    from crmcore.cli.output import safe_json, safe_text
+
     if value is None:
         return ""
     if isinstance(value, dict | list):
@@ -153,6 +168,10 @@ def print_table(
 
     Cells, title and caption are shown literally (:func:`~crmcore.cli.output.safe_text`).
     """
+    from rich.table import Table
+
+    from crmcore.cli.output import safe_text
+
     table = Table(
         title=None if title is None else safe_text(title),
         caption=None if caption is None else safe_text(caption),
@@ -168,6 +187,10 @@ def print_table(
 
 def print_record(data: Mapping[str, Any], *, title: str | None = None) -> None:
     """Print one record as a two-column field/value table (shown literally, as print_table)."""
+    from rich.table import Table
+
+    from crmcore.cli.output import safe_text
+
     table = Table(title=None if title is None else safe_text(title), show_header=False)
     table.add_column("field", style="bold", overflow="fold")
     table.add_column("value", overflow="fold")

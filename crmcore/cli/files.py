@@ -11,7 +11,7 @@ from typing import Any, TextIO, cast
 
 import click
 
-from crmcore.cli.output import strip_control
+from crmcore.cli.text import strip_control
 
 
 @contextmanager

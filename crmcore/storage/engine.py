@@ -11,9 +11,6 @@ from sqlalchemy.engine import make_url
 
 from crmcore.errors import ConfigError, StorageError
 
-#: The embedded default database.
-DEFAULT_URL = "sqlite:///crm.db"
-
 
 def normalise_url(url: str) -> str:
     """Accept a SQLAlchemy URL, a ``postgresql://`` URL or a bare SQLite file path.

@@ -3,6 +3,9 @@
 Registered through the ``crmcore.plugins`` entry point (``segmentation =
 "crmcore_segmentation.plugin"``), or in code with ``CRM.open(...,
 plugins=[crmcore_segmentation.plugin])``.
+
+Hook bodies import the plugin's modules when they run: ``crm --help`` imports this
+module and must start fast (``benchmarks/bench_startup.py``).
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crmcore.cli.lazy import add_lazy_command
 from crmcore.hooks import hookimpl
-from crmcore_segmentation import __version__, hookspecs, settings
-from crmcore_segmentation.tables import define_tables
+from crmcore_segmentation import __version__, hookspecs
 
 if TYPE_CHECKING:
     import click
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     from crmcore.reporting import ReportChart
 
 #: The name this module registers under when passed to ``CRM.open(plugins=...)``.
-crm_plugin_name = settings.PLUGIN_NAME
+crm_plugin_name = "segmentation"
 
 __all__ = ["__version__", "crm_plugin_name"]
 
@@ -44,6 +47,8 @@ def crm_add_hookspecs(pm: pluggy.PluginManager) -> None:
 @hookimpl
 def crm_register_tables(metadata: MetaData) -> None:
     """Define the plugin's tables on core's shared metadata."""
+    from crmcore_segmentation.tables import define_tables
+
     define_tables(metadata)
 
 
@@ -56,23 +61,28 @@ def crm_migration_locations() -> str:
 @hookimpl
 def crm_config_schema() -> Mapping[str, Any]:
     """Return the schema of ``[plugins.segmentation]``."""
+    from crmcore_segmentation import settings
+
     return settings.CONFIG_SCHEMA
 
 
 @hookimpl
 def crm_startup(crm: CRM) -> None:
     """Read and check the validated config once."""
+    from crmcore_segmentation import settings
+
     settings.remember_settings(crm)
 
 
 @hookimpl
 def crm_register_commands(cli: click.Group) -> None:
     """Add ``crm segments ...``."""
-    from crmcore_segmentation.cli import segments_group
-    from crmcore_segmentation.cli_predictive import add_commands
-
-    add_commands(segments_group)
-    cli.add_command(segments_group)
+    add_lazy_command(
+        cli,
+        "segments",
+        "crmcore_segmentation.commands:segments",
+        "RFM, value tiers, Pareto, CLV, saved segments, churn warning and cohorts.",
+    )
 
 
 # --- events ----------------------------------------------------------------------

@@ -4,6 +4,9 @@ Registered through the ``crmcore.plugins`` entry point (``surveys =
 "crmcore_surveys.plugin"``) or in code with ``CRM.open(...,
 plugins=[crmcore_surveys.plugin])``; ``crm_plugin_name`` makes both register as
 ``surveys``.
+
+Hook bodies import the plugin's modules when they run: ``crm --help`` imports this
+module and must start fast (``benchmarks/bench_startup.py``).
 """
 
 from __future__ import annotations
@@ -12,10 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crmcore.cli.lazy import add_lazy_command
 from crmcore.hooks import hookimpl
-from crmcore_surveys import __version__, hookspecs, merging, relationship, service
-from crmcore_surveys.settings import CONFIG_SCHEMA, PLUGIN_NAME, remember_settings
-from crmcore_surveys.tables import register_tables
+from crmcore_surveys import __version__, hookspecs
 
 if TYPE_CHECKING:
     import click
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from crmcore import CRM, ChurnSignal, Customer, Interaction, Period, UnitOfWork
 
 #: The name this module registers under when passed to ``CRM.open(plugins=...)``.
-crm_plugin_name = PLUGIN_NAME
+crm_plugin_name = "surveys"
 
 __all__ = ["__version__", "crm_plugin_name"]
 
@@ -42,6 +44,8 @@ def crm_add_hookspecs(pm: pluggy.PluginManager) -> None:
 @hookimpl
 def crm_register_tables(metadata: MetaData) -> None:
     """Define the ``surveys_*`` tables on core's shared metadata."""
+    from crmcore_surveys.tables import register_tables
+
     register_tables(metadata)
 
 
@@ -54,26 +58,35 @@ def crm_migration_locations() -> str:
 @hookimpl
 def crm_config_schema() -> Mapping[str, Any]:
     """Return the schema of ``[plugins.surveys]``."""
+    from crmcore_surveys.settings import CONFIG_SCHEMA
+
     return CONFIG_SCHEMA
 
 
 @hookimpl
 def crm_startup(crm: CRM) -> None:
     """Read the validated config once."""
+    from crmcore_surveys.settings import remember_settings
+
     remember_settings(crm)
 
 
 @hookimpl
 def crm_register_commands(cli: click.Group) -> None:
     """Add ``crm surveys ...``."""
-    from crmcore_surveys.cli import surveys
-
-    cli.add_command(surveys)
+    add_lazy_command(
+        cli,
+        "surveys",
+        "crmcore_surveys.cli:surveys",
+        "Satisfaction surveys: definitions, invitations, responses and scores.",
+    )
 
 
 @hookimpl
 def crm_customers_merged(ctx: UnitOfWork, kept: Customer, merged: Customer) -> None:
     """Move the merged customer's survey invitations and responses to the kept one."""
+    from crmcore_surveys import merging
+
     assert kept.id is not None and merged.id is not None
     merging.merge_rows(ctx, kept.id, merged.id)
 
@@ -81,42 +94,56 @@ def crm_customers_merged(ctx: UnitOfWork, kept: Customer, merged: Customer) -> N
 @hookimpl
 def crm_customers_deleted(ctx: UnitOfWork, customers: Sequence[Customer]) -> None:
     """Delete the survey data of customers about to be deleted."""
+    from crmcore_surveys import service
+
     service.forget(ctx, [c.id for c in customers if c.id is not None])
 
 
 @hookimpl
 def crm_interactions_recorded(ctx: UnitOfWork, interactions: Sequence[Interaction]) -> None:
     """Record the relationship scores of B2B assessment responses (``crm.accounts``)."""
+    from crmcore_surveys import relationship
+
     relationship.record_relationship_scores(ctx, interactions)
 
 
 @hookimpl
 def crm_customer_profile(crm: CRM, customer: Customer) -> Mapping[str, Any] | None:
     """Add the customer's latest scores to the 360° view."""
+    from crmcore_surveys import service
+
     return service.profile_section(crm, customer)
 
 
 @hookimpl
 def crm_metrics(crm: CRM, period: Period) -> Mapping[str, Any]:
     """Report NPS, CSAT, CES, responses and response rate for the period."""
+    from crmcore_surveys import service
+
     return service.metrics(crm, period)
 
 
 @hookimpl
 def crm_churn_signals(crm: CRM, customer_ids: Sequence[int]) -> Iterable[ChurnSignal]:
     """Signal customers with recent low scores."""
+    from crmcore_surveys import service
+
     return service.churn_signals(crm, customer_ids)
 
 
 @hookimpl
 def crm_export_customer(ctx: UnitOfWork, customer_id: int) -> Mapping[str, Any] | None:
     """Export the customer's invitations and responses."""
+    from crmcore_surveys import service
+
     return service.export(ctx, customer_id)
 
 
 @hookimpl
 def crm_erase_customer(ctx: UnitOfWork, customer_id: int) -> None:
     """Unlink the customer's responses and delete personal survey data."""
+    from crmcore_surveys import service
+
     service.erase(ctx, customer_id)
 
 
