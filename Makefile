@@ -55,6 +55,10 @@ bench-sales: $(STAMP) ## Forecast, funnel, ageing in SQL vs pandas, 1M deals / 5
 	$(BIN)/python -m pip install --quiet -e 'plugins/sales[bench]'
 	$(BIN)/python benchmarks/bench_sales.py
 
+.PHONY: bench-activities
+bench-activities: $(STAMP) ## plan over 1M customers x 50 rules, set-based in SQL: time, peak memory
+	$(BIN)/python benchmarks/bench_activities.py
+
 .PHONY: bench-predictive
 bench-predictive: $(STAMP) ## BG/NBD + Gamma-Gamma vs lifetimes (CDNOW, 1M), basket rules vs mlxtend (1M)
 	$(BIN)/python -m pip install --quiet -e 'plugins/segmentation[bench]'

@@ -76,7 +76,7 @@ def generate(crm: CRM, customers: int) -> None:
         if pg:
             conn.execute(sa.text("SELECT setseed(0.42)"))
             seq = "generate_series(1, :c) AS x"
-            rnd = "floor(random() * {n})::bigint"
+            rnd = "floor(random() * {n})::int"
             flag = "(random() < {p})"
             day = "DATE '1960-01-01' + {n}"
         else:

@@ -18,7 +18,7 @@ from crmcore import CRM
 from crmcore.io.demo import DEMO_NOW, load_demo, top_customers
 from crmcore.testing import FrozenClock
 
-FIRST_PARTY = {"surveys", "loyalty", "complaints", "segmentation", "sales"}
+FIRST_PARTY = {"surveys", "loyalty", "complaints", "segmentation", "sales", "activities"}
 
 
 def _customer_columns(crm: CRM) -> list[tuple[sa.Table, sa.Column[Any]]]:
@@ -64,6 +64,7 @@ PRESERVED = {
     "surveys_invitations": None,
     "sales_deals": None,
     "sales_payments": "amount",
+    "activities_activities": None,
 }
 
 

@@ -19,7 +19,7 @@ from crmcore import CRM
 from crmcore.io.demo import DEMO_NOW, load_demo, top_customers
 from crmcore.testing import FrozenClock
 
-FIRST_PARTY = {"surveys", "loyalty", "complaints", "segmentation", "sales"}
+FIRST_PARTY = {"surveys", "loyalty", "complaints", "segmentation", "sales", "activities"}
 
 
 def all_text(crm: CRM) -> str:
