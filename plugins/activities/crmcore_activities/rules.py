@@ -16,8 +16,11 @@ A rule says which customers (``targets``) get which task (``kind``,
   dates, same rule), ``holiday`` (each public holiday of ``params.country``
   and optional ``params.subdiv`` in the ``holidays`` package, e.g. ``CN``);
 * ``repurchase``: ``params.days`` after a purchase with an item of
-  ``params.category``; ``winback``: ``params.days`` after a move to churned
-  (the customer still churned).
+  ``params.category``; ``winback``: ``params.days`` (default 1) after a move to
+  churned (the customer still churned).
+
+Offsets and ``days`` are at least 1: a day's tasks then depend only on what
+happened on earlier days, so the first run of a day already sees all of it.
 
 Common params: ``window_days`` (default 30 for cadences, else 0: a matching
 interaction in the window days before the occurrence day means no task),
@@ -118,7 +121,7 @@ def _params(crm: CRM, type_: str, kind: str, value: Any, start: date) -> dict[st
         if not isinstance(offsets, list | tuple) or not offsets:
             bad("params.offsets", "expected a non-empty list of days", offsets)
         out["offsets"] = sorted(
-            {integer(f"params.offsets[{n}]", o, 0, 3650) for n, o in enumerate(offsets)}
+            {integer(f"params.offsets[{n}]", o, 1, 3650) for n, o in enumerate(offsets)}
         )
     elif type_ == "holiday":
         country = text("params.country", given.pop("country", None), 10, required=True)
@@ -132,7 +135,7 @@ def _params(crm: CRM, type_: str, kind: str, value: Any, start: date) -> dict[st
         out["category"] = text("params.category", given.pop("category", None), 200, required=True)
         out["days"] = integer("params.days", given.pop("days", None), 1, 3650)
     elif type_ == "winback":
-        out["days"] = integer("params.days", given.pop("days", 0), 0, 3650)
+        out["days"] = integer("params.days", given.pop("days", 1), 1, 3650)
     default_window = 30 if type_ == "cadence" else 0
     out["window_days"] = integer(
         "params.window_days", given.pop("window_days", default_window), 0, 3650

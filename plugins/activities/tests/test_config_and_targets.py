@@ -67,6 +67,10 @@ def test_team_role_targets_and_assignees(acrm: CRM, clock: FrozenClock) -> None:
     [
         ({"type": "holiday", "params": {"country": "XX"}}, r"^params\.country: 'XX' is not"),
         ({"type": "onboarding", "params": {"offsets": []}}, r"^params\.offsets: expected"),
+        (
+            {"type": "onboarding", "params": {"offsets": [0]}},
+            r"^params\.offsets\[0\]: 0 is outside 1-3650",
+        ),
         ({"type": "repurchase", "params": {"category": "filters"}}, r"^params\.days: expected"),
         ({"type": "birthday", "params": {"consent": "maybe"}}, r"^params\.consent: 'maybe'"),
         (
