@@ -166,7 +166,7 @@ def add_rules(crm: CRM) -> None:
         }
         for c in ("CN", "DE", "US", "FR", "JP")
     ]
-    defs += [{"type": "winback", "kind": "call", "params": {"days": n}} for n in range(5)]
+    defs += [{"type": "winback", "kind": "call", "params": {"days": n + 1}} for n in range(5)]
     assert len(defs) == 50
     for n, d in enumerate(defs):
         rules.add_rule(
