@@ -1,4 +1,8 @@
-"""``crm activities ...``: parse, call the service functions, print (tables, or ``--json``)."""
+"""``crm activities ...``: parse, call the service functions, print (tables, or ``--json``).
+
+The service modules are imported inside the commands: ``crm --help`` imports
+this module and must not pay for SQL builders, ``dateutil`` and ``holidays``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from typing import Any
 
 import click
 
-from crmcore import Period
 from crmcore.cli.context import (
     get_actor,
     get_crm,
@@ -19,8 +22,6 @@ from crmcore.cli.context import (
 )
 from crmcore.cli.parsing import parse_timestamp
 from crmcore.errors import ValidationError
-from crmcore_activities import activities as act
-from crmcore_activities import measures, planner, rules, workbench
 
 _COLUMNS = [
     "id",
@@ -68,6 +69,8 @@ def _list(rows: list[dict[str, Any]], as_json: bool, title: str, extra: list[str
 @json_option
 def add_command(ref: str | None, as_json: bool, **fields: Any) -> None:
     """Plan an activity on a customer."""
+    from crmcore_activities import activities as act
+
     data = {k: v for k, v in fields.items() if v is not None}
     if ref is not None:
         if ":" not in ref:
@@ -81,6 +84,8 @@ def add_command(ref: str | None, as_json: bool, **fields: Any) -> None:
 @json_option
 def show_command(activity_id: int, as_json: bool) -> None:
     """Show activity ACTIVITY_ID."""
+    from crmcore_activities import activities as act
+
     _show(act.get_activity(get_crm(), activity_id), as_json, f"activity {activity_id}")
 
 
@@ -93,6 +98,8 @@ def show_command(activity_id: int, as_json: bool) -> None:
 @json_option
 def list_command(ref: str | None, as_json: bool, **filters: Any) -> None:
     """List activities, by due time."""
+    from crmcore_activities import activities as act
+
     if ref is not None:
         if ":" not in ref:
             raise ValidationError("--ref: expected TYPE:ID, e.g. sales.deal:17", field="ref")
@@ -107,6 +114,8 @@ def list_command(ref: str | None, as_json: bool, **filters: Any) -> None:
 @json_option
 def done_command(activity_id: int, outcome: str | None, at: str | None, as_json: bool) -> None:
     """Mark an activity done (records the interaction)."""
+    from crmcore_activities import activities as act
+
     when = parse_timestamp(at, "--at") if at is not None else None
     done = act.complete_activity(
         get_crm(), activity_id, outcome=outcome, at=when, actor=get_actor()
@@ -120,6 +129,8 @@ def done_command(activity_id: int, outcome: str | None, at: str | None, as_json:
 @json_option
 def cancel_command(activity_id: int, reason: str | None, as_json: bool) -> None:
     """Cancel a planned activity."""
+    from crmcore_activities import activities as act
+
     gone = act.cancel_activity(get_crm(), activity_id, reason=reason, actor=get_actor())
     _show(gone, as_json, f"activity {activity_id} cancelled")
 
@@ -130,11 +141,15 @@ def cancel_command(activity_id: int, reason: str | None, as_json: bool) -> None:
 @json_option
 def reschedule_command(activity_id: int, due: str, as_json: bool) -> None:
     """Move a planned activity's due time."""
+    from crmcore_activities import activities as act
+
     moved = act.reschedule_activity(get_crm(), activity_id, due, actor=get_actor())
     _show(moved, as_json, f"activity {activity_id} rescheduled")
 
 
 def _bench(view: str, user: str | None, as_json: bool) -> None:
+    from crmcore_activities import workbench
+
     rows = workbench.workbench(get_crm(), view, user=user)
     _list(rows, as_json, f"{view}{' for ' + user if user else ''}", ["customer_name", "stage"])
 
@@ -162,6 +177,8 @@ for _view, _help in (
 @json_option
 def reminders_command(user: str | None, send: bool, as_json: bool) -> None:
     """Reminders due (planned activities whose reminder time has come)."""
+    from crmcore_activities import workbench
+
     crm = get_crm()
     rows = (
         workbench.send_reminders(crm, actor=get_actor())
@@ -183,6 +200,8 @@ def reminders_command(user: str | None, send: bool, as_json: bool) -> None:
 @json_option
 def plan_command(through: str | None, names: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
     """Create the tasks the rules owe up to today (idempotent; for cron)."""
+    from crmcore_activities import planner
+
     result = planner.plan(
         get_crm(), through=through, dry_run=dry_run, rules=list(names) or None, actor=get_actor()
     )
@@ -207,6 +226,8 @@ def rules_group() -> None:
 @json_option
 def rules_list(as_json: bool) -> None:
     """List the rules."""
+    from crmcore_activities import rules
+
     rows = rules.list_rules(get_crm())
     if as_json:
         print_json(rows)
@@ -234,6 +255,8 @@ def rules_list(as_json: bool) -> None:
 @json_option
 def rules_add(definition: str, start_date: str | None, as_json: bool) -> None:
     """Add a rule from a JSON object (name, type, kind, subject, params, targets, assign)."""
+    from crmcore_activities import rules
+
     try:
         data = json.loads(definition)
     except json.JSONDecodeError as exc:
@@ -249,6 +272,8 @@ def rules_add(definition: str, start_date: str | None, as_json: bool) -> None:
 @click.argument("name")
 def rules_disable(name: str) -> None:
     """Switch a rule off (its tasks stay)."""
+    from crmcore_activities import rules
+
     rules.set_rule_active(get_crm(), name, False, actor=get_actor())
     click.echo(f"rule {name} disabled")
 
@@ -257,6 +282,8 @@ def rules_disable(name: str) -> None:
 @click.argument("name")
 def rules_enable(name: str) -> None:
     """Switch a rule on again."""
+    from crmcore_activities import rules
+
     rules.set_rule_active(get_crm(), name, True, actor=get_actor())
     click.echo(f"rule {name} enabled")
 
@@ -277,6 +304,9 @@ def _day(value: str, option: str) -> datetime:
 @json_option
 def report_command(start: str, end: str, by: str, as_json: bool) -> None:
     """Planned, done, overdue rate, median lateness per person or team; cadence coverage."""
+    from crmcore import Period
+    from crmcore_activities import measures
+
     first, last = _day(start, "--from"), _day(end, "--to")
     if last <= first:
         raise ValidationError("--to: must be after --from", field="to")
