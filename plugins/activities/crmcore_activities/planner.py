@@ -7,7 +7,8 @@ occurrence day of the rule it runs **one** ``INSERT ... SELECT`` over
 ``crm_customers``: the customers the rule targets on that day, that gave the
 required consent, without a matching interaction in the ``window_days`` days
 before the day, and without the rule's task for that day already (the unique
-key ``(rule_id, customer_id, occurrence)``). The statements per run grow with
+key ``(rule_id, occurrence, customer_id)``; the anti-join is left out when the
+rule has no task of that day yet, one index probe tells). The statements per run grow with
 rules x days covered, never with customers. A run records the day it reached
 in ``planned_through`` (not a dry run), so running ``plan`` daily, weekly or
 once at the end produces the same tasks.
@@ -222,11 +223,11 @@ def _condition(
             )
         )
     tasks = activities_table(crm.metadata)
-    parts.append(
-        ~exists().where(
-            tasks.c.rule_id == rule["id"], tasks.c.customer_id == c.c.id, tasks.c.occurrence == d
-        )
-    )
+    same_day = and_(tasks.c.rule_id == rule["id"], tasks.c.occurrence == d)
+    if uow.connection.execute(select(tasks.c.id).where(same_day).limit(1)).first() is not None:
+        # only when the day was planned before (a dry run, an earlier ``through``):
+        # a first planning of the day needs no anti-join on a table that grows as it runs
+        parts.append(~exists().where(same_day, tasks.c.customer_id == c.c.id))
     return and_(*parts)
 
 

@@ -4,7 +4,8 @@
   UTC with the assignee's time zone name beside it (``timezone``); overdue is not
   stored (planned and ``due_at`` before now). A task planned by a rule carries
   ``rule_id`` and ``occurrence`` (the local day it is for); the unique key
-  ``(rule_id, customer_id, occurrence)`` makes planning idempotent. A follow-up of
+  ``(rule_id, occurrence, customer_id)`` makes planning idempotent (and, in
+  that order, finds a rule's tasks of a day by its prefix). A follow-up of
   another plugin's event carries ``followup_key`` (unique), for the same reason.
 * ``activities_rules``: cadence and care rules. ``planned_through`` is the last day
   a (non dry-run) ``plan`` covered for the rule.
@@ -95,9 +96,9 @@ def activities_table(metadata: MetaData) -> Table:
         Column("completed_at", UTCDateTime),
         UniqueConstraint(
             "rule_id",
-            "customer_id",
             "occurrence",
-            name="uq_activities_activities_rule_customer_occurrence",
+            "customer_id",
+            name="uq_activities_activities_rule_occurrence_customer",
         ),
         Index("ix_activities_activities_assignee_status_due", "assignee", "status", "due_at"),
         Index("ix_activities_activities_customer_id", "customer_id"),

@@ -86,9 +86,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("followup_key", name="uq_activities_activities_followup_key"),
         sa.UniqueConstraint(
             "rule_id",
-            "customer_id",
             "occurrence",
-            name="uq_activities_activities_rule_customer_occurrence",
+            "customer_id",
+            name="uq_activities_activities_rule_occurrence_customer",
         ),
     )
     op.create_index(
