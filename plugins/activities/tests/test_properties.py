@@ -124,3 +124,73 @@ def test_any_schedule_of_runs_equals_one_run_at_the_end(
     assert daily == once
     # none twice
     assert len({t[:3] for t in daily}) == len(daily)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.sampled_from(["active", "prospect"])), min_size=1, max_size=6
+    ),
+    st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 40), st.sampled_from(["visit", "call"])),
+        max_size=10,
+    ),
+    st.integers(1, 30),
+)
+def test_cadence_coverage_equals_a_plain_count(
+    acrm: CRM,
+    clock: FrozenClock,
+    people: list[tuple[bool, str]],
+    touches: list[tuple[int, int, str]],
+    window: int,
+) -> None:
+    from crmcore_activities import measures
+
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    clock.set(_at(-60))
+    ids = []
+    for tagged, stage in people:
+        cid = acrm.customers.create({"name": "P", "tags": [tag] if tagged else []}).id
+        assert cid is not None
+        if stage == "active":
+            acrm.lifecycle.move(cid, "new")
+            acrm.lifecycle.move(cid, "active")
+        ids.append(cid)
+    clock.set(_at(41))
+    seen: list[tuple[int, datetime, str]] = []
+    for who, day, kind in touches:
+        if who < len(ids):
+            acrm.interactions.record(
+                {"customer_id": ids[who], "kind": kind, "occurred_at": _at(day)}
+            )
+            seen.append((ids[who], _at(day), kind))
+    rules.add_rule(
+        acrm,
+        {
+            "name": f"c_{tag}",
+            "type": "cadence",
+            "kind": "visit",
+            "subject": "v",
+            "params": {"rrule": "FREQ=DAILY", "window_days": window},
+            "targets": {"tags": [tag], "stages": ["active"]},
+        },
+        start_date=DAY0,
+    )
+    at = _at(30, 0)
+    got = measures.coverage(acrm, at=at)["rules"][f"c_{tag}"]
+    targeted = {
+        cid
+        for cid, (tagged, stage) in zip(ids, people, strict=True)
+        if tagged and stage == "active"
+    }
+    contacted = {
+        cid
+        for cid, when, kind in seen
+        if cid in targeted and kind == "visit" and at - timedelta(days=window) <= when < at
+    }
+    assert got["targeted"] == len(targeted) and got["contacted"] == len(contacted)
+    assert got["coverage"] == (round(len(contacted) / len(targeted), 4) if targeted else None)
