@@ -34,7 +34,7 @@ DEMO_RULES: tuple[dict[str, Any], ...] = (
         "type": "cadence",
         "kind": "call",
         "subject": "Follow-up call",
-        "params": {"rrule": "FREQ=WEEKLY;BYDAY=TU", "window_days": 14},
+        "params": {"rrule": "FREQ=WEEKLY;INTERVAL=4;BYDAY=TU", "window_days": 28},
         "targets": {"stages": ["prospect", "new"]},
     },
     {
@@ -43,7 +43,7 @@ DEMO_RULES: tuple[dict[str, Any], ...] = (
         "kind": "call",
         "subject": "Retention call",
         "priority": 1,
-        "params": {"rrule": "FREQ=WEEKLY", "window_days": 7},
+        "params": {"rrule": "FREQ=WEEKLY;INTERVAL=2", "window_days": 14},
         "targets": {"stages": ["at_risk"]},
     },
     {
@@ -64,7 +64,7 @@ DEMO_RULES: tuple[dict[str, Any], ...] = (
 
 
 @requires(Action.REPORT)
-def load(crm: CRM, seed: int, *, complete: int = 120) -> dict[str, int]:
+def load(crm: CRM, seed: int, *, complete: int = 250) -> dict[str, int]:
     """Add the demo rules from 30 days ago, plan, and complete up to ``complete`` past tasks."""
     rng = random.Random(seed)
     today = crm.clock().astimezone(settings_of(crm).zone_of(None)).date()
@@ -84,7 +84,7 @@ def load(crm: CRM, seed: int, *, complete: int = 120) -> dict[str, int]:
             )
         ]
     done = 0
-    for activity_id in rng.sample(past, min(complete, int(len(past) * 0.7))):
+    for activity_id in rng.sample(past, min(complete, int(len(past) * 0.8))):
         found = act.get_activity(crm, activity_id)
         at = found["due_at"] + timedelta(hours=rng.choice((-2, 0, 1, 3, 26, 50)))
         act.complete_activity(crm, activity_id, outcome="demo", at=min(at, crm.clock()))
