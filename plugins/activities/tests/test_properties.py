@@ -107,6 +107,13 @@ def test_any_schedule_of_runs_equals_one_run_at_the_end(
             "subject": "b",
             "params": {"consent": "none", "window_days": window, "match_kinds": ["call"]},
         },
+        {  # Washington's Birthday, 21 February 2028, lies in the span
+            "type": "holiday",
+            "kind": "message",
+            "subject": "h",
+            "targets": {"tags": [tag]},
+            "params": {"country": "US", "consent": "none", "window_days": window},
+        },
     ]
     names: dict[str, dict[str, str]] = {"daily": {}, "once": {}}
     for mode in names:
@@ -122,8 +129,9 @@ def test_any_schedule_of_runs_equals_one_run_at_the_end(
     planner.plan(acrm, rules=list(names["once"]))
     daily, once = _tasks(acrm, names["daily"]), _tasks(acrm, names["once"])
     assert daily == once
-    # none twice
+    # none twice; the holiday rule planned only 21 February
     assert len({t[:3] for t in daily}) == len(daily)
+    assert {t[2] for t in daily if t[0] == "3"} <= {date(2028, 2, 21)}
 
 
 @settings(
