@@ -197,3 +197,27 @@ def test_segmentation_churn_alerts_become_retention_calls(
     calls = [a for a in act.list_activities(crm, limit=1000) if a["source"] == "followup"]
     assert len(calls) == moves.moved
     assert {a["assignee"] for a in calls} == {"alice"} and {a["kind"] for a in calls} == {"call"}
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c: act.list_activities(c, status="open"), r"^status: 'open' is not one of"),
+        (lambda c: act.list_activities(c, limit=0), r"^limit: 0 is outside"),
+        (lambda c: workbench.workbench(c, "today", user=" "), r"^user: is required"),
+        (lambda c: measures.coverage(c, at=datetime(2026, 1, 1)), r"^at: expected a timezone"),
+        (
+            lambda c: measures.report(
+                c,
+                Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)),
+                by="dept",
+            ),
+            r"^by: 'dept' is not one of",
+        ),
+        (lambda c: planner.plan(c, dry_run="yes"), r"^dry_run: expected true or false"),
+        (lambda c: act.complete_activity(c, 0), r"^activity_id: 0 is outside"),
+    ],
+)
+def test_bad_arguments_name_the_field(acrm: CRM, call: Any, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        call(acrm)
