@@ -1,8 +1,10 @@
 """Hooks the activities plugin publishes (added through ``crm_add_hookspecs``).
 
 A messaging plugin implements ``activities_reminders_due`` (with
-``@hookimpl(optionalhook=True)``) to deliver reminders; without one they stay
-visible in the workbench and in ``crm activities reminders``.
+``@hookimpl(optionalhook=True)``) to deliver reminders, and
+``activities_care_messages`` to send care greetings as messages; without one,
+reminders stay visible in the workbench and in ``crm activities reminders``,
+and care actions stay tasks.
 """
 
 from __future__ import annotations
@@ -31,4 +33,22 @@ def activities_reminders_due(ctx: UnitOfWork, reminders: Sequence[Mapping[str, A
     """
 
 
-__all__ = ["activities_reminders_due"]
+@hookspec
+def activities_care_messages(ctx: UnitOfWork, tasks: Sequence[Mapping[str, Any]]) -> Sequence[int]:
+    """Take over care tasks as messages (a messaging plugin); return the activity ids taken.
+
+    Called by ``plan`` (not in a dry run), inside its unit of work, once per
+    batch of at most 500 tasks a care rule (birthday, anniversary, holiday,
+    repurchase, winback) has just created for a day. Each mapping holds
+    ``activity_id``, ``customer_id``, ``assignee``, ``kind``, ``channel`` (the
+    kind's), ``subject`` and ``due_at``. The tasks whose ids are returned are
+    marked done ("sent as message") and their interactions recorded through
+    core, in the same unit of work; the others stay tasks. Queue the messages
+    in your own tables through ``ctx.connection`` and send them after commit
+    (``crm_events_committed``): nothing may leave the system before it.
+    Raising rolls the whole plan back.
+    """
+    return ()
+
+
+__all__ = ["activities_care_messages", "activities_reminders_due"]

@@ -14,7 +14,8 @@ in ``planned_through`` (not a dry run), so running ``plan`` daily, weekly or
 once at the end produces the same tasks.
 
 Each task is due on its day at ``due_time`` in its assignee's time zone
-(moved forward out of a DST gap), with the default reminder.
+(moved forward out of a DST gap), with the default reminder. A care rule's new
+tasks are then offered to a messaging plugin (:mod:`crmcore_activities.care`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from crmcore.access import Action
 from crmcore.dry_run import unit_or_dry_run
 from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.types import UTCDateTime
+from crmcore_activities import care
+from crmcore_activities.rules import CARE_TYPES
 from crmcore_activities.settings import Settings, settings_of
 from crmcore_activities.tables import activities_table, rules_table
 from crmcore_activities.validation import bad, day, wall
@@ -344,6 +347,8 @@ def plan(
             before = _count(uow, rule["id"]) if days else 0
             for d in days:
                 _insert_day(crm, uow, rule, d, settings)
+                if rule["type"] in CARE_TYPES and not dry_run:
+                    care.deliver(uow, rule["id"], d)
             counts[rule["name"]] = _count(uow, rule["id"]) - before if days else 0
             if first <= last:
                 uow.connection.execute(

@@ -9,6 +9,7 @@ from typing import Any
 
 from crmcore_activities import (
     activities,
+    care,
     demo,
     followups,
     measures,
@@ -36,6 +37,7 @@ from crmcore.testing import (
 
 MODULES: tuple[Any, ...] = (
     activities,
+    care,
     workbench,
     rules,
     planner,
@@ -125,6 +127,11 @@ CASES: list[Case] = [
         "rules.set_rule_active", lambda c, s: rules.set_rule_active(c, "kit", True), EVERYONE_ONLY
     ),
     Case("planner.plan", lambda c, s: planner.plan(c), EVERYONE_ONLY),
+    Case(
+        "care.deliver",
+        in_unit_of_work(lambda u, s: care.deliver(u, 1, datetime(2026, 1, 1).date())),
+        EVERYONE_ONLY,
+    ),
     Case(
         "followups.create_followups",
         in_unit_of_work(lambda u, s: followups.create_followups(u, "detractor", [_item(s)])),

@@ -13,6 +13,7 @@ from sqlalchemy import event, select
 
 from crmcore import CRM
 from crmcore.errors import ValidationError
+from crmcore.hooks import hookimpl
 from crmcore.testing import FrozenClock
 
 
@@ -254,3 +255,48 @@ def test_plan_refuses_the_future_and_unknown_rules(acrm: CRM) -> None:
         planner.plan(acrm, through="2027-01-01")
     with pytest.raises(ValidationError, match=r"^rules: no rule is named 'nope'"):
         planner.plan(acrm, rules=["nope"])
+
+
+class Messenger:
+    """A messaging plugin: takes over the care tasks of even customer ids, queues them."""
+
+    def __init__(self) -> None:
+        self.offered: list[int] = []
+
+    @hookimpl(optionalhook=True)
+    def activities_care_messages(self, ctx: Any, tasks: Any) -> list[int]:
+        """Take every task of an even customer id."""
+        self.offered += [t["activity_id"] for t in tasks]
+        return [t["activity_id"] for t in tasks if t["customer_id"] % 2 == 0]
+
+
+def test_care_tasks_taken_over_by_a_messaging_plugin(open_crm: Any, clock: FrozenClock) -> None:
+    messenger = Messenger()
+    crm = open_crm(extra=[messenger])
+    clock.set(datetime(2026, 3, 1, 12, tzinfo=UTC))
+    ids = [crm.customers.create({"name": f"P{n}", "birth_date": "1990-03-02"}).id for n in range(4)]
+    rules.add_rule(
+        crm,
+        {
+            "name": "bday",
+            "type": "birthday",
+            "kind": "message",
+            "subject": "Happy birthday",
+            "params": {"consent": "none"},
+        },
+        start_date="2026-03-01",
+    )
+    clock.set(datetime(2026, 3, 2, 6, tzinfo=UTC))
+    assert planner.plan(crm, dry_run=True)["created"] == 4 and messenger.offered == []
+    assert planner.plan(crm)["created"] == 4 and len(messenger.offered) == 4
+    assert planner.plan(crm)["created"] == 0 and len(messenger.offered) == 4
+    by_customer = {a["customer_id"]: a for a in act.list_activities(crm)}
+    for cid in ids:
+        assert cid is not None
+        task = by_customer[cid]
+        if cid % 2 == 0:
+            assert task["status"] == "done" and task["outcome"] == "sent as message"
+            (sent,) = crm.interactions.list(customer_id=cid).items
+            assert sent.id == task["interaction_id"] and sent.channel == "sms"
+        else:
+            assert task["status"] == "planned"
