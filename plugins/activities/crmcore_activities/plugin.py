@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crmcore.cli.lazy import add_lazy_command
 from crmcore.hooks import hookimpl
 from crmcore_activities import __version__
 
@@ -75,9 +76,12 @@ def crm_startup(crm: CRM) -> None:
 @hookimpl
 def crm_register_commands(cli: click.Group) -> None:
     """Add ``crm activities ...``."""
-    from crmcore_activities.cli import activities
-
-    cli.add_command(activities)
+    add_lazy_command(
+        cli,
+        "activities",
+        "crmcore_activities.cli:activities",
+        "Activities: tasks, the workbench, reminders, cadence and care rules, plan, report.",
+    )
 
 
 # --- events ----------------------------------------------------------------------
