@@ -23,13 +23,12 @@ from crmcore.errors import (
 )
 from crmcore.events import emitters
 from crmcore.model.entities import (
-    UPDATABLE_FIELDS,
     Customer,
     CustomerChange,
     LifecycleEvent,
     stamped,
 )
-from crmcore.model.serialization import from_dict, to_dict
+from crmcore.model.serialization import to_dict
 from crmcore.security.stored_keys import IdentityKeys
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.ids import allocate_ids
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     pass
 from crmcore.errors import RejectHandler
 from crmcore.services.customers.base import CustomerServiceBase
+from crmcore.services.customers.bulk_updates import apply_changes, changed_fields, check_changes
 from crmcore.services.customers.external_ids import PendingExternalIds, split_external_ids
 from crmcore.services.customers.keys import KEY_LABELS, duplicate_error, find_existing
 from crmcore.services.customers.validation import coerce_customer, validate_customer
@@ -238,36 +238,11 @@ class CustomerWrites(CustomerServiceBase):
         are merged into the stored ones; an attribute set to ``None`` is
         removed. ``stage`` cannot be changed here: use ``crm.lifecycle.move``.
         """
-        if not isinstance(changes, Mapping) or not changes:
-            raise ValidationError("changes: give at least one field to change", field="changes")
-        unknown = sorted(set(changes) - set(UPDATABLE_FIELDS))
-        if "stage" in unknown:
-            raise ValidationError(
-                "stage: change it with crm.lifecycle.move (or `crm lifecycle move`), not update",
-                field="stage",
-            )
-        if unknown:
-            raise ValidationError(
-                f"{unknown[0]}: not a field that can be updated", field=unknown[0]
-            )
+        changes = check_changes(changes)
         with self._crm.unit_of_work(actor, ctx) as uow:
             before = self._get(uow.connection, customer_id, lock=True)
             self._crm.access.check(Action.WRITE, before, ctx=uow)
-            data = to_dict(before)
-            for name, value in changes.items():
-                new_value = value
-                if attrs.has(type(value)):
-                    new_value = to_dict(value)
-                elif isinstance(value, tuple | set | frozenset):
-                    new_value = list(value)
-                if name == "consent" and isinstance(new_value, Mapping):
-                    new_value = {**data["consent"], **new_value}
-                elif name == "attributes" and isinstance(new_value, Mapping):
-                    merged = {**data["attributes"], **new_value}
-                    new_value = {k: v for k, v in merged.items() if v is not None}
-                data[name] = new_value
-            data["updated_at"] = uow.now.isoformat()
-            after = from_dict(data, Customer)
+            after = apply_changes(before, changes, uow.now.isoformat())
             self._crm.access.check(Action.WRITE, after, ctx=uow)
             keys, errors = validate_customer(
                 after,
@@ -280,11 +255,7 @@ class CustomerWrites(CustomerServiceBase):
                 raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
             assert keys is not None
             keys = keys.blinded(self._crm.cipher)
-            changed = tuple(
-                f.name
-                for f in attrs.fields(Customer)
-                if f.name != "updated_at" and getattr(before, f.name) != getattr(after, f.name)
-            )
+            changed = changed_fields(before, after)
             if not changed:
                 return CustomerChange(before=before, after=before, changed=())
             existing = find_existing(uow.connection, [keys], exclude_id=customer_id)
