@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 EDITABLES := -e '.[dev]' -e examples/crmcore-example $(foreach p,$(PLUGINS),-e $(dir $(p)))
+# Plugins that declare a `test` extra (test data, type stubs) get it installed for the tests.
+TEST_EXTRAS := $(foreach p,$(shell grep -l '^test *=' $(PLUGINS)),-e '$(dir $(p))[test]')
 
 .PHONY: install demo test pytest lint typecheck docs bench bench-ingest bench-segmentation bench-memory bench-startup bench-duplicates clean
 
@@ -13,7 +15,7 @@ $(STAMP): pyproject.toml examples/crmcore-example/pyproject.toml $(PLUGINS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(EDITABLES)
-	$(BIN)/python -m pip install --quiet -e 'plugins/segmentation[test]'
+	$(if $(TEST_EXTRAS),$(BIN)/python -m pip install --quiet $(TEST_EXTRAS))
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv with crmcore, its plugins and the dev tools
