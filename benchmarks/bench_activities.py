@@ -28,20 +28,18 @@ import argparse
 import os
 import resource
 import sys
-import tempfile
 import time
 import tracemalloc
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import crmcore_activities.plugin
 import sqlalchemy as sa
 from crmcore_activities import planner, rules
+from scratch import open_scratch
 
-from crmcore import CRM, Config
+from crmcore import CRM
 
 NOW = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
 POSTGRES = os.environ.get(
@@ -198,49 +196,6 @@ def timed(label: str, fn: Callable[[], Any], crm: CRM) -> tuple[float, Any, int,
     return seconds, result, peak, count[0]
 
 
-def open_crm(backend: str, url: str | None, clock: Clock) -> tuple[CRM, Callable[[], None]]:
-    """A fresh database with the plugin's schema; and how to drop it afterwards."""
-    plugins = [crmcore_activities.plugin]
-    if backend == "sqlite":
-        folder = tempfile.mkdtemp(prefix="bench-activities-")
-        path = Path(folder) / "bench.db"
-        crm = CRM.open(
-            Config(database_url=f"sqlite:///{path}"),
-            discover=False,
-            plugins=plugins,
-            upgrade=True,
-            clock=clock,
-        )
-
-        def drop_sqlite() -> None:
-            crm.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-        return crm, drop_sqlite
-    base = url or POSTGRES
-    schema = f"bench_activities_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in base else "?"
-    crm = CRM.open(
-        Config(database_url=f"{base}{sep}options=-csearch_path%3D{schema}"),
-        discover=False,
-        plugins=plugins,
-        upgrade=True,
-        clock=clock,
-    )
-
-    def drop_postgres() -> None:
-        crm.close()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-    return crm, drop_postgres
-
-
 def main(argv: list[str] | None = None) -> int:
     """Generate, plan three times, print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -249,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", help="PostgreSQL URL (default: $CRM_BENCH_POSTGRES_URL)")
     args = parser.parse_args(argv)
     clock = Clock(NOW)
-    crm, drop = open_crm(args.backend, args.postgres, clock)
+    crm, drop = open_scratch(
+        args.backend, args.postgres or POSTGRES, [crmcore_activities.plugin], clock, "activities"
+    )
     try:
         start = time.perf_counter()
         generate(crm, args.customers)

@@ -33,7 +33,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -44,6 +43,7 @@ import numpy as np
 import sqlalchemy as sa
 from crmcore_segmentation import basket, bgnbd, gamma_gamma, lifetime
 from crmcore_segmentation.predictive_summary import customer_summaries
+from scratch import open_scratch
 
 from crmcore import CRM, Config
 
@@ -94,30 +94,6 @@ def open_sqlite(clock: datetime) -> CRM:
         upgrade=True,
         clock=lambda: clock,
     )
-
-
-def open_postgres(clock: datetime, url: str) -> tuple[CRM, Callable[[], None]]:
-    """A CRM in a fresh PostgreSQL schema; and how to drop the schema afterwards."""
-    schema = f"bench_pred_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in url else "?"
-    crm = CRM.open(
-        Config(database_url=f"{url}{sep}options=-csearch_path%3D{schema}"),
-        discover=False,
-        plugins=[crmcore_segmentation.plugin],
-        upgrade=True,
-        clock=lambda: clock,
-    )
-
-    def drop() -> None:
-        crm.close()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-    return crm, drop
 
 
 def lifetimes_fitters() -> tuple[Any, Any] | str:
@@ -299,7 +275,11 @@ def rules_section(n: int, min_support: float, min_confidence: float, postgres: s
     """Section 3: the plugin's SQL apriori against mlxtend on the same baskets."""
     baskets = make_baskets(n)
     clock = BASKET_TIME + timedelta(days=1)
-    crm, drop = open_postgres(clock, postgres) if postgres else (open_sqlite(clock), None)
+    crm, drop = (
+        open_scratch("postgresql", postgres, [crmcore_segmentation.plugin], lambda: clock, "pred")
+        if postgres
+        else (open_sqlite(clock), None)
+    )
     backend = crm.engine.dialect.name
     timed(f"insert {n:,} baskets ({backend}, executemany)", lambda: insert_baskets(crm, baskets))
     t_sql, analysis, _ = timed(

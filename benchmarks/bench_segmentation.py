@@ -24,21 +24,19 @@ import argparse
 import os
 import resource
 import sys
-import tempfile
 import time
 import tracemalloc
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import crmcore_segmentation.plugin
 import sqlalchemy as sa
 from crmcore_segmentation import churn, rfm, value
 from crmcore_segmentation.settings import DEFAULT_SEGMENTS
+from scratch import open_scratch
 
-from crmcore import CRM, Config
+from crmcore import CRM
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 HISTORY_DAYS = 730
@@ -182,49 +180,6 @@ def pandas_rfm_segments(crm: CRM) -> dict[str, int]:
     return {str(k): int(v) for k, v in segments.value_counts().items()}
 
 
-def open_crm(backend: str, url: str | None) -> tuple[CRM, Callable[[], None]]:
-    """A fresh database with the plugin's schema; and how to drop it afterwards."""
-    plugins = [crmcore_segmentation.plugin]
-    if backend == "sqlite":
-        folder = tempfile.mkdtemp(prefix="bench-seg-")
-        path = Path(folder) / "bench.db"
-        crm = CRM.open(
-            Config(database_url=f"sqlite:///{path}"),
-            discover=False,
-            plugins=plugins,
-            upgrade=True,
-            clock=lambda: AS_OF,
-        )
-
-        def drop_sqlite() -> None:
-            crm.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-        return crm, drop_sqlite
-    base = url or POSTGRES
-    schema = f"bench_seg_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in base else "?"
-    crm = CRM.open(
-        Config(database_url=f"{base}{sep}options=-csearch_path%3D{schema}"),
-        discover=False,
-        plugins=plugins,
-        upgrade=True,
-        clock=lambda: AS_OF,
-    )
-
-    def drop_postgres() -> None:
-        crm.close()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-    return crm, drop_postgres
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
@@ -234,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import pandas  # noqa: F401  (imported before timing: its import is not the analysis)
 
-    crm, drop = open_crm(args.backend, args.postgres)
+    crm, drop = open_scratch(
+        args.backend, args.postgres or POSTGRES, [crmcore_segmentation.plugin], lambda: AS_OF, "seg"
+    )
     try:
         print(
             f"segmentation benchmark: {args.customers:,} customers, {args.purchases:,} "
