@@ -38,6 +38,7 @@ from crmcore.model.pagination import Page, check_page
 from crmcore.model.serialization import from_dict, to_dict
 from crmcore.services.accounts.contacts import contact_problems
 from crmcore.services.interaction_checks import validate_interaction
+from crmcore.storage.batches import numbered_batches
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.filters import among
 from crmcore.storage.ids import allocate_ids
@@ -159,21 +160,10 @@ class InteractionService:
         interaction, or ``None`` when it repeats an item of this call). The
         same key stored for another customer is a ConflictError for that item.
         """
-        if batch_size < 1:
-            raise ValidationError(
-                f"batch_size: must be at least 1, got {batch_size}", field="batch_size"
-            )
+        batches = numbered_batches(items, batch_size)
         stored: list[Interaction] = []
         with self._crm.unit_of_work(actor, ctx) as uow:
-            batch: list[tuple[int, Any]] = []
-            for position, item in enumerate(items):
-                batch.append((position, item))
-                if len(batch) >= batch_size:
-                    done = self._record_batch(uow, batch, on_reject, on_existing)
-                    if keep:
-                        stored.extend(done)
-                    batch = []
-            if batch:
+            for batch in batches:
                 done = self._record_batch(uow, batch, on_reject, on_existing)
                 if keep:
                     stored.extend(done)

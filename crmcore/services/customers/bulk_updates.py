@@ -37,6 +37,7 @@ from crmcore.security.stored_keys import IdentityKeys
 from crmcore.services.customers.base import IN_CHUNK, CustomerServiceBase
 from crmcore.services.customers.keys import KEY_LABELS, duplicate_error, find_existing
 from crmcore.services.customers.validation import validate_customer
+from crmcore.storage.batches import numbered_batches
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.records import customer_from_row, customer_to_row
 from crmcore.storage.tables import customer_tags, customers
@@ -117,19 +118,10 @@ class CustomerBulkUpdates(CustomerServiceBase):
         customer may appear once per batch. Errors are those of ``update``;
         a duplicate key names its holder only to whom may see it.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError(
-                f"batch_size: must be at least 1, got {batch_size!r}", field="batch_size"
-            )
+        batches = numbered_batches(changes, batch_size)
         result: list[CustomerChange] = []
         with self._crm.unit_of_work(actor, ctx) as uow:
-            batch: list[tuple[int, Any]] = []
-            for position, item in enumerate(changes):
-                batch.append((position, item))
-                if len(batch) >= batch_size:
-                    result.extend(self._update_batch(uow, batch, on_reject))
-                    batch = []
-            if batch:
+            for batch in batches:
                 result.extend(self._update_batch(uow, batch, on_reject))
         return result
 

@@ -30,6 +30,7 @@ from crmcore.model.entities import (
 )
 from crmcore.model.serialization import to_dict
 from crmcore.security.stored_keys import IdentityKeys
+from crmcore.storage.batches import numbered_batches
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.ids import allocate_ids
 from crmcore.storage.tables import customer_tags, customers
@@ -93,21 +94,10 @@ class CustomerWrites(CustomerServiceBase):
         returns an empty list instead of collecting what was stored (for
         imports too large to hold in memory).
         """
-        if batch_size < 1:
-            raise ValidationError(
-                f"batch_size: must be at least 1, got {batch_size}", field="batch_size"
-            )
+        batches = numbered_batches(items, batch_size)
         stored: list[Customer] = []
         with self._crm.unit_of_work(actor, ctx) as uow:
-            batch: list[tuple[int, Any]] = []
-            for position, item in enumerate(items):
-                batch.append((position, item))
-                if len(batch) >= batch_size:
-                    created = self._create_batch(uow, batch, on_reject)
-                    if keep:
-                        stored.extend(created)
-                    batch = []
-            if batch:
+            for batch in batches:
                 created = self._create_batch(uow, batch, on_reject)
                 if keep:
                     stored.extend(created)

@@ -17,6 +17,7 @@ from typing import Any
 from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore.access import Action
 from crmcore.scoping import enforce_declared, requires
+from crmcore.storage.batches import numbered_batches
 from crmcore_surveys.recording import RecordedResponse, Recorder, RejectHandler
 
 _SOURCES = ("api", "cli", "import")
@@ -48,22 +49,11 @@ def record_responses(
     """
     if source not in _SOURCES:
         raise ValidationError(f"source: {source!r} is not one of: {', '.join(_SOURCES)}")
-    if batch_size < 1:
-        raise ValidationError(
-            f"batch_size: must be at least 1, got {batch_size}", field="batch_size"
-        )
+    batches = numbered_batches(items, batch_size)
     stored: list[RecordedResponse] = []
     with crm.unit_of_work(actor, ctx) as uow:
         recorder = Recorder(crm, uow, source)
-        batch: list[tuple[int, Any]] = []
-        for position, item in enumerate(items):
-            batch.append((position, item))
-            if len(batch) >= batch_size:
-                done = recorder.record_batch(batch, on_reject)
-                if keep:
-                    stored.extend(done)
-                batch = []
-        if batch:
+        for batch in batches:
             done = recorder.record_batch(batch, on_reject)
             if keep:
                 stored.extend(done)
