@@ -46,3 +46,17 @@ def complaints_sla_breached(ctx: UnitOfWork, breaches: Sequence[Mapping[str, Any
     the last instant the target was still met) and ``detected_at`` (the
     sweep's time). Raising rolls the sweep back (nothing is marked).
     """
+
+
+@hookspec
+def complaints_progress(ctx: UnitOfWork, updates: Sequence[Mapping[str, Any]]) -> None:
+    """Tell the customer how their complaint progresses (a messaging plugin notifies them).
+
+    Called inside the unit of work that moved the complaint, when it reaches
+    ``acknowledged`` or ``resolved``, with one mapping per complaint moved:
+    ``complaint_id``, ``customer_id``, ``state`` (``"acknowledged"`` or
+    ``"resolved"``), ``reference`` (the product or order it is about, or
+    ``None``), ``category``, ``severity`` and ``at`` (aware datetime of the
+    move). The resolution text is not included (it may hold staff notes).
+    Raising rolls the move back.
+    """

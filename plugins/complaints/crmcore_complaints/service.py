@@ -46,6 +46,9 @@ from crmcore_complaints.workflow import (
     parse_state,
 )
 
+#: Moves the customer is told of (``complaints_progress``).
+_PROGRESS = frozenset({State.ACKNOWLEDGED, State.RESOLVED})
+
 __all__ = [
     "COMPENSATION_KINDS",
     "RATING_MAX",
@@ -146,7 +149,25 @@ class ComplaintService(ComplaintIntake, ComplaintCompensation):
                 )
             ],
         )
-        return self._load(uow, complaint.id)
+        moved = self._load(uow, complaint.id)
+        if target in _PROGRESS:
+            self._tell_progress(uow, moved, when)
+        return moved
+
+    def _tell_progress(self, uow: UnitOfWork, complaint: Complaint, when: datetime) -> None:
+        """Fire ``complaints_progress`` for a move to acknowledged or resolved."""
+        if complaint.customer_id is None:
+            return
+        progress = {
+            "complaint_id": complaint.id,
+            "customer_id": complaint.customer_id,
+            "state": complaint.state.value,
+            "reference": complaint.reference,
+            "category": complaint.category,
+            "severity": complaint.severity.value,
+            "at": when,
+        }
+        self._crm.call_hook("complaints_progress", ctx=uow, updates=[progress])
 
     def resolve(
         self,

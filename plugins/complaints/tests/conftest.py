@@ -20,6 +20,7 @@ class HookRecorder:
         self.breaches: list[Mapping[str, Any]] = []
         self.compensations: list[Mapping[str, Any]] = []
         self.breach_calls = 0
+        self.progress: list[Mapping[str, Any]] = []
 
     @hookimpl(optionalhook=True)
     def complaints_sla_breached(self, ctx: Any, breaches: Sequence[Mapping[str, Any]]) -> None:
@@ -33,6 +34,11 @@ class HookRecorder:
     ) -> None:
         """Record compensation."""
         self.compensations.extend(compensations)
+
+    @hookimpl(optionalhook=True)
+    def complaints_progress(self, ctx: Any, updates: Sequence[Mapping[str, Any]]) -> None:
+        """Record progress notifications."""
+        self.progress.extend(updates)
 
 
 @pytest.fixture

@@ -254,3 +254,26 @@ def test_list_category_filter_is_literal(open_crm: Callable[..., CRM]) -> None:
     assert [c.id for c in service.list(category="a_b").items] == [under.id]
     assert service.list(category="a%").total == 0
     assert service.list(category="a\\_b").total == 0
+
+
+def test_progress_hook_fires_on_acknowledgement_and_resolution(
+    service: ComplaintService, customer: int, recorder: Any, clock: FrozenClock
+) -> None:
+    """complaints_progress reports the moves to acknowledged and resolved, no other move."""
+    cid = service.open(
+        {"customer_id": customer, "category": "product/defect", "reference": "ORD-9"}, actor="a"
+    ).id
+    assert recorder.progress == []
+    service.move(cid, "acknowledged", actor="ben")
+    service.move(cid, "in_progress", actor="ben")
+    clock.advance(hours=1)
+    service.resolve(cid, resolution="Replaced", root_cause="product", actor="ben")
+    service.close(cid, actor="lead")
+    assert [(p["complaint_id"], p["state"]) for p in recorder.progress] == [
+        (cid, "acknowledged"),
+        (cid, "resolved"),
+    ]
+    resolved = recorder.progress[1]
+    assert resolved["customer_id"] == customer and resolved["reference"] == "ORD-9"
+    assert resolved["at"] == clock() and resolved["category"] == "product/defect"
+    assert "resolution" not in resolved

@@ -204,6 +204,23 @@ def invite(
                 "survey_invitation",
                 [(inv.id, inv.customer_id, {"survey": survey.key}) for inv in made],
             )
+            crm.call_hook(
+                "surveys_invitations_created",
+                ctx=uow,
+                invitations=[
+                    {
+                        "invitation_id": inv.id,
+                        "customer_id": inv.customer_id,
+                        "token": inv.token,
+                        "survey_key": survey.key,
+                        "survey_version": survey.version,
+                        "survey_title": survey.title,
+                        "channel": chosen_channel,
+                        "sent_at": uow.now,
+                    }
+                    for inv in made
+                ],
+            )
     return InvitationResult(
         survey_key=survey.key,
         survey_version=survey.version,

@@ -24,3 +24,17 @@ def surveys_low_score(ctx: UnitOfWork, responses: Sequence[Mapping[str, Any]]) -
     and ``comment`` (str or None). The complaints plugin opens a follow-up case.
     Write through ``ctx.connection``; raising rolls the recording back.
     """
+
+
+@hookspec
+def surveys_invitations_created(ctx: UnitOfWork, invitations: Sequence[Mapping[str, Any]]) -> None:
+    """Deliver new survey invitations (a messaging plugin sends them).
+
+    Called by :func:`crmcore_surveys.distribution.invite` inside its unit of
+    work, once per call that created any, with every invitation it created:
+    ``invitation_id``, ``customer_id``, ``token`` (the personal, unguessable
+    response token), ``survey_key``, ``survey_version``, ``survey_title``,
+    ``channel`` (the invitation's channel) and ``sent_at`` (aware datetime).
+    Queue what you send in your own tables and send it after commit. Raising
+    rolls the invitations back.
+    """

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import crmcore_surveys.plugin
 import pytest
 from crmcore_surveys import catalog, distribution
 from crmcore_surveys.distribution import proportional_allocation
 from crmcore_surveys.templates import template
 
 from crmcore import CRM, NotFoundError, ValidationError
+from crmcore.hooks import hookimpl
 
 
 @pytest.fixture
@@ -98,3 +100,40 @@ def test_explicit_customer_list(scrm: CRM, people: list[int], nps: None) -> None
     result = distribution.invite(scrm, "nps", customer_ids=people[:4])
     assert sorted(i.customer_id for i in result.invitations) == [people[0], people[2]]
     assert result.skipped_no_consent == 2
+
+
+class _InvitationRecorder:
+    """A throw-away plugin recording surveys_invitations_created."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[dict[str, Any]]] = []
+
+    @hookimpl(optionalhook=True)
+    def surveys_invitations_created(self, ctx: Any, invitations: Any) -> None:
+        """Record one call."""
+        self.calls.append([dict(i) for i in invitations])
+
+
+def test_invitations_created_hook_hands_over_each_invitation_once(
+    crm_factory: Callable[..., CRM],
+) -> None:
+    """The hook gets every new invitation with its token, once; a call inviting nobody skips it."""
+    recorder = _InvitationRecorder()
+    crm = crm_factory(plugins=[crmcore_surveys.plugin, recorder])
+    ids = [
+        c.id
+        for c in crm.customers.create_many(
+            {"name": f"P{i}", "consent": {"surveys": True}} for i in range(3)
+        )
+    ]
+    catalog.create_survey(crm, template("nps"))
+    result = distribution.invite(crm, "nps", channel="email")
+    assert len(recorder.calls) == 1
+    handed = recorder.calls[0]
+    assert sorted(h["customer_id"] for h in handed) == ids
+    assert {h["token"] for h in handed} == {i.token for i in result.invitations}
+    assert {(h["survey_key"], h["survey_version"], h["channel"]) for h in handed} == {
+        ("nps", 1, "email")
+    }
+    distribution.invite(crm, "nps")
+    assert len(recorder.calls) == 1
