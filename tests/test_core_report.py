@@ -129,3 +129,34 @@ def test_plugin_returning_wrong_chart_type(crm_factory: CRMFactory) -> None:
     crm = crm_factory(plugins=[Broken()])
     with pytest.raises(PluginError, match="broken"):
         build_report(crm, JAN)
+
+
+def test_scatter_chart_data_and_page() -> None:
+    chart = ReportChart(
+        "IPA <grid>",
+        "scatter",
+        (),
+        points=[("price", 58.3, 8.7), ("quality", "70.8", 31.3)],
+        axes=("performance", "importance"),
+        guides=(61.7, 20),
+    )
+    assert chart.points[1] == ("quality", 70.8, 31.3) and chart.guides == (61.7, 20.0)
+    report = {
+        "period": {"start": "a", "end": "b"},
+        "previous_period": {"start": "c", "end": "d"},
+        "sections": {},
+        "charts": [
+            {
+                "title": chart.title,
+                "kind": chart.kind,
+                "source": "surveys",
+                "points": [list(p) for p in chart.points],
+                "axes": list(chart.axes),
+                "guides": list(chart.guides),
+                "note": None,
+            }
+        ],
+    }
+    page = render_html(report)
+    assert page.count("<circle") == 2 and "IPA &lt;grid&gt;" in page
+    assert "stroke-dasharray" in page and ">importance<" in page

@@ -161,4 +161,7 @@ def _chart_data(chart: ReportChart) -> dict[str, Any]:
         "values": [list(row) for row in chart.values],
         "unit": chart.unit,
         "note": chart.note,
+        "points": [list(point) for point in chart.points],
+        "axes": list(chart.axes),
+        "guides": list(chart.guides),
     }

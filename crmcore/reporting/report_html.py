@@ -134,6 +134,63 @@ def _heatmap(chart: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def _scatter(chart: Mapping[str, Any]) -> str:
+    points: list[list[Any]] = chart.get("points", [])
+    if not points:
+        return "<p class='muted'>no data</p>"
+    axes: list[str] = chart.get("axes", [])
+    guides: list[float] = chart.get("guides", [])
+    xs = [float(p[1]) for p in points] + guides[:1]
+    ys = [float(p[2]) for p in points] + guides[1:2]
+    x_low, x_high = min(xs), max(xs)
+    y_low, y_high = min(ys), max(ys)
+    x_pad, y_pad = (x_high - x_low) * 0.08 or 1.0, (y_high - y_low) * 0.08 or 1.0
+    x_low, x_high, y_low, y_high = x_low - x_pad, x_high + x_pad, y_low - y_pad, y_high + y_pad
+    left, right, top, bottom = _PAD + 10, _W - 150, 10, _H
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return (
+            left + _scale([x], x_low, x_high)[0] * (right - left),
+            bottom - _scale([y], y_low, y_high)[0] * (bottom - top),
+        )
+
+    parts = [f"<svg viewBox='0 0 {_W} {_H + 40}' width='100%' role='img'>"]
+    parts.append(
+        f"<rect x='{left}' y='{top}' width='{right - left}' height='{bottom - top}' "
+        "fill='none' stroke='#9ca3af'/>"
+    )
+    if len(guides) == 2:
+        gx, gy = at(guides[0], guides[1])
+        parts.append(
+            f"<line x1='{gx:.1f}' y1='{top}' x2='{gx:.1f}' y2='{bottom}' stroke='#9ca3af' "
+            f"stroke-dasharray='4 3'/><line x1='{left}' y1='{gy:.1f}' x2='{right}' "
+            f"y2='{gy:.1f}' stroke='#9ca3af' stroke-dasharray='4 3'/>"
+        )
+    parts.append(
+        f"<text x='{left}' y='{bottom + 14}'>{x_low:,.1f}</text>"
+        f"<text x='{right}' y='{bottom + 14}' text-anchor='end'>{x_high:,.1f}</text>"
+        f"<text x='2' y='{bottom}'>{y_low:,.1f}</text>"
+        f"<text x='2' y='{top + 8}'>{y_high:,.1f}</text>"
+    )
+    if axes:
+        parts.append(
+            f"<text x='{(left + right) / 2:.1f}' y='{bottom + 30}' text-anchor='middle'>"
+            f"{escape(axes[0])}</text>"
+        )
+    if len(axes) > 1:
+        parts.append(f"<text x='2' y='{top + 22}'>{escape(axes[1])}</text>")
+    for k, (label, x, y) in enumerate(points):
+        px, py = at(float(x), float(y))
+        colour = _PALETTE[k % len(_PALETTE)]
+        parts.append(
+            f"<circle cx='{px:.1f}' cy='{py:.1f}' r='4' fill='{colour}'><title>"
+            f"{escape(str(label))}: {float(x):,.2f}, {float(y):,.2f}</title></circle>"
+            f"<text x='{px + 6:.1f}' y='{py + 3:.1f}'>{escape(str(label))}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def render_html(report: Mapping[str, Any], *, title: str = "CRM performance report") -> str:
     """The report as a complete HTML document with no external resources."""
     period, previous = report["period"], report["previous_period"]
@@ -151,7 +208,12 @@ def render_html(report: Mapping[str, Any], *, title: str = "CRM performance repo
     if report["charts"]:
         out.append("<h2>Charts</h2>")
     for chart in report["charts"]:
-        body = _heatmap(chart) if chart["kind"] == "heatmap" else _line_or_bar(chart)
+        if chart["kind"] == "heatmap":
+            body = _heatmap(chart)
+        elif chart["kind"] == "scatter":
+            body = _scatter(chart)
+        else:
+            body = _line_or_bar(chart)
         note = f"<div class='muted'>{escape(chart['note'])}</div>" if chart.get("note") else ""
         out.append(
             f"<figure><figcaption>{escape(chart['title'])} "

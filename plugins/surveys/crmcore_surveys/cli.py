@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from crmcore import CRMError, Period, ValidationError
+from crmcore import CRM, CRMError, Period, ValidationError
 from crmcore.cli.context import (
     get_actor,
     get_console,
@@ -22,8 +23,28 @@ from crmcore.cli.context import (
 from crmcore_surveys import catalog, distribution, responses, scoring, trends
 from crmcore_surveys.cli_parsing import parse_day, parse_pairs, read_json_file, read_response_file
 from crmcore_surveys.definitions import load_file
-from crmcore_surveys.report_view import print_report
+from crmcore_surveys.report_view import print_report, render_drivers
 from crmcore_surveys.templates import TEMPLATES, template
+
+
+def _bootstrap_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Bootstrap seed."
+    )(func)
+    return click.option(
+        "--bootstrap",
+        type=click.IntRange(min=0, max=scoring.MAX_BOOTSTRAP),
+        default=1000,
+        show_default=True,
+        help="Bootstrap resamples of the importance intervals (0: none).",
+    )(func)
+
+
+def _period(crm: CRM, start: str | None, end: str | None) -> Period | None:
+    first, last = parse_day(start, "from"), parse_day(end, "to")
+    if first is None and last is None:
+        return None
+    return Period(first or datetime(1970, 1, 1, tzinfo=UTC), last or crm.clock())
 
 
 @click.group()
@@ -276,6 +297,7 @@ def import_(file: Path, skip_invalid: bool, as_json: bool) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="JSON file with a pairwise matrix over the dimensions.",
 )
+@_bootstrap_options
 @json_option
 def report(
     key: str,
@@ -286,17 +308,13 @@ def report(
     trend: str,
     weighting: str | None,
     ahp_matrix: Path | None,
+    bootstrap: int,
+    seed: int,
     as_json: bool,
 ) -> None:
     """Scores of survey KEY: NPS, CSAT, CES, dimensions, index, gaps, drivers, trend."""
     crm = get_crm()
-    first, last = parse_day(start, "from"), parse_day(end, "to")
-    period = None
-    if first is not None or last is not None:
-        period = Period(
-            first or datetime(1970, 1, 1, tzinfo=UTC),
-            last or crm.clock(),
-        )
+    period = _period(crm, start, end)
     matrix = read_json_file(ahp_matrix, "ahp_matrix") if ahp_matrix else None
     data = scoring.survey_report(
         crm,
@@ -307,8 +325,44 @@ def report(
         trend=trend,
         weighting="ahp" if matrix is not None and weighting is None else weighting,
         ahp_matrix=matrix,
+        bootstrap=bootstrap,
+        seed=seed,
     )
     if as_json:
         print_json(data)
     else:
         print_report(data, get_console())
+
+
+@surveys.command("drivers")
+@click.argument("key")
+@click.option("--version", type=int, help="Only this version (default all).")
+@click.option("--from", "start", metavar="DATE", help="Answered on or after (ISO date/time).")
+@click.option("--to", "end", metavar="DATE", help="Answered before (ISO date/time).")
+@_bootstrap_options
+@json_option
+def drivers(
+    key: str,
+    version: int | None,
+    start: str | None,
+    end: str | None,
+    bootstrap: int,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Drivers of survey KEY: Pearson r, relative importance (regression), IPA grid."""
+    crm = get_crm()
+    data = scoring.survey_drivers(
+        crm,
+        key,
+        version=version,
+        period=_period(crm, start, end),
+        bootstrap=bootstrap,
+        seed=seed,
+    )
+    if as_json:
+        print_json(data)
+        return
+    console = get_console()
+    for renderable in render_drivers(data):
+        console.print(renderable)

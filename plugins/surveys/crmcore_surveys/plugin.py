@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy import MetaData
 
     from crmcore import CRM, ChurnSignal, Customer, Interaction, Period, UnitOfWork
+    from crmcore.reporting import ReportChart
 
 #: The name this module registers under when passed to ``CRM.open(plugins=...)``.
 crm_plugin_name = "surveys"
@@ -121,6 +122,14 @@ def crm_metrics(crm: CRM, period: Period) -> Mapping[str, Any]:
     from crmcore_surveys import service
 
     return service.metrics(crm, period)
+
+
+@hookimpl
+def crm_report_charts(crm: CRM, period: Period) -> Sequence[ReportChart]:
+    """An importance-performance grid per survey with dimension answers in the period."""
+    from crmcore_surveys import scoring
+
+    return scoring.report_charts(crm, period)
 
 
 @hookimpl

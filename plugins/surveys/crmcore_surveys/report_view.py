@@ -100,16 +100,8 @@ def render_report(report: Mapping[str, Any]) -> list[Any]:
                 str(g["n"]),
             )
         out.append(table)
-    drivers = report["drivers"]
-    if drivers and drivers["items"]:
-        table = Table(title=safe_text(f"drivers of {', '.join(drivers['overall'])} (Pearson r)"))
-        for column in ("dimension", "r", "95% CI", "score 0-100", "n"):
-            table.add_column(column)
-        for d in drivers["items"]:
-            table.add_row(
-                safe_text(d["dimension"]), _f(d["r"], 2), _ci(d, 2), _f(d["score"]), str(d["n"])
-            )
-        out.append(table)
+    out.extend(_pearson(report["drivers"]))
+    out.extend(render_importance(report.get("importance")))
     for title, rows in (
         (f"trend by {report.get('trend_granularity', '')}", report["trend"]),
         (
@@ -131,6 +123,78 @@ def render_report(report: Mapping[str, Any]) -> list[Any]:
                 _f(r["csat"] and r["csat"]["value"]),
                 _f(r["ces"] and r["ces"]["value"], 2),
                 _f(r["index"] and r["index"]["value"]),
+            )
+        out.append(table)
+    return out
+
+
+def render_drivers(data: Mapping[str, Any]) -> list[Any]:
+    """Rich renderables for a :func:`~crmcore_surveys.scoring.survey_drivers` result."""
+    survey = data["survey"]
+    out: list[Any] = [
+        safe_text(f"surveys: {survey['key']} — {survey['title']}: {data['responses']} responses")
+    ]
+    out.extend(_pearson(data.get("drivers")))
+    out.extend(render_importance(data.get("importance")))
+    if len(out) == 1:
+        out.append("no dimensions with an overall question to analyse")
+    return out
+
+
+def _pearson(drivers: Mapping[str, Any] | None) -> list[Any]:
+    if not drivers or not drivers["items"]:
+        return []
+    table = Table(title=safe_text(f"drivers of {', '.join(drivers['overall'])} (Pearson r)"))
+    for column in ("dimension", "r", "95% CI", "score 0-100", "n"):
+        table.add_column(column)
+    for d in drivers["items"]:
+        table.add_row(
+            safe_text(d["dimension"]), _f(d["r"], 2), _ci(d, 2), _f(d["score"]), str(d["n"])
+        )
+    return [table]
+
+
+def render_importance(importance: Mapping[str, Any] | None) -> list[Any]:
+    """The regression-based driver table and the importance-performance grid."""
+    if not importance or importance.get("r2") is None:
+        return []
+    out: list[Any] = []
+    resamples = importance["resamples"]
+    interval = f"bootstrap {resamples}, seed {importance['seed']}" if resamples else "no CIs"
+    table = Table(
+        title=safe_text(
+            f"relative importance for {', '.join(importance['overall'])} "
+            f"(OLS on standardised scores, R² {importance['r2']:.3f} "
+            f"{_ci(importance, 3, 'r2_ci_low')}, n {importance['n']}, {interval})"
+        )
+    )
+    for column in ("dimension", "beta [CI]", "importance % [CI]", "Shapley % [CI]"):
+        table.add_column(column)
+    for item in sorted(
+        importance["items"], key=lambda i: (-(i["importance"] or -1.0), i["dimension"])
+    ):
+        table.add_row(
+            safe_text(item["dimension"]),
+            f"{_f(item['beta'], 2)} {_ci(item, 2, 'beta_ci_low')}".strip(),
+            f"{_f(item['importance'])} {_ci(item, 1, 'importance_ci_low')}".strip(),
+            f"{_f(item['shapley'])} {_ci(item, 1, 'shapley_ci_low')}".strip(),
+        )
+    out.append(table)
+    grid = importance.get("grid") or {}
+    if grid.get("items"):
+        table = Table(
+            title="importance-performance grid (importance: relative-weight share; "
+            f"split at the means {grid['importance_split']:.1f}% / "
+            f"{grid['performance_split']:.1f})"
+        )
+        for column in ("dimension", "importance %", "performance 0-100", "quadrant"):
+            table.add_column(column)
+        for item in grid["items"]:
+            table.add_row(
+                safe_text(item["dimension"]),
+                _f(item["importance"]),
+                _f(item["performance"]),
+                item["quadrant"],
             )
         out.append(table)
     return out

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from crmcore import CRM, NotFoundError, Period, UnitOfWork, ValidationError
 from crmcore.access import Action
+from crmcore.reporting import ReportChart
 from crmcore.scoping import enforce_declared, requires
 from crmcore_surveys import dimensions, ratings
 from crmcore_surveys.definitions import WEIGHTING_METHODS
@@ -29,6 +30,9 @@ from crmcore_surveys.statistics import proportion_estimate
 from crmcore_surveys.tables import surveys_table
 from crmcore_surveys.trends import trend_buckets
 from crmcore_surveys.weighting import question_weights
+
+#: The most bootstrap resamples a report takes.
+MAX_BOOTSTRAP = 100_000
 
 
 def _one(mapping: Mapping[str | None, Any]) -> Any:
@@ -46,6 +50,8 @@ def survey_report(
     trend: str | None = "month",
     weighting: str | None = None,
     ahp_matrix: Sequence[Sequence[float]] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
     ctx: UnitOfWork | None = None,
 ) -> dict[str, Any]:
     """Every score of survey ``key`` (all versions, or ``version``) as JSON-safe data.
@@ -54,9 +60,13 @@ def survey_report(
     ``by`` adds a breakdown (customer field, ``attributes.<key>``, ``version``,
     ``channel`` or ``tag``); ``trend`` is the trend granularity (``None``: no trend);
     ``weighting`` overrides the survey's index weighting (``declared``, ``entropy``,
-    ``ahp``), ``ahp_matrix`` its AHP matrix (CR > 0.1 refused). Raises
-    NotFoundError for an unknown survey, ValidationError for a bad option.
+    ``ahp``), ``ahp_matrix`` its AHP matrix (CR > 0.1 refused). ``importance``
+    holds the regression-based driver analysis and the importance-performance
+    grid (:mod:`crmcore_surveys.importance`), its intervals from ``bootstrap``
+    resamples (0: none) seeded with ``seed``. Raises NotFoundError for an
+    unknown survey, ValidationError for a bad option.
     """
+    _check_bootstrap(bootstrap, seed)
     if weighting is not None and weighting not in WEIGHTING_METHODS:
         raise ValidationError(
             f"weighting: {weighting!r} is not one of: {', '.join(WEIGHTING_METHODS)}",
@@ -105,6 +115,7 @@ def survey_report(
             "index": None,
             "gaps": dimensions.gaps(scorer) if versions else [],
             "drivers": None,
+            "importance": None,
             "trend": [],
             "breakdown": None,
         }
@@ -127,6 +138,9 @@ def survey_report(
                 "overall": sorted(set(overall.values())),
                 "items": dimensions.drivers(scorer, overall),
             }
+            report["importance"] = _importance(
+                scorer, overall, report["dimensions"], bootstrap, seed
+            )
         if trend is not None:
             span = (period.start, period.end) if period is not None else scorer.answered_range()
             if span is not None:
@@ -148,6 +162,41 @@ def survey_report(
                 ),
             }
     return report
+
+
+def _check_bootstrap(bootstrap: Any, seed: Any) -> None:
+    for name, value, low in (("bootstrap", bootstrap, 0), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValidationError(
+                f"{name}: must be a whole number >= {low}, got {value!r}", field=name
+            )
+    if bootstrap > MAX_BOOTSTRAP:
+        raise ValidationError(
+            f"bootstrap: at most {MAX_BOOTSTRAP} resamples, got {bootstrap}", field="bootstrap"
+        )
+
+
+def _importance(
+    scorer: Scorer,
+    overall: Mapping[int, str],
+    dimension_rows: Sequence[Mapping[str, Any]],
+    bootstrap: int,
+    seed: int,
+) -> dict[str, Any] | None:
+    """Relative importance (regression) and the importance-performance grid."""
+    from crmcore_surveys import importance  # numpy: only when a report needs it
+
+    names = [str(d["dimension"]) for d in dimension_rows]
+    if not overall or not names:
+        return None
+    data = importance.driver_matrix(scorer, overall, names)
+    result = importance.relative_importance(data, names, resamples=bootstrap, seed=seed)
+    result["overall"] = sorted(set(overall.values()))
+    result["grid"] = importance.ipa_grid(
+        {item["dimension"]: item["importance"] for item in result["items"]},
+        {str(d["dimension"]): d["score"] for d in dimension_rows},
+    )
+    return result
 
 
 def _grouped_rows(
@@ -206,6 +255,83 @@ def overall_metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) 
         "ces": None if ces is None else ces["value"],
         "low_scores": int(low),
     }
+
+
+@requires(Action.REPORT)
+def survey_drivers(
+    crm: CRM,
+    key: str,
+    *,
+    version: int | None = None,
+    period: Period | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    ctx: UnitOfWork | None = None,
+) -> dict[str, Any]:
+    """The driver analysis of survey ``key``: Pearson drivers, relative importance, IPA grid.
+
+    The parts of :func:`survey_report` about drivers (``survey``, ``period``,
+    ``responses``, ``dimensions``, ``drivers``, ``importance``), same options.
+    """
+    report = survey_report(
+        crm,
+        key,
+        version=version,
+        period=period,
+        trend=None,
+        bootstrap=bootstrap,
+        seed=seed,
+        ctx=ctx,
+    )
+    return {
+        name: report[name]
+        for name in ("survey", "period", "responses", "dimensions", "drivers", "importance")
+    }
+
+
+@requires(Action.REPORT)
+def report_charts(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> list[ReportChart]:
+    """An importance-performance grid per survey with dimension answers in ``period``.
+
+    x = the dimension's score (0-100), y = its importance (relative-weight share of
+    R^2, %), guides at the means; point estimates only (no bootstrap).
+    """
+    with crm.reading(ctx) as uow:
+        scorer = Scorer(crm, uow.connection, Scope(period=period))
+        keys = uow.connection.execute(
+            select(scorer.s.c.key)
+            .distinct()
+            .select_from(scorer.answers_from())
+            .where(*scorer.conditions(), scorer.index_question())
+            .order_by(scorer.s.c.key)
+        ).scalars()
+        charts = []
+        for key in list(keys):
+            report = survey_report(crm, key, period=period, trend=None, bootstrap=0, ctx=uow)
+            grid = (report["importance"] or {}).get("grid") or {}
+            if not grid.get("items"):
+                continue
+            quadrants: dict[str, list[str]] = {}
+            for item in grid["items"]:
+                quadrants.setdefault(item["quadrant"], []).append(item["dimension"])
+            charts.append(
+                ReportChart(
+                    title=f"Importance-performance grid: {key} ({report['survey']['title']})",
+                    kind="scatter",
+                    x_labels=(),
+                    points=[
+                        (item["dimension"], item["performance"], item["importance"])
+                        for item in grid["items"]
+                    ],
+                    axes=("performance: dimension score 0-100", "importance: % of R^2"),
+                    guides=(grid["performance_split"], grid["importance_split"]),
+                    unit="%",
+                    note="; ".join(f"{q}: {', '.join(names)}" for q, names in quadrants.items())
+                    + f" (n = {report['importance']['n']} complete responses, "
+                    "relative weights; split at the means)",
+                )
+            )
+    return charts
 
 
 # A public service function added without @requires refuses every user's view.

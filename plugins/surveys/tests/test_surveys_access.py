@@ -86,6 +86,8 @@ CASES = [
         ),
     ),
     Case("scoring.survey_report", lambda c, s: scoring.survey_report(c, "nps"), EVERYONE_ONLY),
+    Case("scoring.survey_drivers", lambda c, s: scoring.survey_drivers(c, "nps"), EVERYONE_ONLY),
+    Case("scoring.report_charts", lambda c, s: scoring.report_charts(c, PERIOD), EVERYONE_ONLY),
     Case("scoring.overall_metrics", lambda c, s: scoring.overall_metrics(c, PERIOD), EVERYONE_ONLY),
     Case("service.profile_section", lambda c, s: service.profile_section(c, s.data["customer"])),
     Case("service.metrics", lambda c, s: service.metrics(c, PERIOD), EVERYONE_ONLY),
