@@ -62,3 +62,77 @@ def make_customers() -> Callable[..., list[int]]:
 def purchase() -> Callable[..., None]:
     """``purchase(crm, customer_id, at, amount, currency="EUR")``: record a purchase."""
     return _purchase
+
+
+#: The messaging section of the integration tests: an email channel writing to a folder.
+MESSAGING: Mapping[str, Any] = {
+    "base_url": "https://crm.example.com/crm",
+    "default_channel": "email",
+    "caps": [],
+}
+
+
+@pytest.fixture
+def open_mcrm(crm_factory: Callable[..., CRM], tmp_path: Any) -> Callable[..., CRM]:
+    """Open a CRM with campaigns and messaging (email through a folder channel)."""
+    import crmcore_messaging.plugin
+
+    def factory(
+        section: Mapping[str, Any] | None = None, messaging: Mapping[str, Any] | None = None
+    ) -> CRM:
+        given = {
+            **MESSAGING,
+            "channels": {
+                "email": {
+                    "type": "folder",
+                    "consent": "marketing_email",
+                    "path": str(tmp_path / "outbox"),
+                }
+            },
+            **(messaging or {}),
+        }
+        return crm_factory(
+            plugins=[crmcore_messaging.plugin, crmcore_campaigns.plugin],
+            plugin_sections={"campaigns": dict(section or {}), "messaging": given},
+        )
+
+    return factory
+
+
+@pytest.fixture
+def mcrm(open_mcrm: Callable[..., CRM]) -> CRM:
+    """A CRM with campaigns and messaging, a campaign template ``winback`` and ``reminder``."""
+    from crmcore_messaging.templates import save_template
+
+    crm = open_mcrm()
+    save_template(
+        crm,
+        "winback",
+        locale="en",
+        subject="We miss you",
+        text="Hello {{ customer.name }}, come back: {{ link('https://shop.example/back') }}",
+    )
+    save_template(crm, "reminder", locale="en", subject="Still there?", text="Last chance.")
+    save_template(crm, "winback_b", locale="en", subject="10% off", text="Ten percent off.")
+    return crm
+
+
+def _reachable(crm: CRM, n: int) -> list[int]:
+    created = crm.customers.create_many(
+        [
+            {
+                "name": f"r{i}",
+                "email": f"r{i}@example.com",
+                "consent": {"marketing_email": True},
+                "attributes": {},
+            }
+            for i in range(n)
+        ]
+    )
+    return [int(c.id) for c in created if c.id is not None]
+
+
+@pytest.fixture
+def reachable() -> Callable[[CRM, int], list[int]]:
+    """``reachable(crm, n)``: customers with an email who consented to marketing email."""
+    return _reachable
