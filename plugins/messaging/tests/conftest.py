@@ -111,15 +111,18 @@ class SMTPServer:
         self.sink = MailSink()
         self.host = "127.0.0.1"
         self.port = free_port()
-        self.controller = Controller(self.sink, hostname=self.host, port=self.port)
+        self.controller: Controller | None = None
 
     def start(self) -> None:
-        """Start serving."""
+        """Start serving (again, after :meth:`stop`, on the same port)."""
+        self.controller = Controller(self.sink, hostname=self.host, port=self.port)
         self.controller.start()
 
     def stop(self) -> None:
-        """Stop serving."""
-        self.controller.stop()
+        """Stop serving (a no-op when stopped)."""
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
 
 @pytest.fixture
