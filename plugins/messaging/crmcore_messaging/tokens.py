@@ -38,6 +38,7 @@ from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore.access import Action
 from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.tables import customers
+from crmcore_messaging.rules import erased_ids
 from crmcore_messaging.settings import settings_of
 from crmcore_messaging.tables import (
     clicks_table,
@@ -214,7 +215,9 @@ def _message(uow: UnitOfWork, token: str) -> Any:
     table = messages_table(uow.crm.metadata)
     query = select(table.c.id, table.c.customer_id, table.c.channel).where(table.c.token == token)
     row = uow.connection.execute(query).first()
-    if row is None:
+    if row is None or (
+        row.customer_id is not None and erased_ids(uow.connection, [row.customer_id])
+    ):
         raise ValidationError(
             "link: this link no longer works (its message was deleted)", field="link"
         )
