@@ -21,6 +21,7 @@ from crmcore.cli.context import (
     print_table,
 )
 from crmcore_surveys import catalog, distribution, responses, scoring, trends
+from crmcore_surveys.cli_evaluate import evaluate
 from crmcore_surveys.cli_parsing import parse_day, parse_pairs, read_json_file, read_response_file
 from crmcore_surveys.definitions import load_file
 from crmcore_surveys.report_view import print_report, render_drivers
@@ -50,6 +51,9 @@ def _period(crm: CRM, start: str | None, end: str | None) -> Period | None:
 @click.group()
 def surveys() -> None:
     """Satisfaction surveys: definitions, invitations, responses and scores."""
+
+
+surveys.add_command(evaluate)  # crm surveys evaluate: fuzzy, grey, pca, acsi (cli_evaluate.py)
 
 
 @surveys.command("create")

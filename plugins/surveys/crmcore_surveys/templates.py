@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from crmcore.errors import NotFoundError
+from crmcore_surveys.evaluation.acsi_template import ACSI
 
 _AGREE_7 = {"1": "strongly disagree", "4": "neutral", "7": "strongly agree"}
 
@@ -214,6 +215,7 @@ TEMPLATES: Mapping[str, Mapping[str, Any]] = {
     "satisfaction": SATISFACTION,
     "servqual": SERVQUAL,
     "b2b": B2B,
+    "acsi": ACSI,
 }
 
 
