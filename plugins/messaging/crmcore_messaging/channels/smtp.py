@@ -22,6 +22,7 @@ import contextlib
 import smtplib
 import ssl as ssl_module
 from collections.abc import Mapping
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any, ClassVar
@@ -47,13 +48,18 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+#: Lines up to RFC 5322's limit, so that a long List-Unsubscribe URL stays one plain header.
+EMAIL_POLICY = email_policy.default.clone(max_line_length=998)
+
+
 def build_email(message: Outgoing, sender: str) -> EmailMessage:
     """The email of ``message`` from ``sender`` (headers as the module docstring says)."""
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-    email = EmailMessage()
+    email = EmailMessage(policy=EMAIL_POLICY)
     email["From"] = sender
     email["To"] = message.recipient
-    email["Subject"] = message.subject or ""
+    if message.subject:
+        email["Subject"] = message.subject
     email["Date"] = formatdate(localtime=False, usegmt=True)
     email["Message-ID"] = f"<{message.token}@{domain}>"
     if message.unsubscribe_url:
@@ -201,4 +207,4 @@ class SMTPChannel(ChannelType):
             connection.close()
 
 
-__all__ = ["SMTPChannel", "build_email"]
+__all__ = ["EMAIL_POLICY", "SMTPChannel", "build_email"]
