@@ -160,10 +160,12 @@ def cap_window_counts(
     now: datetime,
     exclude: Sequence[int] = (),
 ) -> dict[int, int]:
-    """Per customer, messages counted by ``cap`` in ``[now - days, now)``.
+    """Per customer, messages counted by ``cap`` in the window ``(now - days, now]``.
 
     Counted: the customer's messages in state ``sending`` or ``sent`` whose
-    ``sent_at`` (else ``claimed_at``) is in the window, of the cap's channel
+    ``sent_at`` (else ``claimed_at``) is later than ``now - days`` (nothing is
+    later than now but what another process claimed with a clock slightly
+    ahead, which counts too), of the cap's channel
     (all channels for ``*``) and one of its purposes; ``exclude`` ids are
     left out (the claim counts its own batch itself).
     """
@@ -177,8 +179,7 @@ def cap_window_counts(
             table.c.customer_id.in_(sorted(set(customer_ids))),
             table.c.state.in_(COUNTED_STATES),
             table.c.purpose.in_(cap.purposes),
-            when >= now - timedelta(days=cap.days),
-            when < now,
+            when > now - timedelta(days=cap.days),
         )
         .group_by(table.c.customer_id)
     )

@@ -1,0 +1,224 @@
+"""The rules every send obeys: consent, erasure, address, quiet hours, frequency caps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from crmcore_messaging import delivery, queue, rules
+from crmcore_messaging.settings import Settings
+from crmcore_messaging.tables import messages_table
+from sqlalchemy import select
+
+from crmcore import CRM, Customer
+from crmcore.testing import FrozenClock
+
+from .conftest import SMTPServer, add_customer
+
+
+def _rows(crm: CRM) -> list[Any]:
+    table = messages_table(crm.metadata)
+    with crm.engine.connect() as connection:
+        return list(connection.execute(select(table).order_by(table.c.id)).all())
+
+
+def _queue(crm: CRM, customer_id: int, **fields: Any) -> queue.Queued:
+    fields.setdefault("text", "Hello")
+    with crm.unit_of_work() as uow:
+        return queue.enqueue(uow, customer_id=customer_id, **fields)
+
+
+def _states(crm: CRM) -> list[tuple[str, str | None]]:
+    return [(r.state, r.reason) for r in _rows(crm)]
+
+
+def test_consent_is_checked_at_enqueue_and_again_at_claim(
+    dcrm: CRM, smtp_server: SMTPServer
+) -> None:
+    no = add_customer(dcrm, "No", consent={"marketing_email": False, "surveys": True})
+    yes = add_customer(dcrm, "Yes")
+    refused = _queue(dcrm, no)
+    assert (refused.state, refused.reason) == ("refused", "no_consent")
+    _queue(dcrm, yes)
+    dcrm.customers.update(yes, {"consent": {"marketing_email": False}})  # withdrawn after
+    report = delivery.send_pending(dcrm)
+    assert (report.sent, report.refused) == (0, 1)
+    assert _states(dcrm) == [("refused", "no_consent"), ("refused", "no_consent")]
+    assert smtp_server.sink.ids() == []
+
+
+def test_surveys_also_need_the_surveys_flag_and_service_the_channel_flag(dcrm: CRM) -> None:
+    mail_only = add_customer(dcrm, "Mail", consent={"marketing_email": True, "surveys": False})
+    nothing = add_customer(dcrm, "None", consent={"marketing_email": False, "surveys": True})
+    assert _queue(dcrm, mail_only, purpose="survey").reason == "no_consent"
+    assert _queue(dcrm, mail_only, purpose="service").state == "queued"
+    assert _queue(dcrm, nothing, purpose="service").reason == "no_consent"
+    assert _queue(dcrm, nothing, purpose="survey").reason == "no_consent"
+
+
+def test_erased_customers_are_suppressed(dcrm: CRM, smtp_server: SMTPServer) -> None:
+    ann = add_customer(dcrm, "Ann")
+    pending = _queue(dcrm, ann)
+    dcrm.customers.erase(ann)
+    assert _rows(dcrm)[0].state == "refused" and _rows(dcrm)[0].reason == "erased"
+    later = _queue(dcrm, ann, channel="inbox")
+    assert (later.state, later.reason) == ("refused", "erased")
+    assert delivery.send_pending(dcrm).claimed == 0
+    assert smtp_server.sink.ids() == []
+    assert pending.message_id is not None
+
+
+def test_no_address_for_the_channel(dcrm: CRM) -> None:
+    no_phone = add_customer(dcrm, "Ann")
+    assert _queue(dcrm, no_phone, channel="sms").reason == "no_address"
+    assert _queue(dcrm, no_phone, channel="inbox").state == "queued"  # in-app: the id
+
+
+def test_address_attribute_addresses_a_chat_app(open_dcrm: Callable[..., CRM]) -> None:
+    crm = open_dcrm()
+    base = crm.plugin_config("messaging")
+    channels = dict(base["channels"])
+    channels["wechat"] = {**channels["sms"], "address_attribute": "openid"}
+    crm = open_dcrm(channels=channels)
+    with_id = add_customer(crm, "Wei", attributes={"openid": "o-123"})
+    without = add_customer(crm, "Li")
+    assert _queue(crm, with_id, channel="wechat").state == "queued"
+    assert _queue(crm, without, channel="wechat").reason == "no_address"
+    assert _rows(crm)[0].recipient == "o-123"
+
+
+def test_frequency_caps_per_channel_and_overall(
+    open_dcrm: Callable[..., CRM], clock: FrozenClock
+) -> None:
+    crm = open_dcrm(
+        caps=[
+            {"channel": "*", "max": 3, "days": 7},
+            {"channel": "inbox", "max": 1, "days": 1, "purposes": ["marketing"]},
+        ]
+    )
+    ann = add_customer(crm, "Ann")
+    for _ in range(2):
+        _queue(crm, ann, channel="inbox")
+    for _ in range(3):
+        _queue(crm, ann)
+    _queue(crm, ann, purpose="service")  # not capped: service is not among the purposes
+    report = delivery.send_pending(crm)
+    assert (report.sent, report.refused) == (4, 2)
+    assert _states(crm) == [
+        ("sent", None),
+        ("refused", "frequency_cap"),  # inbox: 1 a day
+        ("sent", None),
+        ("sent", None),
+        ("refused", "frequency_cap"),  # 3 a week overall
+        ("sent", None),
+    ]
+    assert _queue(crm, ann).reason == "frequency_cap"  # already full at enqueue
+    with crm.unit_of_work() as uow:  # staff messages are exempt
+        assert queue.enqueue_staff(uow, user="alice", subject="s", text="t").state == "queued"
+    clock.advance(days=7)  # the window rolls: sent_at + 7 days is out
+    assert _queue(crm, ann).state == "queued"
+    assert delivery.send_pending(crm).sent == 2
+
+
+def test_cap_window_boundary(open_dcrm: Callable[..., CRM], clock: FrozenClock) -> None:
+    crm = open_dcrm(caps=[{"channel": "*", "max": 1, "days": 1}])
+    ann = add_customer(crm, "Ann")
+    _queue(crm, ann, channel="inbox")
+    delivery.send_pending(crm)
+    clock.advance(days=1, seconds=-1)
+    assert _queue(crm, ann, channel="inbox").reason == "frequency_cap"
+    clock.advance(seconds=1)  # exactly one day later: the first one is out of the window
+    assert _queue(crm, ann, channel="inbox").state == "queued"
+
+
+def test_quiet_hours_defer_to_their_end_in_the_customers_zone(
+    open_dcrm: Callable[..., CRM], clock: FrozenClock
+) -> None:
+    crm = open_dcrm(quiet_hours={"start": "21:00", "end": "08:00"})
+    clock.set(datetime(2026, 3, 2, 14, 30, tzinfo=UTC))  # 22:30 in Shanghai, 15:30 in Berlin
+    shanghai = add_customer(crm, "Wei", attributes={"timezone": "Asia/Shanghai"})
+    berlin = add_customer(crm, "Jan", attributes={"timezone": "Europe/Berlin"})
+    late = _queue(crm, shanghai, channel="inbox")
+    day = _queue(crm, berlin, channel="inbox")
+    assert (late.state, day.state) == ("deferred", "queued")
+    rows = {r.id: r for r in _rows(crm)}
+    assert rows[late.message_id].not_before == datetime(2026, 3, 3, 0, 0, tzinfo=UTC)  # 08:00
+    assert delivery.send_pending(crm).sent == 1
+    clock.set(datetime(2026, 3, 3, 0, 0, tzinfo=UTC))
+    assert delivery.send_pending(crm).sent == 1
+    assert {r.state for r in _rows(crm)} == {"sent"}
+
+
+def test_quiet_hours_are_checked_again_at_claim(
+    open_dcrm: Callable[..., CRM], clock: FrozenClock
+) -> None:
+    crm = open_dcrm(quiet_hours={"start": "21:00", "end": "08:00"})
+    clock.set(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))  # 20:00 in Shanghai
+    wei = add_customer(crm, "Wei", phone="+8613800138000")  # zone from the number
+    _queue(crm, wei, channel="inbox")
+    clock.advance(hours=1, minutes=30)  # 21:30: quiet now
+    report = delivery.send_pending(crm)
+    assert (report.sent, report.deferred) == (0, 1)
+    (row,) = _rows(crm)
+    assert (row.state, row.reason) == ("deferred", "quiet_hours")
+    assert row.not_before == datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
+    assert row.timezone == "Asia/Shanghai"
+
+
+def _settings(**section: Any) -> Settings:
+    return Settings.from_config({"default_timezone": "UTC", **section})
+
+
+@pytest.mark.parametrize(
+    ("local", "start", "end", "until"),
+    [
+        ("2026-03-02T22:00", "21:00", "08:00", "2026-03-03T08:00"),
+        ("2026-03-03T07:59", "21:00", "08:00", "2026-03-03T08:00"),
+        ("2026-03-03T08:00", "21:00", "08:00", None),
+        ("2026-03-03T20:59", "21:00", "08:00", None),
+        ("2026-03-03T21:00", "21:00", "08:00", "2026-03-04T08:00"),
+        ("2026-03-03T12:30", "12:00", "14:00", "2026-03-03T14:00"),
+        ("2026-03-03T14:00", "12:00", "14:00", None),
+        ("2026-03-03T11:59", "12:00", "14:00", None),
+        ("2026-03-03T12:00", "12:00", "12:00", None),
+    ],
+)
+def test_quiet_until(local: str, start: str, end: str, until: str | None) -> None:
+    settings = _settings(quiet_hours={"start": start, "end": end})
+    now = datetime.fromisoformat(local).replace(tzinfo=UTC)
+    found = rules.quiet_until(now, "UTC", settings)
+    assert found == (None if until is None else datetime.fromisoformat(until).replace(tzinfo=UTC))
+
+
+def test_quiet_hours_across_a_daylight_saving_change() -> None:
+    settings = _settings(quiet_hours={"start": "22:00", "end": "07:00"})
+    # 2026-03-29: Berlin moves from UTC+1 to UTC+2 at 02:00 local.
+    now = datetime(2026, 3, 28, 23, 0, tzinfo=UTC)  # 00:00 local, quiet
+    assert rules.quiet_until(now, "Europe/Berlin", settings) == datetime(
+        2026, 3, 29, 5, 0, tzinfo=UTC
+    )
+
+
+def test_customer_zone_attribute_then_phone_then_default() -> None:
+    settings = _settings(default_timezone="Europe/Paris")
+    zone = rules.customer_zone
+    assert zone(Customer(name="a", attributes={"timezone": "Asia/Tokyo"}), settings) == "Asia/Tokyo"
+    bad = Customer(name="b", attributes={"timezone": "Mars/Olympus"}, phone="+8613800138000")
+    assert zone(bad, settings) == "Asia/Shanghai"  # bad name: the number decides
+    us = Customer(name="c", phone="+12025550100")
+    assert zone(us, settings) == "America/New_York"
+    assert zone(Customer(name="d"), settings) == "Europe/Paris"
+    several = Customer(name="e", phone="+61491570156")  # an Australian mobile: many zones
+    assert zone(several, settings) == "Europe/Paris"
+
+
+def test_cap_counter_counts_a_batch(dcrm: CRM) -> None:
+    settings = _settings(caps=[{"channel": "*", "max": 2, "days": 1}])
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with dcrm.reading() as uow:
+        counter = rules.CapCounter(uow.connection, dcrm.metadata, settings, [1], now)
+    assert [counter.admit(1, "email", "marketing") for _ in range(3)] == [True, True, False]
+    assert counter.admit(1, "email", "service")  # not a capped purpose
+    assert counter.counts == [{1: 2}]
