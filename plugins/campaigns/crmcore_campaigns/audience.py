@@ -160,6 +160,7 @@ def normalise(audience: Any) -> dict[str, Any]:
     )
 
 
+@requires(Action.READ, scoped=True)  # reads no customer data
 def segmentation_enabled(crm: CRM) -> bool:
     """Whether the segmentation plugin is registered on this CRM."""
     return bool(crm.pm.has_plugin("segmentation"))
@@ -208,24 +209,33 @@ def resolve(crm: CRM, audience: Mapping[str, Any], *, ctx: UnitOfWork | None = N
         return sorted(int(i) for i in uow.connection.execute(query).scalars())
 
 
-@requires(Action.READ, scoped=True)  # reads value tiers of ids the caller already resolved
+@requires(Action.READ, scoped=True)  # only ids the principal may read
 def strata(
     crm: CRM, customer_ids: Sequence[int], *, stratify: bool, ctx: UnitOfWork | None = None
 ) -> dict[int, str]:
-    """``customer id -> stratum`` (value tier, or ``all`` without segmentation/stratification)."""
-    if not stratify or not segmentation_enabled(crm):
-        return dict.fromkeys(customer_ids, ALL_STRATA)
-    from crmcore_segmentation.tiers import tier_query
+    """``customer id -> stratum`` of the ids the principal may read (others are left out).
 
-    tiered = tier_query(crm).subquery("tiers")
-    found: dict[int, str] = {}
+    The stratum is the value tier (or ``unvalued``), or ``all`` without
+    segmentation or stratification.
+    """
     with crm.reading(ctx) as uow:
+        visible = uow.connection.execute(
+            select(customers.c.id).where(
+                among(uow.connection, customers.c.id, list(customer_ids)),
+                crm.access.where(customers.c.id, ctx=uow),
+            )
+        ).scalars()
+        ids = sorted(int(i) for i in visible)
+        if not stratify or not segmentation_enabled(crm):
+            return dict.fromkeys(ids, ALL_STRATA)
+        from crmcore_segmentation.tiers import tier_query
+
+        tiered = tier_query(crm).subquery("tiers")
         query = select(tiered.c.customer_id, tiered.c.tier).where(
-            among(uow.connection, tiered.c.customer_id, list(customer_ids))
+            among(uow.connection, tiered.c.customer_id, ids)
         )
-        for customer_id, tier in uow.connection.execute(query):
-            found[int(customer_id)] = str(tier)
-    return {cid: found.get(cid, UNVALUED) for cid in customer_ids}
+        found = {int(cid): str(tier) for cid, tier in uow.connection.execute(query)}
+    return {cid: found.get(cid, UNVALUED) for cid in ids}
 
 
 @requires(Action.READ, scoped=True)  # counts only among ids the caller gives

@@ -3,6 +3,8 @@
 A campaign is handed out as a plain mapping: every column of
 ``campaigns_campaigns`` (``seed`` is the effective seed: the one given, else the
 campaign's id), plus ``treated`` and ``control`` (members per group, once launched).
+An audience given as a list of customers shows a user only the customers they may
+read (``customers_not_shown`` counts the others).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from crmcore import CRM, NotFoundError, UnitOfWork, ValidationError
 from crmcore.access import Action
 from crmcore.audit import AuditEntry
 from crmcore.scoping import enforce_declared, requires
+from crmcore.storage.filters import among
+from crmcore.storage.tables import customers
 from crmcore_campaigns.audience import not_writable, resolve
 from crmcore_campaigns.settings import settings_of
 from crmcore_campaigns.tables import campaigns_table, recipients_table
@@ -98,9 +102,33 @@ def _who(crm: CRM, uow: UnitOfWork) -> str | None:
     return principal.user if principal is not None else uow.actor
 
 
+def _visible_audience(uow: UnitOfWork, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with an explicit customer list cut to what a user's view may read."""
+    given = data["audience"].get("customers")
+    if given is None or uow.crm.access.principal is None:
+        return data
+    shown = sorted(
+        int(i)
+        for i in uow.connection.execute(
+            select(customers.c.id).where(
+                among(uow.connection, customers.c.id, given),
+                uow.crm.access.where(customers.c.id, ctx=uow),
+            )
+        ).scalars()
+    )
+    audience = {"customers": shown, "customers_not_shown": len(given) - len(shown)}
+    return {**data, "audience": audience}
+
+
 @requires(Action.READ, scoped=True)  # a campaign's definition and group sizes name nobody
-def load(uow: UnitOfWork, campaign_id: int, *, lock: bool = False) -> dict[str, Any]:
-    """Campaign ``campaign_id`` read inside ``uow`` (NotFoundError when there is none)."""
+def load(
+    uow: UnitOfWork, campaign_id: int, *, lock: bool = False, raw: bool = False
+) -> dict[str, Any]:
+    """Campaign ``campaign_id`` read inside ``uow`` (NotFoundError when there is none).
+
+    ``raw`` keeps an explicit customer list whole (for launching, which checks
+    every member itself); otherwise a user's view sees only the customers it may read.
+    """
     table = campaigns_table(uow.crm.metadata)
     query = select(table).where(table.c.id == campaign_id)
     if lock:
@@ -109,6 +137,8 @@ def load(uow: UnitOfWork, campaign_id: int, *, lock: bool = False) -> dict[str, 
     if row is None:
         raise NotFoundError(f"campaign {campaign_id} does not exist")
     data = to_dict(row)
+    if not raw:
+        data = _visible_audience(uow, data)
     recipients = recipients_table(uow.crm.metadata)
     counts: dict[str, int] = dict(
         uow.connection.execute(
@@ -147,7 +177,7 @@ def list_campaigns(
     if status is not None:
         query = query.where(table.c.status == status)
     with crm.reading(ctx) as uow:
-        return [to_dict(r) for r in uow.connection.execute(query)]
+        return [_visible_audience(uow, to_dict(r)) for r in uow.connection.execute(query)]
 
 
 @requires(Action.READ, scoped=True)  # rows only of customers the principal may read

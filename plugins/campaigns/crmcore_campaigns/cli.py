@@ -63,14 +63,15 @@ def _audience(
             field="audience",
         )
     kind, value = given[0]
-    if kind == "customers":
-        try:
-            value = [int(v) for v in str(value).split(",") if v.strip()]
-        except ValueError:
-            raise ValidationError(
-                f"--customers: {customers!r} is not a list of ids", field="audience"
-            ) from None
-    return {kind: value}
+    if kind != "customers":
+        return {kind: value}
+    try:
+        ids = [int(v) for v in str(value).split(",") if v.strip()]
+    except ValueError:
+        raise ValidationError(
+            f"--customers: {customers!r} is not a list of ids", field="audience"
+        ) from None
+    return {kind: ids}
 
 
 @campaigns.command("create")

@@ -24,14 +24,15 @@ from typing import Any
 from sqlalchemy import and_, exists, select, update
 
 from crmcore import CRM, ConflictError, UnitOfWork, ValidationError
-from crmcore.access import AccessDeniedError, Action
+from crmcore.access import Action
 from crmcore.audit import AuditEntry
 from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.bulk import insert_rows
 from crmcore.storage.tables import interactions
 from crmcore_campaigns.assignment import TREATMENT, Assignment, assign, share_in_basis_points
-from crmcore_campaigns.audience import not_writable, strata
+from crmcore_campaigns.audience import strata
 from crmcore_campaigns.campaigns import audience_access, load
+from crmcore_campaigns.resolvers import campaign_recipients
 from crmcore_campaigns.sending import (
     SENT_STATES,
     cancel_pending,
@@ -90,7 +91,7 @@ def launch_campaign(
     audience or a step 1 over budget.
     """
     with crm.unit_of_work(actor, ctx) as uow:
-        campaign = load(uow, campaign_id, lock=True)
+        campaign = load(uow, campaign_id, lock=True, raw=True)
         if campaign["status"] != "draft":
             raise ConflictError(f"campaign {campaign_id} is {campaign['status']}, not a draft")
         if send:
@@ -172,7 +173,7 @@ def launch_campaign(
         return summary
 
 
-@requires(Action.READ, scoped=True)  # the caller (send_reminders) runs as a trusted sweep
+@requires(Action.WRITE)  # part of the sweep over every campaign (send_reminders)
 def reminder_candidates(uow: UnitOfWork, campaign: dict[str, Any]) -> list[Assignment]:
     """Treated members who did not respond to step 1, by customer id.
 
@@ -225,7 +226,7 @@ def reminder_candidates(uow: UnitOfWork, campaign: dict[str, Any]) -> list[Assig
     ]
 
 
-@requires(Action.READ, scoped=True)  # counts the campaign's own messages
+@requires(Action.WRITE)  # part of the sweep over every campaign (send_reminders)
 def committed_messages(uow: UnitOfWork, campaign_id: int) -> int:
     """The campaign's messages not refused or failed (queued, deferred, sending, sent, bounced)."""
     messages = messages_table(uow.crm)
@@ -326,27 +327,20 @@ def send_reminders(
     return reports
 
 
-@requires(Action.WRITE, scoped=True)  # the body requires WRITE on every recipient
+@requires(Action.WRITE, customer=campaign_recipients)
 def stop_campaign(
     crm: CRM, campaign_id: int, *, actor: str | None = None, ctx: UnitOfWork | None = None
 ) -> dict[str, Any]:
-    """Stop a campaign: its queued and deferred messages are refused, no reminder follows."""
+    """Stop a launched campaign: queued and deferred messages are refused, no reminder follows.
+
+    The principal must be allowed to write every recipient. ConflictError for
+    a draft (nothing to stop) or a campaign already stopped.
+    """
     with crm.unit_of_work(actor, ctx) as uow:
         campaign = load(uow, campaign_id, lock=True)
-        if campaign["status"] == "stopped":
-            raise ConflictError(f"campaign {campaign_id} is already stopped")
-        recipients = recipients_table(crm.metadata)
-        ids = [
-            int(i)
-            for i in uow.connection.execute(
-                select(recipients.c.customer_id).where(recipients.c.campaign_id == campaign_id)
-            ).scalars()
-        ]
-        foreign = not_writable(crm, ids, ctx=uow)
-        if foreign:
-            raise AccessDeniedError(
-                f"may not stop campaign {campaign_id}: {foreign} of its {len(ids)} recipients "
-                "are customers you may not write"
+        if campaign["status"] != "launched":
+            raise ConflictError(
+                f"campaign {campaign_id} is {campaign['status']}: only a launched campaign stops"
             )
         cancelled = cancel_pending(uow, campaign_id)
         table = campaigns_table(crm.metadata)

@@ -21,6 +21,7 @@ from crmcore import CRM, UnitOfWork, ValidationError
 from crmcore.access import Action
 from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.bulk import insert_rows
+from crmcore_campaigns.resolvers import campaign_recipients
 from crmcore_campaigns.tables import sends_table
 
 REF_TYPE = "campaigns.campaign"
@@ -115,7 +116,7 @@ def enqueue_step(
     return states
 
 
-@requires(Action.WRITE, scoped=True)  # the caller checked WRITE on every recipient
+@requires(Action.WRITE, customer=campaign_recipients)
 def cancel_pending(uow: UnitOfWork, campaign_id: int) -> int:
     """Refuse the campaign's messages still queued or deferred (reason ``campaign_stopped``).
 
