@@ -26,12 +26,13 @@ import attrs
 from attrs import frozen
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from crmcore import CRM, Customer, UnitOfWork, ValidationError
 from crmcore.access import Action
 from crmcore.errors import CRMError, PluginError
-from crmcore.model.entities import Consent, CustomerKind, Gender, Stage
+from crmcore.model.entities import Channel, Consent, CustomerKind, Gender, Stage
 from crmcore.scoping import enforce_declared, requires
 from crmcore_messaging.settings import settings_of
 from crmcore_messaging.template_store import locale_chain, resolve
@@ -44,12 +45,30 @@ RESERVED = ("customer", "ref", "link", "unsubscribe_url", "locale")
 #: The hook whose answers become one context key per plugin.
 VARIABLES_HOOK = "messaging_template_variables"
 
-_TEXT = ImmutableSandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-)
-_HTML = ImmutableSandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True
-)
+#: The longest text a part may render to, and the largest ``*`` or ``**`` result allowed.
+MAX_OUTPUT = 1_000_000
+MAX_EXPONENT = 100
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox that also bounds ``*`` and ``**`` (no huge strings or numbers)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """Refuse a repetition longer than MAX_OUTPUT and an exponent above MAX_EXPONENT."""
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"an exponent above {MAX_EXPONENT} is not allowed")
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                repeated = isinstance(sequence, str | list | tuple) and isinstance(count, int)
+                if repeated and len(sequence) * count > MAX_OUTPUT:
+                    raise SecurityError(f"a result longer than {MAX_OUTPUT} is not allowed")
+        return super().call_binop(context, operator, left, right)
+
+
+_TEXT = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_HTML = _Sandbox(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
 _UNDEFINED = re.compile(r"^'(?P<name>[^']+)' is undefined$")
 _NO_ATTRIBUTE = re.compile(r"has no attribute '(?P<name>[^']+)'$")
 _NO_ELEMENT = re.compile(r"has no element (?P<name>.+)$")
@@ -168,13 +187,20 @@ def render_part(part: str, source: str, context: Mapping[str, Any]) -> str:
     """Render one part; any failure is a ValidationError ``<part>: line <n>: <what>``."""
     template = compile_part(part, source)
     try:
-        return template.render(context)
+        rendered = template.render(context)
+        if len(rendered) > MAX_OUTPUT:
+            raise ValidationError(
+                f"{part}: renders to more than {MAX_OUTPUT} characters", field=part
+            )
+        return rendered
+    except ValidationError as exc:
+        if exc.field == part:
+            raise
+        line, what = _line(exc, part), str(exc)  # from link(): a URL that may not be tracked
     except UndefinedError as exc:
         line, what = _undefined(source, str(exc), _line(exc, part))
     except SecurityError as exc:
         line, what = _line(exc, part), f"not allowed in a template: {exc}"
-    except ValidationError as exc:  # from link(): a URL that may not be tracked
-        line, what = _line(exc, part), str(exc)
     except CRMError:
         raise
     except Exception as exc:
@@ -223,7 +249,7 @@ def sample_customer() -> Customer:
         founding_date=date(2010, 3, 1),
         owner="sample-owner",
         stage=Stage.ACTIVE,
-        source_channel=None,
+        source_channel=Channel.WEB,
         tags=("sample",),
         attributes={},
         consent=Consent(True, True, True, True, True),

@@ -72,6 +72,19 @@ def test_a_sandbox_escape_is_refused_with_its_line() -> None:
     assert "not allowed" in _refused("{{ customer.tags.append('x') }}")
 
 
+def test_huge_results_are_refused() -> None:
+    message = _refused("x\n{{ 'ab' * 600000 }}")
+    assert message == (
+        "body_text: line 2: not allowed in a template: a result longer than 1000000 is not allowed"
+    )
+    assert "an exponent above 100" in _refused("{{ 10 ** 1000 }}")
+    assert (
+        render_part("body_text", "{{ '-' * 3 }}{{ 2 ** 10 }}{{ 3 * 4 }}", _context()) == "---102412"
+    )
+    loop = "{% for i in range(1000) %}{{ 'x' * 1000 }}{% endfor %}x"
+    assert _refused(loop) == "body_text: renders to more than 1000000 characters"
+
+
 def test_a_link_must_be_http_or_https() -> None:
     for bad in (
         "javascript:alert(1)",
@@ -122,7 +135,7 @@ def test_the_context_holds_every_customer_field_and_the_plugins() -> None:
     assert data["birth_date"] == date(1990, 5, 17)
     assert data["registered_capital"] == Decimal("1000000")
     assert data["consent"]["marketing_email"] is True and data["tags"] == ["sample"]
-    assert all(v is not None for k, v in data.items() if k != "source_channel")
+    assert all(v is not None for v in data.values()) and data["source_channel"] == "web"
     text = render_part(
         "body_text",
         "{{ customer.birth_date.month }}/{{ loyalty.points }}/{{ locale }}/{{ unsubscribe_url }}"
