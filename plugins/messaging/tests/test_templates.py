@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from crmcore_messaging import templates
 from crmcore_messaging.rendering import render_message
-from crmcore_messaging.tables import templates_table
+from crmcore_messaging.tables import secrets_table, templates_table
 from sqlalchemy import func, select
 
 from crmcore import CRM, Customer, NotFoundError, UnitOfWork, ValidationError
@@ -176,6 +176,7 @@ def test_bad_input_is_refused_clearly(mcrm: CRM) -> None:
     with pytest.raises(NotFoundError, match="has no version 7"):
         templates.get_template(mcrm, "ok", locale="en", version=7)
     customer = mcrm.customers.create({"name": "Ann"})
+    assert customer.id is not None
     with pytest.raises(ValidationError, match=r"^locale: 'xx' is not one of"):
         templates.preview(mcrm, "ok", customer.id, locale="xx")
     with pytest.raises(NotFoundError, match="no template named 'nope'"):
@@ -226,6 +227,7 @@ def test_preview_renders_for_a_customer_without_storing_anything(
         html="<p>{{ customer.name }}</p>",
     )
     customer = mcrm.customers.create({"name": "李<雷>", "attributes": {"locale": "zh-CN"}})
+    assert customer.id is not None
     rendered = templates.preview(mcrm, "promo", customer.id, variables={"offer": "8折"})
     assert rendered.subject == "李<雷>: 您好" and rendered.locale == "zh-CN"
     assert rendered.text == (
@@ -234,7 +236,5 @@ def test_preview_renders_for_a_customer_without_storing_anything(
     )
     assert rendered.html == "<p>李&lt;雷&gt;</p>"
     assert templates.preview(mcrm, "promo", customer.id, locale="en").locale == "zh-CN"
-    from crmcore_messaging.tables import secrets_table
-
     with mcrm.engine.connect() as connection:
         assert connection.execute(select(secrets_table(mcrm.metadata))).all() == []
