@@ -2,15 +2,15 @@
 
 After ``plan`` created a care rule's tasks of a day, it hands them, 500 at a
 time, to the hook. The tasks a plugin takes are marked done with the outcome
-``sent as message`` and their interactions recorded through core (kind and
-channel of the task's kind, outbound, ``external_id = activity:<id>``), all in
-the plan's unit of work. Without an implementation nothing is read.
+``sent as message`` in the plan's unit of work; the plugin records their
+outbound interactions through core when each message goes out (the messaging
+plugin does, with ``ref_type = "activities.activity"``). Without an
+implementation nothing is read.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
@@ -72,26 +72,13 @@ def deliver(uow: UnitOfWork, rule_id: int, occurrence: date) -> int:
         ids = sorted({int(i) for answer in answers for i in answer or () if int(i) in batch})
         if not ids:
             continue
-        recorded = uow.crm.interactions.record_many(
-            [
-                _interaction(
-                    batch[i], kinds[batch[i].kind].interaction, kinds[batch[i].kind].channel, uow
-                )
-                for i in ids
-            ],
-            ctx=uow,
-        )
+        # The plugin that took a task records its interaction when the message
+        # actually goes out (a message refused later, for consent, leaves none).
         uow.connection.execute(
             update(table)
             .where(table.c.id == bindparam("aid"))
-            .values(
-                status="done",
-                outcome=SENT,
-                completed_at=uow.now,
-                updated_at=uow.now,
-                interaction_id=bindparam("iid"),
-            ),
-            [{"aid": i, "iid": r.id} for i, r in zip(ids, recorded, strict=True)],
+            .values(status="done", outcome=SENT, completed_at=uow.now, updated_at=uow.now),
+            [{"aid": i} for i in ids],
         )
         uow.crm.audit.record_batch(
             uow,
@@ -101,21 +88,6 @@ def deliver(uow: UnitOfWork, rule_id: int, occurrence: date) -> int:
         )
         taken += len(ids)
     return taken
-
-
-def _interaction(row: Any, kind: str, channel: str, uow: UnitOfWork) -> dict[str, Any]:
-    return {
-        "customer_id": int(row.customer_id),
-        "kind": kind,
-        "channel": channel,
-        "direction": "outbound",
-        "occurred_at": uow.now,
-        "text": row.subject,
-        "handled_by": row.assignee,
-        "source": "activities",
-        "external_id": f"activity:{row.id}",
-        "payload": {"activity_id": int(row.id), "activity_kind": row.kind, "message": True},
-    }
 
 
 enforce_declared(__name__)

@@ -42,10 +42,11 @@ def activities_care_messages(ctx: UnitOfWork, tasks: Sequence[Mapping[str, Any]]
     repurchase, winback) has just created for a day. Each mapping holds
     ``activity_id``, ``customer_id``, ``assignee``, ``kind``, ``channel`` (the
     kind's), ``subject`` and ``due_at``. The tasks whose ids are returned are
-    marked done ("sent as message") and their interactions recorded through
-    core, in the same unit of work; the others stay tasks. Queue the messages
-    in your own tables through ``ctx.connection`` and send them after commit
-    (``crm_events_committed``): nothing may leave the system before it.
+    marked done ("sent as message") in the same unit of work; the others
+    stay tasks. Queue the messages in your own tables through
+    ``ctx.connection`` and send them after commit: nothing may leave the
+    system before it. Record each message's outbound interaction through core
+    when it goes out (activities records none for the tasks it hands over).
     Raising rolls the whole plan back.
     """
     return ()

@@ -296,7 +296,8 @@ def test_care_tasks_taken_over_by_a_messaging_plugin(open_crm: Any, clock: Froze
         task = by_customer[cid]
         if cid % 2 == 0:
             assert task["status"] == "done" and task["outcome"] == "sent as message"
-            (sent,) = crm.interactions.list(customer_id=cid).items
-            assert sent.id == task["interaction_id"] and sent.channel == "sms"
+            # The messenger records the interaction when it sends; this one never sends.
+            assert task["interaction_id"] is None
+            assert crm.interactions.list(customer_id=cid).items == []
         else:
             assert task["status"] == "planned"
