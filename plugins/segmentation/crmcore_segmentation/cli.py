@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from crmcore import ValidationError
+from crmcore import CRM, ValidationError
 from crmcore.cli.context import (
     get_actor,
     get_console,
@@ -24,6 +24,7 @@ from crmcore.cli.context import (
 from crmcore_segmentation import churn, retention, rfm, value
 from crmcore_segmentation import segments as saved
 from crmcore_segmentation.json_stream import echo_json_array, echo_json_object
+from crmcore_segmentation.settings import profit_description, settings_of
 
 
 def parse_as_of(text: str | None) -> datetime | None:
@@ -89,6 +90,13 @@ def plain(value: Any) -> Any:
 
 
 _plain = plain
+
+
+def _measure_caption(crm: CRM, basis: str | None) -> str | None:
+    """For the profit basis: the profit form in words."""
+    if value.measure_of(crm, basis).startswith("profit_"):
+        return f"profit = {profit_description(settings_of(crm))}"
+    return None
 
 
 @click.group("segments")
@@ -179,7 +187,12 @@ def tiers_command(
         if as_json:
             echo_json_array(_plain(r) for r in rows)
         else:
-            print_table(list(rows), ["customer_id", "value"], title=f"Tier {tier}")
+            print_table(
+                list(rows),
+                ["customer_id", "value"],
+                title=f"Tier {tier} by {value.measure_of(crm, basis)}",
+                caption=_measure_caption(crm, basis),
+            )
         return
     summary = [
         {
@@ -187,13 +200,19 @@ def tiers_command(
             "customers": t.customers,
             "value": t.value,
             "share_percent": t.share_percent,
+            "measure": t.measure,
         }
         for t in value.tiers(crm, basis, as_of=moment, window_days=window_days)
     ]
     if as_json:
         print_json(_plain(summary))
     else:
-        print_table(summary, ["tier", "customers", "value", "share_percent"], title="Value tiers")
+        print_table(
+            summary,
+            ["tier", "customers", "value", "share_percent"],
+            title=f"Value tiers by {value.measure_of(crm, basis)}",
+            caption=_measure_caption(crm, basis),
+        )
 
 
 @segments_group.command("pareto")
@@ -228,8 +247,13 @@ def pareto_command(
     if as_json:
         echo_json_object(head, "customers", (_plain(m) for m in members))
         return
-    print_record(head, title="Pareto set")
-    print_table(list(members), ["customer_id", "value"], title="Key customers")
+    print_record(head, title=f"Pareto set by {summary.measure}")
+    print_table(
+        list(members),
+        ["customer_id", "value"],
+        title=f"Key customers by {summary.measure}",
+        caption=_measure_caption(crm, summary.basis),
+    )
 
 
 @segments_group.command("clv")
@@ -239,8 +263,9 @@ def pareto_command(
 @json_option
 def clv_command(customer_ids: Sequence[int], limit: int, as_of: str | None, as_json: bool) -> None:
     """Show historic and predictive lifetime value and profit, highest predictive first."""
+    crm = get_crm()
     found = value.iter_customer_values(
-        get_crm(),
+        crm,
         as_of=parse_as_of(as_of),
         customer_ids=list(customer_ids) or None,
         limit=None if customer_ids else _rows(limit),
@@ -257,7 +282,12 @@ def clv_command(customer_ids: Sequence[int], limit: int, as_of: str | None, as_j
             "profit",
             "segment",
         ]
-        print_table(rows, columns, title="Customer lifetime value")
+        print_table(
+            rows,
+            columns,
+            title="Customer lifetime value",
+            caption=f"profit = {profit_description(settings_of(crm))}",
+        )
 
 
 @segments_group.command("costs")

@@ -4,11 +4,17 @@ Definitions (money in exact ten-thousandths in SQL, see :mod:`.purchases`):
 
 * **lifetime revenue**: the sum of net amounts of every counted purchase before ``as_of``
   (no window). This is the **historic CLV**.
-* **profit** = ``floor(lifetime revenue x margin)`` (to 1/10000 of the unit) minus the
-  acquisition and the service cost. Costs come from the customer's row in
-  ``segmentation_customer_costs`` (:func:`set_costs`) when set, else from
-  ``costs.segments.<RFM segment>`` of the config, else ``costs.acquisition`` /
-  ``costs.service`` (default 0).
+* **profit**, in the form ``profitability`` names (both are always computed):
+
+  - ``contribution`` (the default) = ``floor(lifetime revenue x margin)`` (to 1/10000
+    of the unit) minus the acquisition and the service cost;
+  - ``revenue_minus_costs`` = lifetime revenue minus the acquisition and the service
+    cost (the 10C framework's customer profitability: lifetime purchases minus the
+    cost of acquiring and serving the customer).
+
+  Costs come from the customer's row in ``segmentation_customer_costs``
+  (:func:`set_costs`) when set, else from ``costs.segments.<RFM segment>`` of the
+  config, else ``costs.acquisition`` / ``costs.service`` (default 0).
 * **predictive CLV** = ``AOV x annual purchase rate x margin`` summed over
   ``expected_lifetime_years`` years, year ``t`` (1-based) discounted by ``(1 + d) ** t``;
   ``AOV`` = lifetime revenue / counted purchases; annual rate = ``purchases * 365 /
@@ -78,7 +84,8 @@ def lifetime_query(crm: CRM, *, as_of: datetime | None = None) -> Select[Any]:
 
     Columns: ``customer_id``, ``purchases``, ``revenue``, ``first_day``, ``last_day``,
     ``segment`` (RFM segment in the configured window, ``NULL`` when unscored),
-    ``acquisition``, ``service`` and ``profit`` (money in ten-thousandths).
+    ``acquisition``, ``service``, ``contribution``, ``revenue_minus_costs`` and
+    ``profit`` (the configured form of the two; money in ten-thousandths).
     The lifetime aggregates and the RFM segment are put side by side with
     :func:`~crmcore_segmentation.per_customer.merge_per_customer` (a sort, not
     a join SQLite would re-run per customer).
@@ -108,11 +115,13 @@ def lifetime_query(crm: CRM, *, as_of: datetime | None = None) -> Select[Any]:
         return func.coalesce(raw_money(costs.c[kind]), fallback)
 
     acquisition, service = cost("acquisition"), cost("service")
-    profit = (
+    contribution = (
         life.c.revenue * literal(_margin_raw(settings), BigInteger) // literal(SCALE, BigInteger)
         - acquisition
         - service
     )
+    net = life.c.revenue - acquisition - service
+    profit = net if settings.profitability == "revenue_minus_costs" else contribution
     return select(
         life.c.customer_id,
         life.c.purchases,
@@ -122,13 +131,18 @@ def lifetime_query(crm: CRM, *, as_of: datetime | None = None) -> Select[Any]:
         life.c.segment,
         acquisition.label("acquisition"),
         service.label("service"),
+        cast(contribution, BigInteger).label("contribution"),
+        cast(net, BigInteger).label("revenue_minus_costs"),
         cast(profit, BigInteger).label("profit"),
     ).select_from(life.outerjoin(costs, costs.c.customer_id == life.c.customer_id))
 
 
 @frozen
 class CustomerValue:
-    """One customer's lifetime value figures."""
+    """One customer's lifetime value figures.
+
+    ``profit`` is ``contribution`` or ``revenue_minus_costs``, as ``profit_form`` says.
+    """
 
     customer_id: int
     purchases: int
@@ -142,6 +156,9 @@ class CustomerValue:
     service_cost: Decimal
     profit: Decimal
     segment: str | None
+    contribution: Decimal
+    revenue_minus_costs: Decimal
+    profit_form: str
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe dict (Decimals as strings)."""
@@ -157,6 +174,9 @@ class CustomerValue:
             "acquisition_cost": str(self.acquisition_cost),
             "service_cost": str(self.service_cost),
             "profit": str(self.profit),
+            "profit_form": self.profit_form,
+            "contribution": str(self.contribution),
+            "revenue_minus_costs": str(self.revenue_minus_costs),
             "segment": self.segment,
         }
 
@@ -203,6 +223,9 @@ def _customer_value(row: Any, as_of_day: int, settings: Settings) -> CustomerVal
         service_cost=to_money(row.service),
         profit=to_money(row.profit),
         segment=row.segment,
+        contribution=to_money(row.contribution),
+        revenue_minus_costs=to_money(row.revenue_minus_costs),
+        profit_form=settings.profitability,
     )
 
 

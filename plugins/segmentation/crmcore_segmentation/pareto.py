@@ -22,20 +22,24 @@ from crmcore.scoping import enforce_declared, requires
 from crmcore_segmentation.lifetime import FETCH_SIZE
 from crmcore_segmentation.purchases import raw_sum, to_money
 from crmcore_segmentation.settings import settings_of
-from crmcore_segmentation.tiers import percent_of, resolve_basis, value_query
+from crmcore_segmentation.tiers import measure_of, percent_of, resolve_basis, value_query
 
 _CENT = Decimal("0.01")
 
 
 @frozen
 class ParetoSet:
-    """The key customers: the smallest set producing ``percent`` % of the total value."""
+    """The key customers: the smallest set producing ``percent`` % of the total value.
+
+    ``measure`` names the value (:func:`~crmcore_segmentation.tiers.measure_of`).
+    """
 
     basis: str
     percent: Decimal
     total: Decimal
     customers_valued: int
     members: tuple[dict[str, Any], ...]
+    measure: str
 
     @property
     def customer_ids(self) -> list[int]:
@@ -63,6 +67,7 @@ class ParetoSummary:
     customers_valued: int
     members: int
     value: Decimal
+    measure: str
 
     @property
     def customer_share_percent(self) -> Decimal:
@@ -73,6 +78,7 @@ class ParetoSummary:
         """The figures ``crm segments pareto`` prints (Decimals kept)."""
         return {
             "basis": self.basis,
+            "measure": self.measure,
             "percent": self.percent,
             "total": self.total,
             "members": self.members,
@@ -173,6 +179,7 @@ def pareto_summary(
         customers_valued=int(row.valued or 0),
         members=int(row.members or 0),
         value=to_money(row.members_value),
+        measure=measure_of(crm, chosen),
     )
 
 
@@ -225,7 +232,7 @@ def pareto(
     window_days: int | None = None,
     ctx: UnitOfWork | None = None,
 ) -> ParetoSet:
-    """The Pareto set on ``basis`` (``monetary``: revenue in the RFM window, or ``profit``).
+    """The Pareto set on ``basis`` (``monetary``: revenue in the RFM window, ``profit``, ...).
 
     Holds every member in memory; for large sets use :func:`pareto_summary`
     and :func:`iter_pareto_members`. Raises ValidationError for an unknown
@@ -243,6 +250,7 @@ def pareto(
         total=summary.total,
         customers_valued=summary.customers_valued,
         members=tuple(members),
+        measure=summary.measure,
     )
 
 

@@ -21,6 +21,7 @@ from crmcore_segmentation.retention import (
 )
 from crmcore_segmentation.rfm import rfm_grid, rfm_scores
 from crmcore_segmentation.segments import segments_of
+from crmcore_segmentation.settings import settings_of
 from crmcore_segmentation.tables import (
     CHURN_ALERTS,
     CUSTOMER_COSTS,
@@ -45,8 +46,11 @@ def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[
 
     ``buyers``, ``repeat_purchase_rate`` (lifetime, as of the end),
     ``retention_rate``/``churn_rate`` (against the previous period),
-    ``key_customer_revenue_share`` (revenue share of the high tier),
-    ``pareto_customer_share`` (% of buyers making the configured share of revenue),
+    ``key_customer_share.<measure>`` (the high tier's share of the value) and
+    ``pareto_customer_share.<measure>`` (% of valued customers making the configured
+    share of the value), both on the configured ``tiers.basis``, ``<measure>`` naming
+    it (:func:`~crmcore_segmentation.tiers.measure_of`: ``revenue``,
+    ``profit_contribution``, ``profit_revenue_minus_costs``, ``predicted_clv``),
     ``at_risk_customers`` (flagged by RFM segments at_risk/cant_lose),
     ``moved_to_at_risk`` (lifecycle moves to at_risk in the period) and, once
     ``crm segments fit`` has stored scores, ``expected_alive_customers`` (the sum of
@@ -57,10 +61,9 @@ def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[
     scores = rfm_segments_count(crm, period)
     kept = retention(crm, period)
     repeat = repeat_purchase_rate(crm, as_of=as_of)
-    key = pareto_summary(crm, "monetary", as_of=as_of, window_days=days)
-    high = next(
-        t for t in tiers(crm, "monetary", as_of=as_of, window_days=days) if t.tier == "high"
-    )
+    basis = settings_of(crm).tier_basis
+    key = pareto_summary(crm, basis, as_of=as_of, window_days=days)
+    high = next(t for t in tiers(crm, basis, as_of=as_of, window_days=days) if t.tier == "high")
     events = crm.metadata.tables["crm_lifecycle_events"]
     predictions = table(crm.metadata, PREDICTIONS)
     with crm.reading(ctx) as uow:
@@ -79,8 +82,8 @@ def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[
         "repeat_purchase_rate": repeat["rate"],
         "retention_rate": kept.retention_rate,
         "churn_rate": kept.churn_rate,
-        "key_customer_revenue_share": high.share_percent if scores["buyers"] else None,
-        "pareto_customer_share": key.customer_share_percent if key.members else None,
+        f"key_customer_share.{high.measure}": high.share_percent if high.customers else None,
+        f"pareto_customer_share.{key.measure}": key.customer_share_percent if key.members else None,
         "champions": scores["champions"],
         "at_risk_customers": scores["at_risk"],
         "moved_to_at_risk": int(moved),

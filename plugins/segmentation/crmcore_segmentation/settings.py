@@ -61,6 +61,7 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
         },
         "pareto_percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
         "margin": _DECIMAL,
+        "profitability": {"enum": ["contribution", "revenue_minus_costs"]},
         "discount_rate": _DECIMAL,
         "expected_lifetime_years": {"type": "integer", "minimum": 1, "maximum": 100},
         "min_tenure_days": {"type": "integer", "minimum": 1},
@@ -130,6 +131,11 @@ DEFAULT_SEGMENTS: tuple[SegmentRule, ...] = (
     _rule("lost", (1, 1), (1, 2)),
 )
 
+#: The forms of customer profitability (``profitability`` in config), the first the default:
+#: ``contribution`` = floor(lifetime revenue x margin) - costs;
+#: ``revenue_minus_costs`` = lifetime revenue - costs (the 10C framework's customer profitability).
+PROFIT_FORMS = ("contribution", "revenue_minus_costs")
+
 #: Segment of a scored customer whose (R, FM) matches no row of a custom table.
 OTHER_SEGMENT = "other"
 
@@ -169,6 +175,7 @@ class Settings:
     medium_percent: int = 30
     pareto_percent: Decimal = Decimal(80)
     margin: Decimal = Decimal("0.3")
+    profitability: str = PROFIT_FORMS[0]
     discount_rate: Decimal = Decimal("0.1")
     expected_lifetime_years: int = 3
     min_tenure_days: int = 365
@@ -199,6 +206,7 @@ class Settings:
             medium_percent=int(tiers.get("medium_percent", base.medium_percent)),
             pareto_percent=Decimal(str(section.get("pareto_percent", base.pareto_percent))),
             margin=Decimal(str(section.get("margin", base.margin))),
+            profitability=str(section.get("profitability", base.profitability)),
             discount_rate=Decimal(str(section.get("discount_rate", base.discount_rate))),
             expected_lifetime_years=int(
                 section.get("expected_lifetime_years", base.expected_lifetime_years)
@@ -227,6 +235,15 @@ def _costs(section: Mapping[str, Any], fallback: Costs) -> Costs:
     return Costs(
         acquisition=Decimal(str(section.get("acquisition", fallback.acquisition))),
         service=Decimal(str(section.get("service", fallback.service))),
+    )
+
+
+def profit_description(settings: Settings) -> str:
+    """The profit form in words, as outputs name it (``contribution: revenue x 0.3 - costs``)."""
+    if settings.profitability == "revenue_minus_costs":
+        return "revenue_minus_costs: lifetime revenue - acquisition and service costs"
+    return (
+        f"contribution: lifetime revenue x margin {settings.margin} - acquisition and service costs"
     )
 
 

@@ -1,11 +1,15 @@
 """Value tiers: customers ranked by value (monetary, profit, predicted CLV): high, medium, low.
 
 **Value tiers**: customers ordered by value descending (``monetary`` of the RFM window,
-``profit``, or ``predicted_clv``: the discounted CLV of the latest BG/NBD + Gamma-Gamma
-fit stored by ``crm segments fit``, customers without one left out); ``above`` =
-customers with a strictly greater value; ``high`` when ``100 * above < high_percent *
-n``, ``medium`` when ``100 * above < (high_percent + medium_percent) * n``, else ``low``.
-Ties share a tier.
+``profit`` in the configured form, or ``predicted_clv``: the discounted CLV of the latest
+BG/NBD + Gamma-Gamma fit stored by ``crm segments fit``, customers without one left out);
+``above`` = customers with a strictly greater value; ``high`` when ``100 * above <
+high_percent * n``, ``medium`` when ``100 * above < (high_percent + medium_percent) * n``,
+else ``low``. Ties share a tier.
+
+Every output names what the values measure (:func:`measure_of`): ``revenue`` (the
+monetary basis), ``profit_contribution`` or ``profit_revenue_minus_costs`` (the profit
+basis in the configured ``profitability`` form), ``predicted_clv``.
 """
 
 from __future__ import annotations
@@ -50,6 +54,21 @@ def resolve_basis(crm: CRM, basis: str | None) -> str:
     return chosen
 
 
+@requires(Action.READ, scoped=True)  # reads no data
+def measure_of(crm: CRM, basis: str | None = None) -> str:
+    """What ``basis`` (default: configured) measures, as outputs name it.
+
+    ``revenue`` (monetary), ``profit_contribution`` / ``profit_revenue_minus_costs``
+    (profit, in the configured ``profitability`` form) or ``predicted_clv``.
+    """
+    chosen = resolve_basis(crm, basis)
+    if chosen == "monetary":
+        return "revenue"
+    if chosen == "profit":
+        return f"profit_{settings_of(crm).profitability}"
+    return chosen
+
+
 @requires(Action.READ, scoped=True)  # builds SQL; the caller scopes what it reads
 def value_query(
     crm: CRM,
@@ -61,7 +80,8 @@ def value_query(
     """``customer_id``, ``value`` (ten-thousandths) on ``basis`` (monetary or profit).
 
     ``monetary`` is the RFM monetary value over ``window_days`` (default: configured);
-    ``profit`` is lifetime profit (no window); ``predicted_clv`` the stored CLV of the
+    ``profit`` is lifetime profit in the configured form (no window); ``predicted_clv``
+    the stored CLV of the
     latest model fit (:mod:`.predictive`).
     """
     basis = resolve_basis(crm, basis)
@@ -106,12 +126,13 @@ def tier_query(
 
 @frozen
 class TierSummary:
-    """Customers and value per tier."""
+    """Customers and value per tier; ``measure`` names the value (:func:`measure_of`)."""
 
     tier: str
     customers: int
     value: Decimal
     share_percent: Decimal
+    measure: str
 
 
 @requires(Action.REPORT)  # an aggregate over every customer
@@ -131,12 +152,14 @@ def tiers(
     with crm.reading(ctx) as uow:
         found = {r.tier: (int(r.n), int(r.total or 0)) for r in uow.connection.execute(query)}
     grand = sum(total for _, total in found.values())
+    measure = measure_of(crm, basis)
     return [
         TierSummary(
             tier=name,
             customers=found.get(name, (0, 0))[0],
             value=to_money(found.get(name, (0, 0))[1]),
             share_percent=percent_of(found.get(name, (0, 0))[1], grand),
+            measure=measure,
         )
         for name in TIERS
     ]

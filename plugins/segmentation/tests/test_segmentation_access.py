@@ -115,6 +115,7 @@ CASES = [
     Case("tiers.iter_tier_members", lambda c, s: tiers.iter_tier_members(c, "high")),
     Case("tiers.tier_members", lambda c, s: tiers.tier_members(c, "low")),
     Case("tiers.resolve_basis", lambda c, s: tiers.resolve_basis(c, None)),
+    Case("tiers.measure_of", lambda c, s: tiers.measure_of(c, "profit")),
     Case("pareto.pareto_summary", lambda c, s: pareto.pareto_summary(c), EVERYONE_ONLY),
     Case("pareto.iter_pareto_members", lambda c, s: pareto.iter_pareto_members(c)),
     Case("pareto.pareto", lambda c, s: pareto.pareto(c), EVERYONE_ONLY),

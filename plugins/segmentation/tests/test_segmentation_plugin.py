@@ -364,7 +364,7 @@ def test_metrics_charts_profile_export_and_erase(seg):
     kpis = seg.metrics(period)["segmentation"]
     assert kpis["buyers"] == 6
     assert kpis["repeat_purchase_rate"] == Decimal("100.00")
-    assert kpis["key_customer_revenue_share"] == Decimal("61.15")
+    assert kpis["key_customer_share.revenue"] == Decimal("61.15")
     charts = seg.collect("crm_report_charts", crm=seg, period=period)["segmentation"]
     grid, cohorts, trend = charts
     assert grid.kind == "heatmap" and sum(sum(row) for row in grid.values) == 6
