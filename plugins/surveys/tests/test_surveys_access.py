@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from crmcore_surveys import catalog, distribution, relationship, responses, scoring, service
+from crmcore_surveys.evaluation import service as evaluation
 from crmcore_surveys.templates import template
 
 from crmcore import CRM, Period
@@ -21,7 +22,7 @@ from crmcore.testing import (
     run_conformance,
 )
 
-MODULES = (catalog, distribution, relationship, responses, scoring, service)
+MODULES = (catalog, distribution, relationship, responses, scoring, service, evaluation)
 PERIOD = Period(datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 
 
@@ -89,6 +90,7 @@ CASES = [
     Case("scoring.survey_drivers", lambda c, s: scoring.survey_drivers(c, "nps"), EVERYONE_ONLY),
     Case("scoring.report_charts", lambda c, s: scoring.report_charts(c, PERIOD), EVERYONE_ONLY),
     Case("scoring.overall_metrics", lambda c, s: scoring.overall_metrics(c, PERIOD), EVERYONE_ONLY),
+    Case("service.evaluate", lambda c, s: evaluation.evaluate(c, "nps", "pca"), EVERYONE_ONLY),
     Case("service.profile_section", lambda c, s: service.profile_section(c, s.data["customer"])),
     Case("service.metrics", lambda c, s: service.metrics(c, PERIOD), EVERYONE_ONLY),
     Case("service.churn_signals", lambda c, s: service.churn_signals(c, [s.visible])),
