@@ -21,6 +21,7 @@ from crmcore.scoping import enforce_declared, requires
 from crmcore.storage.filters import among
 from crmcore.storage.tables import customers
 from crmcore_campaigns.audience import not_writable, resolve
+from crmcore_campaigns.sending import messaging_enabled
 from crmcore_campaigns.settings import settings_of
 from crmcore_campaigns.tables import campaigns_table, recipients_table
 from crmcore_campaigns.validation import check_campaign
@@ -69,13 +70,20 @@ def create_campaign(
     """Create a draft campaign from ``data`` (see the docs page for the fields).
 
     The audience is resolved now only to check it: it must not be empty, and
-    every member must be a customer the principal may write. It is frozen at
+    every member must be a customer the principal may write. With messaging
+    enabled, every template named must exist (NotFoundError). It is frozen at
     launch (:func:`crmcore_campaigns.launching.launch_campaign`).
     """
     values = check_campaign(data, settings_of(crm))
     table = campaigns_table(crm.metadata)
     with crm.unit_of_work(actor, ctx) as uow:
         audience_access(crm, values["audience"], uow)
+        if messaging_enabled(crm):
+            from crmcore_messaging.templates import get_template
+
+            for variant in values["variants"]:
+                for name in {variant["template"], variant["reminder_template"]} - {None}:
+                    get_template(crm, name, ctx=uow)  # NotFoundError naming the template
         campaign_id = uow.connection.execute(
             insert(table)
             .values(

@@ -12,7 +12,7 @@ from crmcore_campaigns import campaigns, launching, results
 from crmcore_messaging import delivery, tokens
 from sqlalchemy import select
 
-from crmcore import CRM, ConflictError, ValidationError
+from crmcore import CRM, ConflictError, NotFoundError, ValidationError
 from crmcore.testing import FrozenClock
 
 
@@ -203,3 +203,26 @@ def test_launch_without_messaging_fails_clearly(
     with pytest.raises(ValidationError, match="install crmcore-messaging"):
         launching.launch_campaign(ccrm, draft["id"])
     assert campaigns.get_campaign(ccrm, draft["id"])["status"] == "draft"
+
+
+def test_a_failing_launch_leaves_nothing(
+    mcrm: CRM, reachable: Callable[[CRM, int], list[int]]
+) -> None:
+    ids = reachable(mcrm, 5)
+    draft = campaigns.create_campaign(
+        mcrm,
+        {"name": "broken", "audience": {"customers": ids}, "template": "winback", "channel": "x"},
+    )
+    with pytest.raises(ValidationError, match="channel"):
+        launching.launch_campaign(mcrm, draft["id"])  # messaging refuses the first message
+    assert campaigns.get_campaign(mcrm, draft["id"])["status"] == "draft"
+    assert campaigns.recipients(mcrm, draft["id"]) == []
+    assert _messages(mcrm, draft["id"]) == []
+
+
+def test_templates_must_exist(mcrm: CRM, reachable: Callable[[CRM, int], list[int]]) -> None:
+    ids = reachable(mcrm, 1)
+    with pytest.raises(NotFoundError, match="no_such"):
+        campaigns.create_campaign(
+            mcrm, {"name": "x", "audience": {"customers": ids}, "template": "no_such"}
+        )
