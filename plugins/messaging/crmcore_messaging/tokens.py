@@ -22,8 +22,6 @@ require that the user may write the message's customer.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 from weakref import WeakKeyDictionary
@@ -109,18 +107,19 @@ def _stored(uow: UnitOfWork) -> str | None:
     return None if value is None else str(value)
 
 
+def _known_secret(crm: CRM) -> str | None:
+    """The configured secret, or the stored one this process has already read."""
+    return settings_of(crm).secret or _found_secrets.get(crm.engine)
+
+
 def _secret(uow: UnitOfWork, *, create: bool) -> str | None:
     """The signing secret: configured, else stored (created first when ``create``)."""
-    configured = settings_of(uow.crm).secret
-    if configured:
-        return configured
-    engine = uow.crm.engine
-    known = _found_secrets.get(engine)
+    known = _known_secret(uow.crm)
     if known is not None:
         return known
     value = _stored(uow)
     if value is not None:  # committed before this unit of work: safe to remember
-        _found_secrets[engine] = value
+        _found_secrets[uow.crm.engine] = value
         return value
     if not create:
         return None
@@ -130,16 +129,31 @@ def _secret(uow: UnitOfWork, *, create: bool) -> str | None:
     return _stored(uow)  # ours, or the one a concurrent first use committed
 
 
+def _signing_secret(source: UnitOfWork | CRM) -> str:
+    """The secret to sign with; a CRM opens a unit of work only the first time (to create it)."""
+    crm = source.crm if isinstance(source, UnitOfWork) else source
+    secret = _known_secret(crm)
+    if secret is None:
+        with crm.unit_of_work(None, source if isinstance(source, UnitOfWork) else None) as uow:
+            secret = _secret(uow, create=True)
+    assert secret is not None
+    return secret
+
+
 class SignedLinks:
     """The link builders of one message: ``link(url)`` and ``unsubscribe_url``."""
 
-    def __init__(self, uow: UnitOfWork, token: str) -> None:
-        """Sign with the CRM's secret (created on first use) for message ``token``."""
+    def __init__(self, source: UnitOfWork | CRM, token: str) -> None:
+        """Sign with the CRM's secret (created on first use) for message ``token``.
+
+        ``source`` is the unit of work the message is made in, or a CRM (a
+        unit of work is then opened only to create the secret on first use).
+        """
         if not isinstance(token, str) or not token:
             raise ValidationError("token: a message token is required", field="token")
-        secret = _secret(uow, create=True)
-        assert secret is not None
-        self._base = settings_of(uow.crm).base_url
+        secret = _signing_secret(source)
+        crm = source.crm if isinstance(source, UnitOfWork) else source
+        self._base = settings_of(crm).base_url
         self._token = token
         self._click = URLSafeSerializer(secret, salt=CLICK_SALT)
         self.unsubscribe_url = (
@@ -168,25 +182,18 @@ class PreviewLinks:
         return f"{self._base}/c/preview?to={quote(check_url(url), safe='')}"
 
 
-@contextmanager
-def _joined(ctx_or_crm: UnitOfWork | CRM) -> Iterator[UnitOfWork]:
-    if isinstance(ctx_or_crm, UnitOfWork):
-        yield ctx_or_crm
-    else:
-        with ctx_or_crm.unit_of_work() as uow:
-            yield uow
-
-
 def tracked_url(ctx_or_crm: UnitOfWork | CRM, token: str, url: str) -> str:
     """``{base_url}/c/{signed}``: the tracked link to ``url`` in message ``token``."""
-    with _joined(ctx_or_crm) as uow:
-        return SignedLinks(uow, token).link(url)
+    return SignedLinks(ctx_or_crm, token).link(url)
 
 
 def unsubscribe_url(ctx_or_crm: UnitOfWork | CRM, token: str) -> str:
-    """``{base_url}/u/{signed}``: the one-click unsubscribe link of message ``token``."""
-    with _joined(ctx_or_crm) as uow:
-        return SignedLinks(uow, token).unsubscribe_url
+    """``{base_url}/u/{signed}``: the one-click unsubscribe link of message ``token``.
+
+    Cheap to call per message with a CRM (as delivery does): once the secret
+    is known to the process, no transaction is opened.
+    """
+    return SignedLinks(ctx_or_crm, token).unsubscribe_url
 
 
 def _payload(uow: UnitOfWork, signed: Any, salt: str, size: int) -> list[str]:
