@@ -18,7 +18,7 @@ from sqlalchemy import insert
 
 from crmcore import CRM, AuditEntry, NotFoundError, UnitOfWork, ValidationError
 from crmcore.access import Action
-from crmcore.checks import choice
+from crmcore.checks import choice, integer
 from crmcore.scoping import enforce_declared, requires
 from crmcore.unit_of_work import acting_user
 from crmcore_messaging.rendering import Rendered, check_renders, render_with
@@ -155,15 +155,19 @@ def get_template(
     """Template ``name`` in ``locale`` at ``version`` (default: the current one).
 
     Without ``locale`` the fallback of rendering applies (``default_locale``,
-    ``"en"``, then the first stored locale). NotFoundError for an unknown
-    name, a locale or a version not stored (naming the stored locales).
+    ``"en"``, then the first stored locale), also to find the locale of a
+    ``version``. NotFoundError for an unknown name, a locale or a version
+    not stored (naming the stored locales).
     """
+    if version is not None:
+        integer("version", version, 1, 2**31 - 1)
     with crm.reading(ctx) as uow:
         if locale is None:
-            if version is not None:
-                raise ValidationError("version: give the locale too", field="version")
             chain = locale_chain(None, settings_of(crm).default_locale)
-            return resolve(uow.connection, crm.metadata, name, chain)
+            current = resolve(uow.connection, crm.metadata, name, chain)
+            if version is None:
+                return current
+            locale = current.locale
         found = load_version(uow.connection, crm.metadata, name, locale, version)
         if found is not None:
             return found

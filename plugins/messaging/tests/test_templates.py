@@ -87,6 +87,9 @@ def test_save_versions_and_a_message_keeps_its_version(mcrm: CRM) -> None:
     assert (after.text, after.template_version, after.subject) == ("Welcome back, Ann", 2, None)
     assert templates.get_template(mcrm, "welcome", locale="en", version=1).text == first.text
     assert templates.get_template(mcrm, "welcome", locale="en").version == 2
+    assert templates.get_template(mcrm, "welcome", version=1).text == first.text  # fallback locale
+    with pytest.raises(ValidationError, match=r"^version: expected an integer"):
+        templates.get_template(mcrm, "welcome", version="1")  # type: ignore[arg-type]
     listed = templates.list_templates(mcrm)
     assert [(t.name, t.locale, t.version) for t in listed] == [("welcome", "en", 2)]
     every = templates.list_templates(mcrm, all_versions=True)
