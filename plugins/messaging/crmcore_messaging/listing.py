@@ -17,6 +17,7 @@ from crmcore.access import Action
 from crmcore.checks import choice, identifier, integer
 from crmcore.errors import ConflictError, NotFoundError
 from crmcore.scoping import enforce_declared, requires
+from crmcore_messaging.resolvers import message_customer
 from crmcore_messaging.tables import STATES, messages_table
 
 if TYPE_CHECKING:
@@ -51,19 +52,6 @@ def message_dict(row: Row[Any]) -> dict[str, Any]:
         "ref": f"{row.ref_type}:{row.ref_id}" if row.ref_type else None,
         "created_at": _iso(row.created_at),
     }
-
-
-def message_customer(crm: CRM, ctx: UnitOfWork | None, arguments: Any) -> list[int] | None:
-    """The customer a message is for (a ``@requires`` resolver); ``None`` for staff or unknown."""
-    table = messages_table(crm.metadata)
-    message_id = identifier("message_id", arguments["message_id"])
-    with crm.reading(ctx) as uow:
-        found = uow.connection.execute(
-            select(table.c.customer_id).where(table.c.id == message_id)
-        ).first()
-    if found is None or found.customer_id is None:
-        return None
-    return [int(found.customer_id)]
 
 
 @requires(Action.READ, scoped=True)

@@ -117,7 +117,7 @@ def _store(ctx: UnitOfWork, row: dict[str, Any]) -> int | None:
     return None if found is None else int(found)
 
 
-def render(ctx: UnitOfWork, **arguments: Any) -> Any:
+def _render(ctx: UnitOfWork, **arguments: Any) -> Any:
     """Render a template through the templates part (:mod:`crmcore_messaging.rendering`)."""
     name = "crmcore_messaging.rendering"
     if importlib.util.find_spec(name) is None:
@@ -207,7 +207,7 @@ def enqueue(
     else:
         row["state"] = state
         if template is not None:
-            rendered = render(
+            rendered = _render(
                 ctx,
                 template=template,
                 customer=customer,
