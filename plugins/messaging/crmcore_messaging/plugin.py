@@ -147,6 +147,41 @@ def crm_erase_customer(ctx: UnitOfWork, customer_id: int) -> None:
     privacy.erase(ctx, customer_id)
 
 
+# --- messages the other plugins ask for (each optional) ----------------------------
+
+
+@hookimpl(optionalhook=True)
+def surveys_invitations_created(ctx: UnitOfWork, invitations: Sequence[Mapping[str, Any]]) -> None:
+    """Queue each new survey invitation with its personal link."""
+    from crmcore_messaging import integrations
+
+    integrations.survey_invitations(ctx, invitations)
+
+
+@hookimpl(optionalhook=True)
+def complaints_progress(ctx: UnitOfWork, updates: Sequence[Mapping[str, Any]]) -> None:
+    """Tell the customer their complaint was acknowledged or resolved."""
+    from crmcore_messaging import integrations
+
+    integrations.complaint_progress(ctx, updates)
+
+
+@hookimpl(optionalhook=True)
+def activities_reminders_due(ctx: UnitOfWork, reminders: Sequence[Mapping[str, Any]]) -> None:
+    """Send activity reminders to their assignees."""
+    from crmcore_messaging import integrations
+
+    integrations.reminders(ctx, reminders)
+
+
+@hookimpl(optionalhook=True)
+def activities_care_messages(ctx: UnitOfWork, tasks: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Take over care tasks as greetings to the customers; return the ids taken."""
+    from crmcore_messaging import integrations
+
+    return integrations.care_messages(ctx, tasks)
+
+
 # --- demo ------------------------------------------------------------------------
 
 

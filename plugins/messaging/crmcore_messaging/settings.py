@@ -15,6 +15,7 @@ Every key is optional::
     retry = { max_attempts = 5, base_seconds = 60, factor = 2 }
     lease_minutes = 10                # a message 'sending' longer than this is 'interrupted'
     batch_size = 100                  # messages claimed per claim transaction
+    notify = { surveys = true, complaints = true, reminders = true, care = true }
     default_channel = "email"         # or { marketing = "email", service = "sms", staff = "inbox" }
 
     [plugins.messaging.channels.email]
@@ -57,6 +58,8 @@ PLUGIN_NAME = "messaging"
 PURPOSES = ("marketing", "survey", "service", "staff")
 #: Purposes of messages to customers.
 CUSTOMER_PURPOSES = ("marketing", "survey", "service")
+#: The other plugins' messages ``notify`` turns on or off (all on by default).
+NOTIFICATIONS = ("surveys", "complaints", "reminders", "care")
 #: Core's consent flags (``crmcore.model.entities.Consent``).
 CONSENT_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Consent))
 #: What a channel addresses a customer by (``address`` option); ``address_attribute`` overrides.
@@ -113,6 +116,11 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
         },
         "lease_minutes": {"type": "integer", "minimum": 1, "maximum": 10_080},
         "batch_size": {"type": "integer", "minimum": 1, "maximum": 10_000},
+        "notify": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {k: {"type": "boolean"} for k in NOTIFICATIONS},
+        },
         "default_channel": {
             "oneOf": [
                 _NAME,
@@ -204,6 +212,8 @@ class Settings:
     default_timezone: str = "Asia/Shanghai"
     lease_minutes: int = 10
     batch_size: int = 100
+    #: Which other plugins' messages are queued (:mod:`crmcore_messaging.integrations`).
+    notify: Mapping[str, bool] = attrs.field(factory=lambda: dict.fromkeys(NOTIFICATIONS, True))
 
     def channel(self, name: str) -> ChannelConfig:
         """The channel called ``name``; ValidationError naming the configured ones when unknown."""
@@ -302,6 +312,7 @@ class Settings:
             default_timezone=zone,
             lease_minutes=int(section.get("lease_minutes", 10)),
             batch_size=int(section.get("batch_size", 100)),
+            notify={k: bool(section.get("notify", {}).get(k, True)) for k in NOTIFICATIONS},
         )
 
 
