@@ -48,6 +48,14 @@ def audience_access(crm: CRM, audience: Mapping[str, Any], uow: UnitOfWork) -> l
 
     ids = resolve(crm, audience, ctx=uow)
     checked = list(audience["customers"]) if "customers" in audience else ids
+    if "customers" in audience and crm.access.visible_condition(Action.WRITE, ctx=uow) is None:
+        missing = sorted(set(checked) - set(ids))  # a principal who sees everyone: name them
+        if missing:
+            raise ValidationError(
+                f"audience.customers: {', '.join(map(str, missing[:10]))} "
+                f"{'is not a customer' if len(missing) == 1 else 'are not customers'}",
+                field="audience",
+            )
     foreign = not_writable(crm, checked, ctx=uow)
     if foreign:
         principal = crm.access.principal

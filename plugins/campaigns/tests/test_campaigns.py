@@ -270,3 +270,9 @@ def test_results_need_a_launch_and_list_filters(ccrm: CRM, make_customers: Any) 
     assert campaigns.list_campaigns(ccrm, status="launched") == []
     with pytest.raises(ValidationError, match="status"):
         campaigns.list_campaigns(ccrm, status="done")
+
+
+def test_unknown_customers_are_named_to_who_sees_everyone(ccrm: CRM, make_customers: Any) -> None:
+    [known] = make_customers(ccrm, 1)
+    with pytest.raises(ValidationError, match=r"audience\.customers: 999 is not a customer"):
+        _create(ccrm, audience={"customers": [known, 999]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -226,3 +227,30 @@ def test_templates_must_exist(mcrm: CRM, reachable: Callable[[CRM, int], list[in
         campaigns.create_campaign(
             mcrm, {"name": "x", "audience": {"customers": ids}, "template": "no_such"}
         )
+
+
+def test_send_at_delays_step_one_and_the_reminder_counts_from_it(
+    mcrm: CRM, clock: FrozenClock, reachable: Callable[[CRM, int], list[int]]
+) -> None:
+    ids = reachable(mcrm, 4)
+    later = clock() + timedelta(days=2)
+    draft = campaigns.create_campaign(
+        mcrm,
+        {
+            "name": "later",
+            "audience": {"customers": ids},
+            "template": "winback",
+            "control_share": 0,
+            "send_at": later.isoformat(),
+            "reminder_days": 1,
+        },
+    )
+    summary = launching.launch_campaign(mcrm, draft["id"])
+    assert summary["first_send_at"] == later
+    assert {m.not_before for m in _messages(mcrm, draft["id"])} == {later}
+    assert delivery.send_pending(mcrm).sent == 0
+    clock.advance(days=2)
+    assert delivery.send_pending(mcrm).sent == 4
+    assert launching.send_reminders(mcrm) == []  # due a day after send_at, not after launch
+    clock.advance(days=1)
+    assert launching.send_reminders(mcrm)[0]["reminded"] == 4
