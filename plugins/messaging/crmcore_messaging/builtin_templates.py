@@ -4,16 +4,18 @@
 
 Saving a template of the same name and locale (``crm messages templates add``)
 makes a new version that replaces the built-in one, which is stored as version
-1 the first time a message needs it (see :func:`ensure_builtin`).
+1 the first time a message needs it (see :func:`ensure_builtin`, which the
+integrations call inside their unit of work).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from attrs import frozen
-from sqlalchemy import insert
+from sqlalchemy import Connection, MetaData, insert
 from sqlalchemy.exc import IntegrityError
 
-from crmcore import UnitOfWork
 from crmcore_messaging.tables import templates_table
 from crmcore_messaging.template_store import stored_locales
 
@@ -109,13 +111,13 @@ BUILTINS: dict[tuple[str, str], Builtin] = {
 }
 
 
-def ensure_builtin(ctx: UnitOfWork, name: str) -> None:
+def ensure_builtin(connection: Connection, metadata: MetaData, name: str, now: datetime) -> None:
     """Store the built-in templates ``name`` (every locale) unless some version of it is stored.
 
     A deployment that saved its own template of that name in any locale keeps
     it; the built-in ones are stored only for a name that has none.
     """
-    if stored_locales(ctx.connection, ctx.crm.metadata, name):
+    if stored_locales(connection, metadata, name):
         return
     rows = [
         {
@@ -127,7 +129,7 @@ def ensure_builtin(ctx: UnitOfWork, name: str) -> None:
             "subject": b.subject,
             "body_text": b.text,
             "body_html": None,
-            "created_at": ctx.now,
+            "created_at": now,
             "created_by": BUILTIN_AUTHOR,
         }
         for (stored, _), b in sorted(BUILTINS.items())
@@ -136,9 +138,9 @@ def ensure_builtin(ctx: UnitOfWork, name: str) -> None:
     if not rows:
         return
     # Two transactions may both find none: the second's insert loses, harmlessly.
-    savepoint = ctx.connection.begin_nested()
+    savepoint = connection.begin_nested()
     try:
-        ctx.connection.execute(insert(templates_table(ctx.crm.metadata)), rows)
+        connection.execute(insert(templates_table(metadata)), rows)
     except IntegrityError:
         savepoint.rollback()
     else:

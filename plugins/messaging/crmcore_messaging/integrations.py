@@ -53,9 +53,13 @@ def _channel_for(ctx: UnitOfWork, wanted: str | None, purpose: str) -> str:
     return settings.default_channel(purpose)
 
 
-def survey_url(ctx: UnitOfWork, token: str) -> str:
+def survey_url(base_url: str, token: str) -> str:
     """The personal survey link of an invitation: ``{base_url}/s/{token}``."""
-    return f"{settings_of(ctx.crm).base_url.rstrip('/')}/s/{token}"
+    return f"{base_url.rstrip('/')}/s/{token}"
+
+
+def _builtin(ctx: UnitOfWork, name: str) -> None:
+    ensure_builtin(ctx.connection, ctx.crm.metadata, name, ctx.now)
 
 
 @requires(Action.WRITE, customer=lambda crm, ctx, args: [i["customer_id"] for i in args["items"]])
@@ -70,13 +74,13 @@ def survey_invitations(ctx: UnitOfWork, items: Sequence[Mapping[str, Any]]) -> i
     """
     if not settings_of(ctx.crm).notify.get("surveys", True) or not items:
         return 0
-    ensure_builtin(ctx, "surveys.invitation")
+    _builtin(ctx, "surveys.invitation")
     queued = 0
     for item in items:
         variables = {
             "survey_key": item["survey_key"],
             "survey_title": item.get("survey_title") or item["survey_key"],
-            "survey_url": survey_url(ctx, str(item["token"])),
+            "survey_url": survey_url(settings_of(ctx.crm).base_url, str(item["token"])),
             "invitation_id": int(item["invitation_id"]),
         }
         result = _guarded(
@@ -112,7 +116,7 @@ def complaint_progress(ctx: UnitOfWork, updates: Sequence[Mapping[str, Any]]) ->
     for update in updates:
         state = str(update["state"])
         name = f"complaints.{state}"
-        ensure_builtin(ctx, name)
+        _builtin(ctx, name)
         at = update["at"]
         variables = {
             "complaint_id": int(update["complaint_id"]),
@@ -187,7 +191,7 @@ def care_messages(ctx: UnitOfWork, tasks: Sequence[Mapping[str, Any]]) -> list[i
     """
     if not settings_of(ctx.crm).notify.get("care", True) or not tasks:
         return []
-    ensure_builtin(ctx, "activities.care")
+    _builtin(ctx, "activities.care")
     taken: list[int] = []
     for task in tasks:
         variables = {
