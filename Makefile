@@ -66,6 +66,10 @@ bench-predictive: $(STAMP) ## BG/NBD + Gamma-Gamma vs lifetimes (CDNOW, 1M), bas
 	$(BIN)/python -m pip install --quiet -e 'plugins/segmentation[bench]'
 	$(BIN)/python benchmarks/bench_predictive.py
 
+.PHONY: bench-messaging
+bench-messaging: $(STAMP) ## Messages/s to a local SMTP server and HTTP gateway vs bare smtplib/urllib loops
+	$(BIN)/python benchmarks/bench_messaging.py
+
 bench-memory: $(STAMP) ## Peak RSS + time of the segmentation CLI, 200k customers / 1M interactions (SQLite)
 	$(BIN)/python benchmarks/bench_memory.py
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import attrs
 from attrs import frozen
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -188,7 +189,7 @@ def enqueue(
     reason = rules.first_refusal(
         customer_id=customer_id,
         erased=rules.erased_ids(connection, [customer_id]),
-        consents=rules.consents_of(connection, [customer_id]),
+        consents={customer_id: attrs.asdict(customer.consent)},
         channel=config,
         purpose=purpose,
         recipient=recipient,

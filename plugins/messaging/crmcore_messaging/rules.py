@@ -118,21 +118,21 @@ def consent_refusal(consent: Mapping[str, bool], channel: ChannelConfig, purpose
 
 
 def erased_ids(connection: Connection, customer_ids: Iterable[int]) -> set[int]:
-    """Which of these customers were erased (or do not exist)."""
+    """Which of these customers were erased (core's audit log holds their ``customer.erase``).
+
+    A customer that no longer exists has no consent row: :func:`first_refusal`
+    refuses it as ``erased`` too.
+    """
     ids = sorted(set(customer_ids))
     if not ids:
         return set()
-    existing = set(
-        connection.execute(select(customers.c.id).where(customers.c.id.in_(ids))).scalars()
-    )
-    erased = set(
+    return set(
         connection.execute(
             select(audit_log.c.customer_id)
             .where(audit_log.c.action == "customer.erase", audit_log.c.customer_id.in_(ids))
             .distinct()
         ).scalars()
     )
-    return {i for i in ids if i not in existing} | erased
 
 
 def consents_of(connection: Connection, customer_ids: Iterable[int]) -> dict[int, dict[str, bool]]:
