@@ -81,3 +81,9 @@ docs: $(STAMP) ## Regenerate docs/hooks.md from the hook specifications
 
 clean:
 	rm -rf $(VENV) crm-demo.db crm-demo.db-wal crm-demo.db-shm .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-acsi
+bench-acsi: ## ACSI model by PLS vs plspm on the same data (own venv: plspm needs pandas < 3)
+	$(PYTHON) -m venv $(VENV)/bench-acsi
+	$(VENV)/bench-acsi/bin/python -m pip install --quiet -e . -e 'plugins/surveys[bench]'
+	$(VENV)/bench-acsi/bin/python benchmarks/bench_acsi.py
