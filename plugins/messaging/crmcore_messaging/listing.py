@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select, update
 
 from crmcore import CRM, UnitOfWork
-from crmcore.access import Action
+from crmcore.access import AccessDeniedError, Action, Role
 from crmcore.checks import choice, identifier, integer
 from crmcore.errors import ConflictError, NotFoundError
 from crmcore.scoping import enforce_declared, requires
-from crmcore_messaging.resolvers import message_customer
 from crmcore_messaging.tables import STATES, messages_table
 
 if TYPE_CHECKING:
@@ -89,14 +88,27 @@ def list_messages(
     return [message_dict(r) for r in rows]
 
 
-@requires(Action.READ, customer=message_customer)
+@requires(Action.READ, scoped=True)  # checked below: the customer's, or a staff message's
 def get_message(crm: CRM, message_id: int, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
-    """One message; NotFoundError when there is none."""
+    """One message; NotFoundError when there is none.
+
+    A customer's message needs read access to the customer; a staff message
+    is shown to its user, managers and admins. A message the user may not
+    see is refused like one that does not exist would be for the customer.
+    """
     table = messages_table(crm.metadata)
     with crm.reading(ctx) as uow:
         row = uow.connection.execute(
             select(table).where(table.c.id == identifier("message_id", message_id))
         ).first()
+        principal = crm.principal
+        if principal is not None:
+            if row is None:
+                raise AccessDeniedError(f"{principal.user} may not read message {message_id}")
+            if row.customer_id is not None:
+                crm.access.guard(uow, [int(row.customer_id)], Action.READ)
+            elif principal.role is Role.AGENT and principal.user != row.staff_user:
+                raise AccessDeniedError(f"{principal.user} may not read message {message_id}")
     if row is None:
         raise NotFoundError(f"message {message_id} does not exist")
     return message_dict(row)

@@ -15,7 +15,6 @@ from crmcore_messaging import (
     measures,
     privacy,
     queue,
-    resolvers,
     settings,
 )
 from crmcore_messaging.channels import registry
@@ -42,7 +41,6 @@ EXEMPT = {
     "registry.channel_types": "lists channel classes (configuration, no customer data)",
     "registry.check_channels": "builds the configured channels at start-up (crm_startup)",
     "registry.channel_of": "returns a built channel (configuration, no customer data)",
-    "resolvers.message_customer": "a @requires resolver: core's check calls it",
 }
 PERIOD = Period(datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 CONSENT = {"consent": {"marketing_email": True, "data_processing": True}}
@@ -142,7 +140,7 @@ CASES: list[Case] = [
 
 def test_every_service_function_is_declared() -> None:
     assert undeclared(*MODULES) == []
-    assert set(undeclared(settings, registry, resolvers)) == set(EXEMPT)
+    assert set(undeclared(settings, registry)) == set(EXEMPT)
 
 
 def test_messaging_conformance_matrix(mcrm: CRM) -> None:
@@ -151,7 +149,7 @@ def test_messaging_conformance_matrix(mcrm: CRM) -> None:
         "messaging",
         CASES,
         prepare=_prepare,
-        functions=service_functions(*MODULES, settings, registry, resolvers),
+        functions=service_functions(*MODULES, settings, registry),
         exempt=EXEMPT,
     )
     print(matrix.format())
@@ -180,6 +178,11 @@ def test_agents_see_their_customers_messages_and_their_own_staff_messages(mcrm: 
     assert foreign.message_id is not None
     with pytest.raises(AccessDeniedError):
         listing.get_message(alice, foreign.message_id)
+    assert staff.message_id is not None
+    assert listing.get_message(alice, staff.message_id)["staff_user"] == "alice"
+    with pytest.raises(AccessDeniedError):
+        listing.get_message(mcrm.as_user(Principal("bob")), staff.message_id)
+    assert listing.get_message(mcrm.as_user(Principal("olga", Role.MANAGER)), staff.message_id)
     with pytest.raises(AccessDeniedError):
         delivery.send_pending(alice)
     admin = mcrm.as_user(Principal("root", Role.ADMIN))
