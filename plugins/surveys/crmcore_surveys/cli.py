@@ -25,7 +25,7 @@ from crmcore_surveys.cli_evaluate import evaluate
 from crmcore_surveys.cli_parsing import parse_day, parse_pairs, read_json_file, read_response_file
 from crmcore_surveys.definitions import load_file
 from crmcore_surveys.report_view import print_report, render_drivers
-from crmcore_surveys.templates import TEMPLATES, template
+from crmcore_surveys.templates import TEMPLATE_VERSIONS, TEMPLATES, template
 
 
 def _bootstrap_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -96,10 +96,15 @@ def list_(templates: bool, as_json: bool) -> None:
     """List surveys (latest versions) with invitation and response counts."""
     if templates:
         rows = [
-            {"template": name, "title": t["title"], "questions": len(t["questions"])}
+            {
+                "template": name,
+                "version": TEMPLATE_VERSIONS.get(name, 1),
+                "title": t["title"],
+                "questions": len(t["questions"]),
+            }
             for name, t in TEMPLATES.items()
         ]
-        columns = ["template", "title", "questions"]
+        columns = ["template", "version", "title", "questions"]
     else:
         rows = catalog.list_surveys(get_crm())
         columns = ["key", "version", "title", "invitations", "responses", "created_at"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from attrs import frozen
@@ -111,6 +112,7 @@ def invite(
     strata: str | None = None,
     seed: int | None = None,
     channel: str | None = None,
+    sent_at: datetime | None = None,
     actor: str | None = None,
     ctx: UnitOfWork | None = None,
 ) -> InvitationResult:
@@ -122,8 +124,10 @@ def invite(
     invited are left out and counted. ``sample`` draws that many at random
     (``random.Random(seed)``); with ``strata`` (a customer field or
     ``attributes.<key>``) the sample is stratified with proportional allocation.
-    Raises NotFoundError for an unknown survey or customer id, ValidationError
-    for a bad option.
+    ``sent_at`` (aware, not in the future; default now) stamps the invitations:
+    an invitation sent earlier by another system, or backdated data such as the
+    demo's. Raises NotFoundError for an unknown survey or customer id,
+    ValidationError for a bad option.
     """
     if sample is not None and sample < 1:
         raise ValidationError(f"sample: must be at least 1, got {sample}", field="sample")
@@ -137,6 +141,7 @@ def invite(
     surveys = surveys_table(metadata)
     ids = None if customer_ids is None else sorted(set(customer_ids))
     with crm.unit_of_work(actor, ctx) as uow:
+        sent = _sent_at(sent_at, uow.now)
         row = latest_row(uow.connection, crm, key)
         if row is None:
             raise NotFoundError(f"survey: no survey {key!r}")
@@ -193,7 +198,7 @@ def invite(
                         "channel": chosen_channel,
                         "status": "sent",
                         "stratum": inv.stratum,
-                        "sent_at": uow.now,
+                        "sent_at": sent,
                     }
                     for inv in made
                 ],
@@ -216,7 +221,7 @@ def invite(
                         "survey_version": survey.version,
                         "survey_title": survey.title,
                         "channel": chosen_channel,
-                        "sent_at": uow.now,
+                        "sent_at": sent,
                     }
                     for inv in made
                 ],
@@ -232,6 +237,18 @@ def invite(
         invitations=tuple(made),
         allocation=allocation,
     )
+
+
+def _sent_at(value: datetime | None, now: datetime) -> datetime:
+    if value is None:
+        return now
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValidationError(
+            f"sent_at: must be a timezone-aware datetime, got {value!r}", field="sent_at"
+        )
+    if value > now:
+        raise ValidationError(f"sent_at: {value.isoformat()} is in the future", field="sent_at")
+    return value
 
 
 def _label(value: Any) -> str:

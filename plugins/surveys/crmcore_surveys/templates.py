@@ -3,6 +3,16 @@
 ``template(name)`` returns a fresh, valid definition (a plain dict) that
 :func:`crmcore_surveys.catalog.create_survey` accepts; change ``key`` to create
 several surveys from one template.
+
+Templates are versioned (:data:`TEMPLATE_VERSIONS`); ``template(name, version=v)``
+returns an earlier edition. A survey made from an earlier edition moves to the
+current one with :func:`~crmcore_surveys.catalog.update_survey`: once it has
+responses that stores a new survey version, and the old responses keep the
+version (and the wording) they answered.
+
+* ``b2b`` version 2 (issue 18): the acceptance/recognition item asks for the
+  customer's recognition of our products and services, as the dimension is
+  defined; version 1 asked whether *we* value the customer as a partner.
 """
 
 from __future__ import annotations
@@ -159,8 +169,14 @@ SERVQUAL: Mapping[str, Any] = {
     ],
 }
 
+#: (question id, dimension, text) of the six B2B relationship dimensions, each item
+#: asking what its dimension is defined as (docs/plugins/surveys.md, Templates).
 _B2B_DIMENSIONS = [
-    ("acceptance", "acceptance/recognition", "We value and recognise your company as a partner."),
+    (
+        "acceptance",
+        "acceptance/recognition",
+        "Your company recognises the value of our products and services.",
+    ),
     ("participation", "activity participation", "Your company takes part in our joint activities."),
     ("information", "information flow", "Information flows timely and completely between us."),
     ("guidance", "day-to-day guidance", "Our day-to-day guidance helps your team."),
@@ -168,44 +184,60 @@ _B2B_DIMENSIONS = [
     ("preference", "competitive preference", "You prefer us over competing suppliers."),
 ]
 
-B2B: Mapping[str, Any] = {
-    "key": "b2b",
-    "title": "B2B relationship assessment",
-    "description": "Six relationship dimensions on a 1-7 agreement scale, AHP-weighted.",
-    "questions": [
-        {
-            "id": "overall",
-            "type": "rating",
-            "text": "Overall, how satisfied are you with the relationship?",
-            "scale": {"min": 1, "max": 7},
-            "overall": True,
-        },
-        *(
+
+def _b2b(dimensions: list[tuple[str, str, str]]) -> Mapping[str, Any]:
+    return {
+        "key": "b2b",
+        "title": "B2B relationship assessment",
+        "description": "Six relationship dimensions on a 1-7 agreement scale, AHP-weighted.",
+        "questions": [
             {
-                "id": qid,
+                "id": "overall",
                 "type": "rating",
-                "text": text,
-                "scale": {"min": 1, "max": 7, "labels": _AGREE_7},
-                "dimension": dimension,
-            }
-            for qid, dimension, text in _B2B_DIMENSIONS
-        ),
-        {"id": "comment", "type": "text", "text": "What should change in our relationship?"},
-    ],
-    # Pairwise importance of the dimensions (Saaty's 1-9 scale), consistency ratio < 0.1.
-    "weighting": {
-        "method": "ahp",
-        "dimensions": [d for _, d, _ in _B2B_DIMENSIONS],
-        "matrix": [
-            [1, 1 / 2, 1 / 3, 1, 1 / 3, 1 / 2],
-            [2, 1, 1 / 2, 2, 1 / 2, 1],
-            [3, 2, 1, 3, 1, 2],
-            [1, 1 / 2, 1 / 3, 1, 1 / 3, 1 / 2],
-            [3, 2, 1, 3, 1, 2],
-            [2, 1, 1 / 2, 2, 1 / 2, 1],
+                "text": "Overall, how satisfied are you with the relationship?",
+                "scale": {"min": 1, "max": 7},
+                "overall": True,
+            },
+            *(
+                {
+                    "id": qid,
+                    "type": "rating",
+                    "text": text,
+                    "scale": {"min": 1, "max": 7, "labels": _AGREE_7},
+                    "dimension": dimension,
+                }
+                for qid, dimension, text in dimensions
+            ),
+            {"id": "comment", "type": "text", "text": "What should change in our relationship?"},
         ],
-    },
-}
+        # Pairwise importance of the dimensions (Saaty's 1-9 scale), consistency ratio < 0.1.
+        "weighting": {
+            "method": "ahp",
+            "dimensions": [d for _, d, _ in dimensions],
+            "matrix": [
+                [1, 1 / 2, 1 / 3, 1, 1 / 3, 1 / 2],
+                [2, 1, 1 / 2, 2, 1 / 2, 1],
+                [3, 2, 1, 3, 1, 2],
+                [1, 1 / 2, 1 / 3, 1, 1 / 3, 1 / 2],
+                [3, 2, 1, 3, 1, 2],
+                [2, 1, 1 / 2, 2, 1 / 2, 1],
+            ],
+        },
+    }
+
+
+B2B: Mapping[str, Any] = _b2b(_B2B_DIMENSIONS)
+#: The b2b template's version 1 (before issue 18): its acceptance item asked the wrong way round.
+B2B_V1: Mapping[str, Any] = _b2b(
+    [
+        (
+            "acceptance",
+            "acceptance/recognition",
+            "We value and recognise your company as a partner.",
+        ),
+        *_B2B_DIMENSIONS[1:],
+    ]
+)
 
 #: Every built-in template by name.
 TEMPLATES: Mapping[str, Mapping[str, Any]] = {
@@ -219,8 +251,27 @@ TEMPLATES: Mapping[str, Mapping[str, Any]] = {
 }
 
 
-def template(name: str) -> dict[str, Any]:
-    """A fresh copy of the built-in template ``name``; NotFoundError lists the names."""
+#: The current version of each built-in template.
+TEMPLATE_VERSIONS: Mapping[str, int] = {name: 1 for name in TEMPLATES} | {"b2b": 2}
+
+#: Earlier editions of the templates, by (name, version).
+EDITIONS: Mapping[tuple[str, int], Mapping[str, Any]] = {("b2b", 1): B2B_V1}
+
+
+def template(name: str, version: int | None = None) -> dict[str, Any]:
+    """A fresh copy of the built-in template ``name`` (its current version, or ``version``).
+
+    NotFoundError lists the names, or the versions of ``name``.
+    """
     if name not in TEMPLATES:
         raise NotFoundError(f"template: no template {name!r}; choose one of {', '.join(TEMPLATES)}")
-    return copy.deepcopy(dict(TEMPLATES[name]))
+    current = TEMPLATE_VERSIONS.get(name, 1)
+    if version is None or version == current:
+        return copy.deepcopy(dict(TEMPLATES[name]))
+    if (name, version) not in EDITIONS:
+        versions = sorted({v for n, v in EDITIONS if n == name} | {current})
+        raise NotFoundError(
+            f"template: {name!r} has no version {version}; "
+            f"its versions are {', '.join(map(str, versions))}"
+        )
+    return copy.deepcopy(dict(EDITIONS[(name, version)]))
