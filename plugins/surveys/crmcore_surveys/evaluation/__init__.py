@@ -4,7 +4,9 @@
   numeric methods, on numpy arrays (no database);
 * :mod:`.data`: the answer matrices loaded from the database (SQL aggregation);
 * :mod:`.service`: ``evaluate(crm, survey_key, method, **options)``, the
-  ``@requires``-declared service function, returning typed results with ``to_dict()``;
+  ``@requires``-declared service function, returning the typed results of
+  :mod:`.results` (``to_dict()``); :mod:`.run_fuzzy`, :mod:`.run_scores` (grey, PCA)
+  and :mod:`.run_acsi` join the loading and the arithmetic for each method;
 * :mod:`.acsi_template`: the ``acsi`` survey template (the standard ACSI question set).
 
 This package imports nothing at import time, so that ``templates.py`` can take the
