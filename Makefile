@@ -61,6 +61,11 @@ bench-sales: $(STAMP) ## Forecast, funnel, ageing in SQL vs pandas, 1M deals / 5
 bench-activities: $(STAMP) ## plan over 1M customers x 50 rules, set-based in SQL: time, peak memory
 	$(BIN)/python benchmarks/bench_activities.py
 
+.PHONY: bench-campaigns
+bench-campaigns: $(STAMP) ## Campaign results: SQL aggregates vs rows into Python, 200k recipients
+	$(BIN)/python benchmarks/bench_campaigns.py
+	$(BIN)/python benchmarks/bench_campaigns.py --backend sqlite
+
 .PHONY: bench-predictive
 bench-predictive: $(STAMP) ## BG/NBD + Gamma-Gamma vs lifetimes (CDNOW, 1M), basket rules vs mlxtend (1M)
 	$(BIN)/python -m pip install --quiet -e 'plugins/segmentation[bench]'

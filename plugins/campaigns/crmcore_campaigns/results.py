@@ -103,7 +103,7 @@ def group_aggregates(uow: UnitOfWork, campaign: dict[str, Any]) -> list[dict[str
         .select_from(recipients)
         .outerjoin(purchases, purchases.c.customer_id == recipients.c.customer_id)
         .where(recipients.c.campaign_id == campaign["id"])
-        .subquery("member")
+        .cte("member")
     )
     as_float = cast(member.c.revenue, Float) / literal(float(_SCALE))
     stats = (
