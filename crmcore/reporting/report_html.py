@@ -146,7 +146,7 @@ def _scatter(chart: Mapping[str, Any]) -> str:
     y_low, y_high = min(ys), max(ys)
     x_pad, y_pad = (x_high - x_low) * 0.08 or 1.0, (y_high - y_low) * 0.08 or 1.0
     x_low, x_high, y_low, y_high = x_low - x_pad, x_high + x_pad, y_low - y_pad, y_high + y_pad
-    left, right, top, bottom = _PAD + 10, _W - 150, 10, _H
+    left, right, top, bottom = _PAD + 10, _W - 150, 24, _H
 
     def at(x: float, y: float) -> tuple[float, float]:
         return (
@@ -178,7 +178,7 @@ def _scatter(chart: Mapping[str, Any]) -> str:
             f"{escape(axes[0])}</text>"
         )
     if len(axes) > 1:
-        parts.append(f"<text x='2' y='{top + 22}'>{escape(axes[1])}</text>")
+        parts.append(f"<text x='{left}' y='{top - 8}'>{escape(axes[1])}</text>")
     for k, (label, x, y) in enumerate(points):
         px, py = at(float(x), float(y))
         colour = _PALETTE[k % len(_PALETTE)]
