@@ -212,37 +212,41 @@ def _interval(e: dict[str, Any] | None, pct: bool) -> str:
 
 def print_results(found: dict[str, Any]) -> None:
     """Print a campaign's results readably: groups, variants, uplift, revenue, ROI, test."""
-    rows = [
-        {**found["control"], "variant": "(control)", "uplift": ""},
-        *({**v, "uplift": _interval(v["uplift"], True)} for v in found["variants"]),
-        {**found["treated"], "variant": "(all treated)", "uplift": ""},
+    groups = [
+        ("control", found["control"], None),
+        *((str(v["variant"]), v, v["uplift"]) for v in found["variants"]),
+        ("treated", found["treated"], found["uplift"]),
     ]
-    for row in rows:
-        row["conversion_rate"] = _pct(row["conversion_rate"])
+    rows = [
+        {
+            "group": label,
+            "n": g["n"],
+            "delivered": g["delivered"],
+            "clicked": g["clicked"],
+            "converted": g["conversions"],
+            "rate": _pct(g["conversion_rate"]),
+            "revenue": f"{g['revenue']:.2f}",
+            "uplift": "" if up is None else _pct(up["estimate"]),
+        }
+        for label, g, up in groups
+    ]
     print_table(
         rows,
-        [
-            "variant",
-            "n",
-            "delivered",
-            "clicked",
-            "conversions",
-            "conversion_rate",
-            "revenue",
-            "uplift",
-        ],
-        title=f"campaign {found['campaign_id']} results: {found['name']} "
+        ["group", "n", "delivered", "clicked", "converted", "rate", "revenue", "uplift"],
+        title=f"campaign {found['campaign_id']}: {found['name']} "
         f"({found['attribution_days']}-day window, {found['currency']})",
     )
     console = get_console()
-    test = found["variant_comparison"]
-    roi = found["roi"]
     console.print(f"Uplift (treated - control): {_interval(found['uplift'], True)}")
+    for v in found["variants"]:
+        console.print(f"  variant {safe_text(v['variant'])}: {_interval(v['uplift'], True)}")
     console.print(f"Incremental revenue: {_interval(found['incremental_revenue'], False)}")
+    roi = found["roi"]
     console.print(
         f"Messages sent: {found['messages_sent']}, cost {found['cost']}; ROI: "
         + ("n/a" if roi is None else f"{roi:.2f}")
     )
+    test = found["variant_comparison"]
     if test["p_value"] is not None:
         console.print(
             f"Variant comparison: chi-square {test['chi2']:.3f} (dof {test['dof']}), "
