@@ -7,8 +7,10 @@ crmcore's ``BEGIN IMMEDIATE`` takes. Inside it:
 
 1. ``UPDATE messaging_messages SET state='sending', claimed_by=:worker,
    claimed_at=:now WHERE id IN (SELECT id ... WHERE state IN ('queued',
-   'deferred') AND not_before <= :now ORDER BY id LIMIT :n) AND state IN
-   ('queued','deferred') RETURNING ...``: a row is claimed by one worker only;
+   'deferred') AND not_before <= :now AND channel IN (:configured) ORDER BY
+   id LIMIT :n) AND state IN ('queued','deferred') RETURNING ...``: a row is
+   claimed by one worker only; messages of a channel this CRM does not
+   configure stay queued (another process, configured for it, sends them);
 2. the rules are checked again for each claimed customer message, in id
    order, with the consent flags and erasures as committed now, and frequency
    caps counted over committed ``sending``/``sent`` messages plus those of
@@ -101,7 +103,11 @@ def claim(crm: CRM, worker: str, limit: int) -> tuple[int, list[Row[Any]], dict[
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
         due = (
             select(table.c.id)
-            .where(table.c.state.in_(CLAIMABLE), table.c.not_before <= uow.now)
+            .where(
+                table.c.state.in_(CLAIMABLE),
+                table.c.not_before <= uow.now,
+                table.c.channel.in_(list(settings.channels)),
+            )
             .order_by(table.c.id)
             .limit(limit)
         )
@@ -134,10 +140,7 @@ def claim(crm: CRM, worker: str, limit: int) -> tuple[int, list[Row[Any]], dict[
             if row.customer_id is None:  # staff: no customer rule applies
                 ready.append(row)
                 continue
-            config = settings.channels.get(row.channel)
-            if config is None:
-                refused.append({"mid": row.id, "why": "unknown_channel"})
-                continue
+            config = settings.channels[row.channel]
             reason = rules.first_refusal(
                 customer_id=int(row.customer_id),
                 erased=erased,
