@@ -110,6 +110,7 @@ def create_campaign(
                 )
             ],
         )
+        uow.emit("campaigns.created", None, {"campaign_id": int(campaign_id)})
         return load(uow, int(campaign_id))
 
 

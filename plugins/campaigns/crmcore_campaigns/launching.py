@@ -170,6 +170,15 @@ def launch_campaign(
                 )
             ],
         )
+        uow.emit(
+            "campaigns.launched",
+            None,
+            {
+                "campaign_id": campaign_id,
+                "treated": len(treated),
+                "control": len(members) - len(treated),
+            },
+        )
         return summary
 
 
@@ -277,6 +286,11 @@ def _remind(uow: UnitOfWork, campaign: dict[str, Any]) -> dict[str, Any]:
         ],
     )
     status = "budget_exhausted" if skipped else "sent"
+    uow.emit(
+        "campaigns.reminded",
+        None,
+        {"campaign_id": campaign["id"], "reminded": len(chosen), "skipped": len(skipped)},
+    )
     table = campaigns_table(uow.crm.metadata)
     uow.connection.execute(
         update(table)
@@ -358,6 +372,7 @@ def stop_campaign(
             uow,
             [AuditEntry("campaigns.stop", "campaign", campaign_id, None, {"cancelled": cancelled})],
         )
+        uow.emit("campaigns.stopped", None, {"campaign_id": campaign_id, "cancelled": cancelled})
         return {"campaign_id": campaign_id, "cancelled_messages": cancelled}
 
 

@@ -254,3 +254,16 @@ def test_send_at_delays_step_one_and_the_reminder_counts_from_it(
     assert launching.send_reminders(mcrm) == []  # due a day after send_at, not after launch
     clock.advance(days=1)
     assert launching.send_reminders(mcrm)[0]["reminded"] == 4
+
+
+def test_events_and_audit(mcrm: CRM, reachable: Callable[[CRM, int], list[int]]) -> None:
+    ids = reachable(mcrm, 3)
+    draft = campaigns.create_campaign(
+        mcrm, {"name": "ev", "audience": {"customers": ids}, "template": "winback"}
+    )
+    launching.launch_campaign(mcrm, draft["id"])
+    launching.stop_campaign(mcrm, draft["id"])
+    types = [e.type for e in mcrm.events.iter() if e.type.startswith("campaigns.")]
+    assert types == ["campaigns.created", "campaigns.launched", "campaigns.stopped"]
+    actions = {e.action for e in mcrm.audit.query(action="campaigns.*", limit=100).items}
+    assert actions == {"campaigns.create", "campaigns.launch", "campaigns.stop"}
