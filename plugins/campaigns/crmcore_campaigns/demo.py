@@ -9,7 +9,8 @@ the demo's "now", so the whole attribution window (30 days) lies in the past:
 
 * day 0: campaign ``Win back`` over the at-risk customers (``stage=at_risk``),
   variants A (``campaigns_winback_a``) and B (``campaigns_winback_b``), 20% held
-  out, a reminder after 7 days; launched and sent to the folder;
+  out, a reminder after 7 days, 1.00 EUR per message within a budget of 100;
+  launched and sent to the folder;
 * days 1-29: simulated responses, drawn from ``seed``: clicks on the tracked
   link (through messaging's ``tokens.resolve_click``, as the web endpoint
   would) and purchases, more likely for the treated than for the control group;
@@ -228,8 +229,8 @@ def run(crm: CRM, seed: int, console: Console) -> None:
                     for name in ("A", "B")
                 ],
                 "control_share": "0.2",
-                "cost_per_message": "0.05",
-                "budget": "50",
+                "cost_per_message": "1.00",
+                "budget": "100",
                 "reminder_days": 7,
                 "seed": seed,
             },
