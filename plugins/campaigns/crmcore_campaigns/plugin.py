@@ -117,6 +117,16 @@ def crm_metrics(crm: CRM, period: Period) -> Mapping[str, Any]:
     return views.metrics(crm, period)
 
 
+@hookimpl(optionalhook=True)
+def messaging_template_variables(
+    ctx: UnitOfWork, customer: Customer, ref_type: str | None, ref_id: str | None
+) -> Mapping[str, Any] | None:
+    """Give a campaign's templates its id, name and the customer's variant."""
+    from crmcore_campaigns import views
+
+    return views.template_variables(ctx, customer, ref_type, ref_id)
+
+
 # --- privacy ---------------------------------------------------------------------
 
 

@@ -1,4 +1,8 @@
-"""The campaigns section of the 360° view and the plugin's KPIs for ``crm_metrics``.
+"""The campaigns section of the 360° view, the KPIs for ``crm_metrics``, template variables.
+
+Templates of a campaign's messages see ``{{ campaigns.campaign_id }}``,
+``{{ campaigns.name }}`` and ``{{ campaigns.variant }}`` (messaging's
+``messaging_template_variables`` hook).
 
 KPIs of a period ``[start, end)``, over the campaigns launched in it (each
 campaign's conversions counted in its own attribution window, as in its results):
@@ -23,6 +27,7 @@ from crmcore.scoping import enforce_declared, requires
 from crmcore_campaigns.assignment import CONTROL, TREATMENT
 from crmcore_campaigns.campaigns import load
 from crmcore_campaigns.results import group_aggregates, messages_sent
+from crmcore_campaigns.sending import REF_TYPE
 from crmcore_campaigns.tables import campaigns_table, recipients_table, sends_table
 
 
@@ -74,6 +79,40 @@ def profile_section(
     }
 
 
+#: The variables a campaign's templates see as ``{{ campaigns.<key> }}``.
+SAMPLE_VARIABLES = {"campaign_id": 0, "name": "Campaign", "variant": "A"}
+
+
+@requires(Action.READ, customer=lambda crm, ctx, a: a["customer"].id or [])
+def template_variables(
+    uow: UnitOfWork, customer: Customer, ref_type: str | None, ref_id: str | None
+) -> dict[str, Any] | None:
+    """``campaign_id``, ``name`` and ``variant`` for a campaign's message (messaging's hook).
+
+    Placeholders for the sample customer (``id`` 0) of a template being saved;
+    ``None`` for a message that is not a campaign's.
+    """
+    if not customer.id:
+        return dict(SAMPLE_VARIABLES)
+    if ref_type != REF_TYPE or ref_id is None or not ref_id.isdigit():
+        return None
+    campaigns, recipients = campaigns_table(uow.crm.metadata), recipients_table(uow.crm.metadata)
+    row = uow.connection.execute(
+        select(campaigns.c.id, campaigns.c.name, recipients.c.variant)
+        .outerjoin(
+            recipients,
+            and_(
+                recipients.c.campaign_id == campaigns.c.id,
+                recipients.c.customer_id == customer.id,
+            ),
+        )
+        .where(campaigns.c.id == int(ref_id))
+    ).first()
+    if row is None:
+        return None
+    return {"campaign_id": int(row.id), "name": row.name, "variant": row.variant}
+
+
 @requires(Action.REPORT)
 def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
     """The KPIs of the module docstring."""
@@ -122,4 +161,4 @@ def metrics(crm: CRM, period: Period, *, ctx: UnitOfWork | None = None) -> dict[
 
 enforce_declared(__name__)
 
-__all__ = ["metrics", "profile_section"]
+__all__ = ["SAMPLE_VARIABLES", "metrics", "profile_section", "template_variables"]

@@ -169,6 +169,14 @@ CASES: list[Case] = [
         setup=_launched,
     ),
     Case("views.profile_section", lambda c, s: views.profile_section(c, s.data["customer"])),
+    Case(
+        "views.template_variables",
+        in_unit_of_work(
+            lambda u, s: views.template_variables(
+                u, s.data["customer"], "campaigns.campaign", str(s.data[C])
+            )
+        ),
+    ),
     Case("views.metrics", lambda c, s: views.metrics(c, PERIOD), EVERYONE_ONLY),
     Case(
         "privacy.export", in_unit_of_work(lambda u, s: privacy.export(u, s.visible)), EVERYONE_ONLY

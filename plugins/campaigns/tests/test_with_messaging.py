@@ -267,3 +267,27 @@ def test_events_and_audit(mcrm: CRM, reachable: Callable[[CRM, int], list[int]])
     assert types == ["campaigns.created", "campaigns.launched", "campaigns.stopped"]
     actions = {e.action for e in mcrm.audit.query(action="campaigns.*", limit=100).items}
     assert actions == {"campaigns.create", "campaigns.launch", "campaigns.stop"}
+
+
+def test_templates_see_the_campaign_and_the_variant(
+    mcrm: CRM, reachable: Callable[[CRM, int], list[int]]
+) -> None:
+    from crmcore_messaging.templates import save_template
+
+    save_template(
+        mcrm, "tagged", locale="en", text="{{ campaigns.name }} / {{ campaigns.variant }}"
+    )
+    ids = reachable(mcrm, 4)
+    draft = campaigns.create_campaign(
+        mcrm,
+        {
+            "name": "Spring",
+            "audience": {"customers": ids},
+            "variants": [{"name": "A", "template": "tagged"}, {"name": "B", "template": "tagged"}],
+            "control_share": 0,
+        },
+    )
+    launching.launch_campaign(mcrm, draft["id"])
+    variant = {m["customer_id"]: m["variant"] for m in campaigns.recipients(mcrm, draft["id"])}
+    bodies = {m.customer_id: m.body_text for m in _messages(mcrm, draft["id"])}
+    assert bodies == {cid: f"Spring / {variant[cid]}" for cid in ids}
