@@ -18,7 +18,12 @@ per-message enqueue is not measured here). Then it times
   the window fetched into Python and aggregated there (plain dictionaries: members,
   conversions, revenue and the squared deviations the revenue interval needs),
 
-checks that both give the same members, conversions, revenue and squared deviations
+and, with ``--send N`` (default 5,000), a second campaign over N customers
+launched with ``send=True``: every treated member's step-1 message enqueued
+through messaging (template rendered, consent and caps checked) into a folder
+channel, timed as messages per second, then delivered with ``send_pending``.
+
+It checks that both give the same members, conversions, revenue and squared deviations
 per group, and
 prints the times and the ratio baseline / SQL.
 """
@@ -27,18 +32,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 import crmcore_campaigns.plugin
+import crmcore_messaging.plugin
 import sqlalchemy as sa
-from crmcore_campaigns import campaigns, launching, results
+from crmcore_campaigns import campaigns, demo, launching, results
 from scratch import open_scratch
 
 from crmcore import CRM
@@ -81,10 +90,12 @@ def generate(crm: CRM, n: int) -> None:
         conn.execute(
             sa.text(
                 f"""
-                INSERT INTO crm_customers (id, kind, name, name_norm, stage, attributes,
-                  consent_marketing_email, consent_marketing_sms, consent_marketing_phone,
-                  consent_surveys, consent_data_processing, created_at, updated_at)
-                SELECT x, 'person', 'C ' || x, 'c ' || x, 'active', '{{}}',
+                INSERT INTO crm_customers (id, kind, name, name_norm, email, email_norm, stage,
+                  attributes, consent_marketing_email, consent_marketing_sms,
+                  consent_marketing_phone, consent_surveys, consent_data_processing, created_at,
+                  updated_at)
+                SELECT x, 'person', 'C ' || x, 'c ' || x, 'c' || x || '@example.com',
+                  'c' || x || '@example.com', 'active', '{{}}',
                   true, false, false, false, true, {created}, {created}
                 FROM {seq}
                 """
@@ -170,17 +181,48 @@ def measured(fn: Callable[[], T]) -> tuple[T, float, float]:
     return result, seconds, peak / 2**20
 
 
+def sent_campaign(crm: CRM, n: int) -> None:
+    """Launch a campaign over ``n`` customers with send=True; print enqueue and delivery rates."""
+    from crmcore_messaging import delivery
+    from crmcore_messaging.templates import save_template
+
+    save_template(
+        crm,
+        "bench",
+        locale="en",
+        text="Hello {{ customer.name }}: {{ link('https://x.example/') }}",
+    )
+    draft = campaigns.create_campaign(
+        crm,
+        {"name": "sent", "audience": {"customers": list(range(1, n + 1))}, "template": "bench"},
+    )
+    started = time.perf_counter()
+    summary = launching.launch_campaign(crm, draft["id"])
+    launch = time.perf_counter() - started
+    queued = summary["messages"].get("queued", 0)
+    started = time.perf_counter()
+    report = delivery.send_pending(crm)
+    send = time.perf_counter() - started
+    print(
+        f"  launch with send=True, {n:,} members: {launch:6.2f} s, {queued:,} messages enqueued "
+        f"({queued / launch:,.0f}/s, rendering and rules included)"
+    )
+    print(f"  send_pending to a folder channel:   {send:6.2f} s, {report.sent:,} sent")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Generate, launch, time the results both ways, print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--recipients", type=int, default=200_000)
     parser.add_argument("--postgres", help="PostgreSQL URL (default: $CRM_BENCH_POSTGRES_URL)")
+    parser.add_argument("--send", type=int, default=5_000, help="audience of the sent campaign")
     args = parser.parse_args(argv)
+    outbox = Path(tempfile.mkdtemp(prefix="bench-campaigns-outbox-"))
     crm, drop = open_scratch(
         args.backend,
         args.postgres or POSTGRES,
-        [crmcore_campaigns.plugin],
+        [crmcore_messaging.plugin, crmcore_campaigns.plugin],
         lambda: NOW,
         "campaigns",
     )
@@ -191,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
             f"campaigns benchmark on {args.backend}: {args.recipients:,} customers generated "
             f"in {time.perf_counter() - started:.1f} s"
         )
+        from crmcore_messaging.templates import save_template
+
+        for name in ("a", "b"):
+            save_template(crm, name, locale="en", text=f"Offer {name}")
         draft = campaigns.create_campaign(
             crm,
             {
@@ -233,8 +279,15 @@ def main(argv: list[str] | None = None) -> int:
             f"  treated {found['treated']['n']:,}, control {found['control']['n']:,}, "
             f"uplift {up['estimate']:.4f} (95% CI {up['low']:.4f} to {up['high']:.4f})"
         )
+        if args.send:
+            view = demo.demo_view(crm, outbox, lambda: NOW)  # messaging with a folder channel
+            try:
+                sent_campaign(view, args.send)
+            finally:
+                view.close()
     finally:
         drop()
+        shutil.rmtree(outbox, ignore_errors=True)
     return 0
 
 
