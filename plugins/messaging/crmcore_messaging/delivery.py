@@ -46,8 +46,9 @@ from crmcore_messaging.channels.base import (
     PermanentFailure,
     TemporaryFailure,
 )
-from crmcore_messaging.channels.registry import channel_of
+from crmcore_messaging.channels.registry import channel_of, new_channel
 from crmcore_messaging.claims import claim, expire_interrupted
+from crmcore_messaging.rules import erased_ids
 from crmcore_messaging.settings import Settings, settings_of
 from crmcore_messaging.tables import messages_table
 
@@ -111,7 +112,11 @@ def _outgoing(crm: CRM, row: Row[Any], link: Callable[..., str] | None) -> Outgo
 
 
 def _transmit(crm: CRM, rows: Sequence[Row[Any]]) -> list[tuple[Row[Any], str | None, Any]]:
-    """Send each row through its channel: (row, provider id, DeliveryError or None)."""
+    """Send each row through its channel: (row, provider id, DeliveryError or None).
+
+    A failure before a message is handed to its channel (preparing it,
+    opening the channel) is temporary: nothing left.
+    """
     link = _unsubscribe_link()
     by_channel: dict[str, list[Row[Any]]] = defaultdict(list)
     for row in rows:
@@ -119,29 +124,38 @@ def _transmit(crm: CRM, rows: Sequence[Row[Any]]) -> list[tuple[Row[Any], str | 
     outcomes: list[tuple[Row[Any], str | None, Any]] = []
     for name, group in by_channel.items():
         try:
-            channel = channel_of(crm, name)
-        except KeyError:
-            error = PermanentFailure(
-                f"channel {name!r} is not configured", reason="unknown_channel"
-            )
+            channel = new_channel(crm, name)
+            channel.open()
+        except Exception as exc:
+            _log.exception("channel %s could not be opened", name)
+            error = TemporaryFailure(f"{type(exc).__name__}: {exc}", reason="open")
             outcomes.extend((row, None, error) for row in group)
             continue
-        channel.open()
         try:
             for row in group:
-                try:
-                    provider_id = channel.send(_outgoing(crm, row, link))
-                except DeliveryError as exc:
-                    outcomes.append((row, None, exc))
-                except Exception as exc:  # a channel's bug: never retried (it may have sent)
-                    _log.exception("channel %s failed on message %s", name, row.id)
-                    error = PermanentFailure(f"{type(exc).__name__}: {exc}", reason="error")
-                    outcomes.append((row, None, error))
-                else:
-                    outcomes.append((row, provider_id, None))
+                outcomes.append(_send_one(crm, channel, row, link))
         finally:
-            channel.close()
+            try:
+                channel.close()
+            except Exception:
+                _log.exception("channel %s could not be closed", name)
     return outcomes
+
+
+def _send_one(
+    crm: CRM, channel: Any, row: Row[Any], link: Callable[..., str] | None
+) -> tuple[Row[Any], str | None, Any]:
+    try:
+        outgoing = _outgoing(crm, row, link)
+    except Exception as exc:  # nothing was handed to the channel: safe to retry
+        return row, None, TemporaryFailure(f"{type(exc).__name__}: {exc}", reason="prepare")
+    try:
+        return row, channel.send(outgoing), None
+    except DeliveryError as exc:
+        return row, None, exc
+    except Exception as exc:  # a channel's bug: never retried (it may have sent)
+        _log.exception("channel %s failed on message %s", row.channel, row.id)
+        return row, None, PermanentFailure(f"{type(exc).__name__}: {exc}", reason="error")
 
 
 def _interaction(crm: CRM, row: Row[Any], uow: UnitOfWork) -> dict[str, Any]:
@@ -200,7 +214,13 @@ def _record(
             [{"mid": row.id, "pid": pid} for row, pid in sent],
         )
         counts["sent"] += int(done.rowcount or 0)
-        _interactions(crm, uow, [row for row, _ in sent if row.customer_id is not None])
+        customers = {int(row.customer_id) for row, _ in sent if row.customer_id is not None}
+        erased = erased_ids(uow.connection, customers)  # erased while it was being sent
+        _interactions(
+            crm,
+            uow,
+            [r for r, _ in sent if r.customer_id is not None and int(r.customer_id) not in erased],
+        )
         _announce(crm, uow, [row for row, _ in sent])
     changes: list[dict[str, Any]] = []
     for row, _, error in outcomes:

@@ -3,6 +3,7 @@
 * export: every message to the customer (with its clicks) and every
   unsubscribe, JSON-safe;
 * erase: the customer's messages keep their channel, purpose, state, times
+  (``updated_at`` too, so the report's figures stay where they were)
   and template (so counts still add up) but lose recipient, subject, bodies,
   detail and provider id; those not sent yet become ``refused`` with reason
   ``erased``; their clicks lose the URL. Later enqueues are refused
@@ -86,7 +87,6 @@ def erase(uow: UnitOfWork, customer_id: int) -> None:
             body_html=None,
             detail=None,
             provider_id=None,
-            updated_at=uow.now,
         )
     )
     uow.connection.execute(

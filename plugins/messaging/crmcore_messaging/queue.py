@@ -28,12 +28,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from crmcore import CRM, UnitOfWork, checks
+from crmcore import CRM, Customer, UnitOfWork, checks
 from crmcore.access import Action
 from crmcore.checks import bad, choice
-from crmcore.errors import ValidationError
+from crmcore.errors import NotFoundError, ValidationError
 from crmcore.scoping import enforce_declared, requires
-from crmcore.storage.records import load_customer
+from crmcore.storage.records import load_customer, merged_into
 from crmcore_messaging import rules
 from crmcore_messaging.channels.registry import channel_of
 from crmcore_messaging.settings import CUSTOMER_PURPOSES, settings_of
@@ -149,8 +149,9 @@ def enqueue(
     Give ``template`` (rendered now for the customer, in ``locale`` or the
     customer's) or ``text`` (with optional ``subject`` and ``html``).
     ``channel`` defaults to ``default_channel`` of ``purpose`` (marketing,
-    survey or service). ``not_before`` delays it. ValidationError for bad
-    arguments, NotFoundError for an unknown customer.
+    survey or service). ``not_before`` delays it. A customer merged into
+    another is the kept one. ValidationError for bad arguments, NotFoundError
+    for an unknown customer.
     """
     settings = settings_of(ctx.crm)
     choice("purpose", purpose, CUSTOMER_PURPOSES)
@@ -169,7 +170,8 @@ def enqueue(
     existing = _existing(ctx, dedupe_key)
     if existing is not None:
         return Queued(existing, "duplicate")
-    customer = load_customer(ctx.connection, customer_id, ctx.crm.cipher)
+    customer = _customer(ctx, customer_id)
+    customer_id = int(customer.id or customer_id)
     recipient = rules.address_of(customer, config, kind)
     zone = rules.customer_zone(customer, settings)
     row: dict[str, Any] = {
@@ -233,6 +235,17 @@ def enqueue(
     if message_id is None:
         return Queued(_existing(ctx, dedupe_key), "duplicate")
     return Queued(message_id, row["state"], reason)
+
+
+def _customer(ctx: UnitOfWork, customer_id: int) -> Customer:
+    """The customer, or the one it was merged into; NotFoundError when there is none."""
+    try:
+        return load_customer(ctx.connection, customer_id, ctx.crm.cipher)
+    except NotFoundError:
+        kept = merged_into(ctx.connection, customer_id)
+        if kept is None:
+            raise
+        return load_customer(ctx.connection, kept, ctx.crm.cipher)
 
 
 def _locale(customer: Any, settings: Any) -> str:

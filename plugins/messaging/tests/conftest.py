@@ -8,6 +8,7 @@ to them over TCP (:func:`open_dcrm`, :func:`dcrm`).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -74,6 +75,9 @@ class MailSink:
         self.messages: list[Message] = []
         self.refuse: set[str] = set()
         self.busy: set[str] = set()
+        #: Recipients whose DATA answer comes only after ``delay`` seconds (a slow server).
+        self.slow: set[str] = set()
+        self.delay = 0.0
         self.lock = threading.Lock()
 
     async def handle_RCPT(
@@ -88,7 +92,9 @@ class MailSink:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        """Keep the message."""
+        """Keep the message (answering late for the ``slow`` recipients)."""
+        if self.slow & set(envelope.rcpt_tos):
+            await asyncio.sleep(self.delay)
         with self.lock:
             self.messages.append(message_from_bytes(envelope.content))
         return "250 Message accepted for delivery"

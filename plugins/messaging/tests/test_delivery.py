@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,62 @@ def test_dedupe_key_queues_once(dcrm: CRM) -> None:
     assert first.state == "queued"
     assert (second.state, second.message_id) == ("duplicate", first.message_id)
     assert len(_rows(dcrm)) == 1
+
+
+def test_an_email_whose_answer_never_came_is_not_sent_again(
+    open_dcrm: Any, smtp_server: SMTPServer, clock: FrozenClock
+) -> None:
+    crm = open_dcrm()
+    channels = dict(crm.plugin_config("messaging")["channels"])
+    channels["email"] = {**channels["email"], "timeout": 0.5}
+    crm = open_dcrm(channels=channels)
+    slow = add_customer(crm, "Slow")
+    smtp_server.sink.slow.add("slow@example.com")
+    smtp_server.sink.delay = 1.5
+    _queue(crm, slow)
+    report = delivery.send_pending(crm)
+    assert (report.sent, report.failed, report.retried) == (0, 1, 0)
+    (row,) = _rows(crm)
+    assert (row.state, row.reason) == ("failed", "unknown_outcome")
+    assert "may have arrived" in row.detail
+    time.sleep(1.5)  # whatever the server made of it by now
+    clock.advance(hours=1)
+    assert delivery.send_pending(crm).claimed == 0
+    assert len(smtp_server.sink.to()) <= 1  # at most once: the attempt is never repeated
+
+
+def test_a_gateway_that_does_not_answer_is_not_called_again(
+    open_dcrm: Any, httpserver: HTTPServer, clock: FrozenClock
+) -> None:
+    def late(request: Request) -> Response:
+        time.sleep(1.2)
+        return Response("{}", status=200)
+
+    httpserver.expect_request("/sms").respond_with_handler(late)
+    crm = open_dcrm()
+    channels = dict(crm.plugin_config("messaging")["channels"])
+    channels["sms"] = {**channels["sms"], "timeout": 0.4}
+    crm = open_dcrm(channels=channels)
+    bob = add_customer(crm, "Bob", phone="+8613800138000")
+    _queue(crm, bob, channel="sms")
+    report = delivery.send_pending(crm)
+    assert (report.failed, report.retried) == (1, 0)
+    (row,) = _rows(crm)
+    assert (row.state, row.reason) == ("failed", "unknown_outcome")
+    clock.advance(hours=1)
+    assert delivery.send_pending(crm).claimed == 0
+    time.sleep(1.0)
+    assert len(httpserver.log) == 1
+
+
+def test_gateway_down_is_a_temporary_failure(dcrm: CRM, httpserver: HTTPServer) -> None:
+    bob = add_customer(dcrm, "Bob", phone="+8613800138000")
+    _queue(dcrm, bob, channel="sms")
+    httpserver.stop()
+    try:
+        report = delivery.send_pending(dcrm)
+    finally:
+        httpserver.start()
+    assert report.retried == 1
+    (row,) = _rows(dcrm)
+    assert (row.state, row.reason) == ("queued", "connect")

@@ -41,6 +41,7 @@ EXEMPT = {
     "registry.channel_types": "lists channel classes (configuration, no customer data)",
     "registry.check_channels": "builds the configured channels at start-up (crm_startup)",
     "registry.channel_of": "returns a built channel (configuration, no customer data)",
+    "registry.new_channel": "builds a channel to send a batch with (configuration only)",
 }
 PERIOD = Period(datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 CONSENT = {"consent": {"marketing_email": True, "data_processing": True}}

@@ -85,8 +85,11 @@ def test_delete_and_merge(dcrm: CRM) -> None:
         _queue(dcrm, customer)
     dcrm.customers.merge(keep, dup)
     assert sorted(r.customer_id for r in _rows(dcrm)) == [keep, keep, gone]
+    late = _queue(dcrm, dup)  # a plugin still holding the merged id
+    assert [r.customer_id for r in _rows(dcrm) if r.id == late.message_id] == [keep]
+    _queue(dcrm, dup, channel="inbox")
     dcrm.customers.delete(gone)
-    assert [r.customer_id for r in _rows(dcrm)] == [keep, keep]
+    assert [r.customer_id for r in _rows(dcrm)] == [keep, keep, keep, keep]
 
 
 def test_a_crashed_sender_is_never_resent(

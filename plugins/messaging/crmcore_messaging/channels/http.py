@@ -20,13 +20,17 @@ with the placeholders ``{to}``, ``{text}``, ``{subject}``, ``{message_id}``,
 literal braces; other values pass unchanged. Header values expand
 ``${ENV}`` references. Default body: ``{"to": "{to}", "text": "{text}"}``.
 
-Failures: 429 and 5xx answers, refused connections and time-outs are
-temporary; other 4xx answers and statuses outside ``success`` are permanent.
+Failures: 429 and 5xx answers and failures to connect or to send the
+request are temporary; other 4xx answers and statuses outside ``success``
+are permanent; a request sent that got no answer (a time-out, a dropped
+connection) is permanent with reason ``unknown_outcome``: the gateway may have
+taken it, so it is never sent again.
 Only the standard library is used (``urllib.request``).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import string
 import urllib.error
@@ -151,8 +155,16 @@ class HTTPChannel(ChannelType):
             if status not in self.success:
                 raise PermanentFailure(detail, reason=f"http_{status}") from None
             answer = exc.read()
-        except (TimeoutError, urllib.error.URLError, OSError) as exc:
-            raise TemporaryFailure(f"cannot reach {self.url}: {exc}", reason="connect") from None
+        except urllib.error.URLError as exc:  # connecting or sending the request failed
+            raise TemporaryFailure(
+                f"cannot reach {self.url}: {exc.reason}", reason="connect"
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:  # sent, but no answer came
+            raise PermanentFailure(
+                f"no answer from {self.url} ({type(exc).__name__}: {exc}): it may have been "
+                "delivered, so it is not sent again",
+                reason="unknown_outcome",
+            ) from None
         if status not in self.success:
             raise PermanentFailure(f"HTTP {status}: not a success status", reason=f"http_{status}")
         return self._provider_id(answer)

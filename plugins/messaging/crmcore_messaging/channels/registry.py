@@ -2,7 +2,9 @@
 
 The channels of a CRM are built once, at start-up (:func:`check_channels`,
 called by ``crm_startup``), so a bad option is a ConfigError before anything
-is sent; :func:`channel_of` returns the built instance.
+is sent; :func:`channel_of` returns the built instance (what a channel is:
+its address kind, interaction channel and kind), :func:`new_channel` a fresh
+one for a batch to send with.
 """
 
 from __future__ import annotations
@@ -62,6 +64,20 @@ def check_channels(crm: CRM, settings: Settings) -> dict[str, ChannelType]:
     return built
 
 
+def new_channel(crm: CRM, name: str) -> ChannelType:
+    """A new instance of the channel called ``name``, for one batch of one sender.
+
+    A channel may keep a connection between ``open()`` and ``close()``, so two
+    senders (threads of one process) never share an instance while sending.
+    KeyError when ``name`` is not configured.
+    """
+    built = channel_of(crm, name)
+    from crmcore_messaging.settings import settings_of
+
+    config = settings_of(crm).channels[name]
+    return type(built)(name, config.options, address=config.address)
+
+
 def channel_of(crm: CRM, name: str) -> ChannelType:
     """The built channel called ``name`` (KeyError when it is not configured)."""
     built = _built.get(crm)
@@ -72,4 +88,4 @@ def channel_of(crm: CRM, name: str) -> ChannelType:
     return built[name]
 
 
-__all__ = ["BUILTIN_TYPES", "channel_of", "channel_types", "check_channels"]
+__all__ = ["BUILTIN_TYPES", "channel_of", "channel_types", "check_channels", "new_channel"]

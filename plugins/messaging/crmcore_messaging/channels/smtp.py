@@ -12,17 +12,21 @@ HTML body as an alternative when there is one, ``Message-ID:
 
 Failures: a refused recipient with a 5xx code is :class:`Bounced`; other 5xx
 replies are permanent; 4xx replies, refused connections, time-outs and
-disconnections are temporary (authentication failures too: a fixed password
-lets the retries through).
+disconnections before the content is sent are temporary (authentication
+failures too: a fixed password lets the retries through); a connection lost
+while the content is sent is permanent with reason ``unknown_outcome`` (it
+may have arrived: it is never sent again).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import smtplib
 import ssl as ssl_module
 from collections.abc import Mapping
 from email import policy as email_policy
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any, ClassVar
@@ -50,6 +54,14 @@ def _text(value: bytes | str) -> str:
 
 #: Lines up to RFC 5322's limit, so that a long List-Unsubscribe URL stays one plain header.
 EMAIL_POLICY = email_policy.default.clone(max_line_length=998)
+
+
+def _flatten(email: EmailMessage, *, utf8: bool) -> bytes:
+    """The email as SMTP sends it (CRLF line ends; UTF-8 headers for SMTPUTF8)."""
+    with io.BytesIO() as buffer:
+        policy = EMAIL_POLICY.clone(utf8=True) if utf8 else EMAIL_POLICY
+        BytesGenerator(buffer, policy=policy).flatten(email, linesep="\r\n")
+        return buffer.getvalue()
 
 
 def build_email(message: Outgoing, sender: str) -> EmailMessage:
@@ -151,35 +163,70 @@ class SMTPChannel(ChannelType):
         """Connections open on the first send of a batch."""
 
     def send(self, message: Outgoing) -> str | None:
-        """Send one email; return its Message-ID."""
+        """Send one email; return its Message-ID.
+
+        The envelope (MAIL FROM, RCPT TO, the DATA command) may fail in any
+        way and be retried: the server has nothing yet. Once the content is
+        being sent, a lost connection or a time-out leaves the outcome unknown
+        (the server may have accepted it): that attempt is failed with reason
+        ``unknown_outcome`` and never retried, so no email is sent twice.
+        """
+        sender = parseaddr(self.sender)[1]
         try:
             email = build_email(message, self.sender)
+            international = not (sender + message.recipient).isascii()
+            content = _flatten(email, utf8=international)
         except (ValueError, TypeError) as exc:
             raise PermanentFailure(f"cannot build the email: {exc}", reason="bad_message") from None
         if self._connection is None:
             self._connection = self._connect()
-        connection = self._connection
+        self._envelope(self._connection, sender, message.recipient, international)
         try:
-            connection.send_message(email, from_addr=parseaddr(self.sender)[1])
-        except smtplib.SMTPRecipientsRefused as exc:
-            self._reset()
-            code, detail = next(iter(exc.recipients.values()), (550, b"refused"))
-            if 500 <= code < 600:
-                raise Bounced(f"{code} {_text(detail)}") from None
-            raise TemporaryFailure(f"{code} {_text(detail)}", reason="recipient") from None
-        except smtplib.SMTPSenderRefused as exc:
-            self._reset()
-            raise _by_code(exc.smtp_code, _text(exc.smtp_error), "sender") from None
-        except smtplib.SMTPDataError as exc:
+            code, reply = self._connection.data(content)
+        except smtplib.SMTPDataError as exc:  # DATA itself refused: no content was sent
             self._reset()
             raise _by_code(exc.smtp_code, _text(exc.smtp_error), "data") from None
-        except smtplib.SMTPResponseException as exc:
+        except (OSError, smtplib.SMTPException) as exc:
             self._drop()
-            raise _by_code(exc.smtp_code, _text(exc.smtp_error), "smtp") from None
+            raise PermanentFailure(
+                f"connection lost while the content was sent ({exc}): it may have arrived, "
+                "so it is not sent again",
+                reason="unknown_outcome",
+            ) from None
+        if code != 250:
+            self._reset()
+            raise _by_code(code, _text(reply), "data")
+        return str(email["Message-ID"])
+
+    def _envelope(
+        self, connection: smtplib.SMTP, sender: str, recipient: str, international: bool
+    ) -> None:
+        """MAIL FROM and RCPT TO; every failure here is safe to retry or final."""
+        try:
+            connection.ehlo_or_helo_if_needed()
+            options: tuple[str, ...] = ()
+            if international:
+                if not connection.has_extn("smtputf8"):
+                    raise PermanentFailure(
+                        "the server does not take non-ASCII addresses (no SMTPUTF8)",
+                        reason="smtputf8",
+                    )
+                options = ("SMTPUTF8", "BODY=8BITMIME")
+            code, reply = connection.mail(sender, options)
+            if code != 250:
+                self._reset()
+                raise _by_code(code, _text(reply), "sender")
+            code, reply = connection.rcpt(recipient)
+        except DeliveryError:
+            raise
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
             raise TemporaryFailure(f"connection lost: {exc}", reason="connection") from None
-        return str(email["Message-ID"])
+        if code not in (250, 251):
+            self._reset()
+            if 500 <= code < 600:
+                raise Bounced(f"{code} {_text(reply)}")
+            raise TemporaryFailure(f"{code} {_text(reply)}", reason="recipient")
 
     def _reset(self) -> None:
         """After a refused transaction: RSET, or drop the connection if that fails."""
