@@ -18,7 +18,16 @@ from crmcore import CRM
 from crmcore.io.demo import DEMO_NOW, load_demo, top_customers
 from crmcore.testing import FrozenClock
 
-FIRST_PARTY = {"surveys", "loyalty", "complaints", "segmentation", "sales", "activities"}
+FIRST_PARTY = {
+    "surveys",
+    "loyalty",
+    "complaints",
+    "segmentation",
+    "sales",
+    "activities",
+    "messaging",
+    "campaigns",
+}
 
 
 def _customer_columns(crm: CRM) -> list[tuple[sa.Table, sa.Column[Any]]]:
@@ -65,6 +74,7 @@ PRESERVED = {
     "sales_deals": None,
     "sales_payments": "amount",
     "activities_activities": None,
+    "messaging_messages": None,
 }
 
 
@@ -88,6 +98,7 @@ def test_merge_across_every_plugin_leaves_no_orphan_and_keeps_the_sums(db_url: s
                 _count(crm, table, both) if column is None else _sum(crm, name, column, [keep, dup])
             )
         assert before["crm_interactions"] > 0 and before["loyalty_ledger"] != 0
+        assert before["messaging_messages"] > 0  # invitations, campaign messages
         balance_rows = _count(crm, crm.metadata.tables["loyalty_ledger"], sa.true())
 
         crm.customers.merge(keep, dup, actor="ops")
