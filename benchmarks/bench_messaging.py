@@ -7,8 +7,9 @@ A child process serves SMTP (``aiosmtpd``, counting the Message-IDs it
 receives) and HTTP (``http.server``, answering every POST with 200 and a JSON
 id) on loopback. For each backend the benchmark
 
-1. creates ``--messages`` customers with consent, and enqueues one email and
-   one SMS for each, in one unit of work each (timed: enqueue rate);
+1. creates ``--messages`` customers with consent, and queues one email for
+   each with ``enqueue`` (one call per message) and one SMS for each with
+   ``enqueue_many``, in one unit of work each (timed: enqueue rates);
 2. drains the email queue with ``send_pending`` (claim, send, record: the
    interaction through core and the state) and then the SMS queue;
 3. sends the same messages with a bare loop as baseline: ``smtplib`` on one
@@ -175,20 +176,29 @@ def run_backend(
         )
         ids = [c.id for c in customers if c.id is not None]
 
+        def requests(channel: str) -> list[dict[str, Any]]:
+            return [
+                {
+                    "customer_id": customer_id,
+                    "channel": channel,
+                    "subject": f"Offer {i}",
+                    "text": f"Dear customer {i}, this month's offer is waiting for you.",
+                }
+                for i, customer_id in enumerate(ids)
+            ]
+
         def enqueue(channel: str) -> None:
             with crm.unit_of_work() as uow:
-                for i, customer_id in enumerate(ids):
-                    queue.enqueue(
-                        uow,
-                        customer_id=customer_id,
-                        channel=channel,
-                        subject=f"Offer {i}",
-                        text=f"Dear customer {i}, this month's offer is waiting for you.",
-                    )
+                for request in requests(channel):
+                    queue.enqueue(uow, **request)
+
+        def enqueue_many(channel: str) -> None:
+            with crm.unit_of_work() as uow:
+                queue.enqueue_many(uow, requests(channel))
 
         print(f"\n{backend}: {n:,} messages per channel")
         seconds, _ = _timed(lambda: enqueue("email"))
-        print(f"  enqueue (one unit of work)      {_rate(n, seconds)}")
+        print(f"  enqueue, one call each          {_rate(n, seconds)}")
         before = mails.value
         ours, report = _timed(lambda: delivery.send_pending(crm))
         assert report.sent == n and mails.value - before == n, (report, mails.value - before)
@@ -210,7 +220,8 @@ def run_backend(
         print(f"  SMTP  crmcore-messaging         {_rate(n, ours)}")
         print(f"  SMTP  raw smtplib loop          {_rate(n, raw)}")
         print(f"  SMTP  ratio ours / raw          {raw / ours:>9.2f}")
-        enqueue("sms")
+        seconds, _ = _timed(lambda: enqueue_many("sms"))
+        print(f"  enqueue_many (batches of 500)   {_rate(n, seconds)}")
         before = posts.value
         ours_http, sms_report = _timed(lambda: delivery.send_pending(crm))
         assert sms_report.sent == n and posts.value - before == n, sms_report

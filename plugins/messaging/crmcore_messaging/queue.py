@@ -15,33 +15,33 @@ queue nothing twice, even when two run at once).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
 from attrs import frozen
-from sqlalchemy import insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from crmcore import CRM, Customer, UnitOfWork, checks
+from crmcore import CRM, UnitOfWork
 from crmcore.access import Action
-from crmcore.checks import bad, choice
-from crmcore.errors import NotFoundError, ValidationError
+from crmcore.checks import bad
+from crmcore.errors import ValidationError
 from crmcore.scoping import enforce_declared, requires
-from crmcore.storage.records import load_customer, merged_into
+from crmcore.storage.batches import numbered_batches
 from crmcore_messaging import rules
 from crmcore_messaging.channels.registry import channel_of
-from crmcore_messaging.settings import CUSTOMER_PURPOSES, settings_of
-from crmcore_messaging.tables import messages_table
+from crmcore_messaging.preparing import (
+    SUBJECT_LIMIT,
+    TEXT_LIMIT,
+    Batch,
+    optional_text,
+    references,
+    required_text,
+)
+from crmcore_messaging.settings import settings_of
 
-#: Longest subject and body accepted (characters).
-SUBJECT_LIMIT = 998
-TEXT_LIMIT = 100_000
+#: Requests decided and stored together by :func:`enqueue_many`.
+BATCH = 500
 
 
 @frozen
@@ -56,74 +56,6 @@ class Queued:
     message_id: int | None
     state: str
     reason: str | None = None
-
-
-def _optional(field: str, value: Any, limit: int) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        bad(field, f"expected text, got {type(value).__name__}", value)
-    if len(value) > limit:
-        bad(field, f"is longer than {limit} characters", value)
-    return value
-
-
-def _not_before(ctx: UnitOfWork, value: datetime | None) -> datetime:
-    if value is None:
-        return ctx.now
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        bad("not_before", f"expected a timezone-aware timestamp, got {value!r}", value)
-    return max(value, ctx.now)
-
-
-def _refs(ref_type: Any, ref_id: Any, dedupe_key: Any) -> tuple[str | None, ...]:
-    return (
-        checks.text("ref_type", ref_type, 60),
-        None if ref_id is None else checks.text("ref_id", str(ref_id), 100),
-        checks.text("dedupe_key", dedupe_key, 200),
-    )
-
-
-def _existing(ctx: UnitOfWork, dedupe_key: str | None) -> int | None:
-    if dedupe_key is None:
-        return None
-    table = messages_table(ctx.crm.metadata)
-    found = ctx.connection.execute(
-        select(table.c.id).where(table.c.dedupe_key == dedupe_key)
-    ).scalar()
-    return None if found is None else int(found)
-
-
-def _store(ctx: UnitOfWork, row: dict[str, Any]) -> int | None:
-    """Insert one message; ``None`` when its dedupe key was stored concurrently."""
-    table = messages_table(ctx.crm.metadata)
-    values = {
-        "attempts": 0,
-        "created_at": ctx.now,
-        "updated_at": ctx.now,
-        **row,
-    }
-    dialect = ctx.connection.dialect.name
-    if values.get("dedupe_key") is not None and dialect in ("postgresql", "sqlite"):
-        make = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = (
-            make(table)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(table.c.id)
-        )
-    else:
-        statement = insert(table).values(values).returning(table.c.id)
-    found = ctx.connection.execute(statement).scalar()
-    return None if found is None else int(found)
-
-
-def _render(ctx: UnitOfWork, **arguments: Any) -> Any:
-    """Render a template through the templates part (:mod:`crmcore_messaging.rendering`)."""
-    name = "crmcore_messaging.rendering"
-    if importlib.util.find_spec(name) is None:
-        raise ValidationError("template: templates are not available; give text", field="template")
-    return importlib.import_module(name).render_message(ctx, **arguments)
 
 
 @requires(Action.WRITE, customer="customer_id")
@@ -153,104 +85,107 @@ def enqueue(
     another is the kept one. ValidationError for bad arguments, NotFoundError
     for an unknown customer.
     """
-    settings = settings_of(ctx.crm)
-    choice("purpose", purpose, CUSTOMER_PURPOSES)
-    name = settings.default_channel(purpose) if channel is None else channel
-    config = settings.channel(name)
-    kind = channel_of(ctx.crm, name).address
-    if (template is None) == (text is None):
-        raise ValidationError("message: give either template or text", field="template")
-    body = _optional("text", text, TEXT_LIMIT)
-    if body is not None and not body.strip():
-        bad("text", "must not be empty", text)
-    subject = _optional("subject", subject, SUBJECT_LIMIT)
-    html = _optional("html", html, TEXT_LIMIT)
-    ref_type, ref_id, dedupe_key = _refs(ref_type, ref_id, dedupe_key)
-    start = _not_before(ctx, not_before)
-    existing = _existing(ctx, dedupe_key)
-    if existing is not None:
-        return Queued(existing, "duplicate")
-    customer = _customer(ctx, customer_id)
-    customer_id = int(customer.id or customer_id)
-    recipient = rules.address_of(customer, config, kind)
-    zone = rules.customer_zone(customer, settings)
-    row: dict[str, Any] = {
-        "token": secrets.token_hex(16),
+    request = {
         "customer_id": customer_id,
-        "recipient": recipient,
-        "channel": name,
-        "purpose": purpose,
         "template": template,
-        "timezone": zone,
+        "subject": subject,
+        "text": text,
+        "html": html,
+        "channel": channel,
+        "purpose": purpose,
+        "locale": locale,
+        "variables": variables,
         "ref_type": ref_type,
         "ref_id": ref_id,
         "dedupe_key": dedupe_key,
-        "not_before": start,
+        "not_before": not_before,
     }
-    connection = ctx.connection
-    reason = rules.first_refusal(
-        customer_id=customer_id,
-        erased=rules.erased_ids(connection, [customer_id]),
-        consents={customer_id: attrs.asdict(customer.consent)},
-        channel=config,
-        purpose=purpose,
-        recipient=recipient,
-    )
-    state = "queued"
-    if reason is None and start <= ctx.now:
-        until = rules.quiet_until(ctx.now, zone, settings)
-        if until is not None:
-            state, row["not_before"] = "deferred", until
-    if reason is None and state == "queued" and start <= ctx.now:
-        counter = rules.CapCounter(connection, ctx.crm.metadata, settings, [customer_id], ctx.now)
-        if not counter.admit(customer_id, name, purpose):
-            reason = "frequency_cap"
-    if reason is not None:
-        row.update(state="refused", reason=reason, subject=subject, body_text=body)
-    else:
-        row["state"] = state
-        if template is not None:
-            rendered = _render(
-                ctx,
-                template=template,
-                customer=customer,
-                locale=locale or _locale(customer, settings),
-                token=row["token"],
-                channel=name,
-                purpose=purpose,
-                variables=variables,
-                ref_type=ref_type,
-                ref_id=ref_id,
-            )
-            row.update(
-                subject=rendered.subject,
-                body_text=rendered.text,
-                body_html=rendered.html,
-                template_version=rendered.template_version,
-                locale=rendered.locale,
-            )
+    return _queue(ctx, [request], BATCH, numbered=False, guard=False)[0]
+
+
+@requires(Action.WRITE, scoped=True)  # write on every customer, checked per batch below
+def enqueue_many(
+    ctx: UnitOfWork, messages: Iterable[Mapping[str, Any]], *, batch_size: int = BATCH
+) -> list[Queued]:
+    """Queue many messages to customers inside ``ctx``: :func:`enqueue` for each, in batches.
+
+    Each item holds :func:`enqueue`'s keyword arguments. The result is in
+    the order of ``messages`` and equals what calling :func:`enqueue` for
+    each would give, in a fixed number of queries per batch of
+    ``batch_size`` (only templates are rendered one by one). A bad item is a
+    ValidationError naming it (``messages[12]: text: ...``) and rolls the
+    whole unit of work back. Needs write access to every customer.
+    """
+    return _queue(ctx, messages, batch_size, numbered=True, guard=True)
+
+
+def _queue(
+    ctx: UnitOfWork,
+    messages: Iterable[Mapping[str, Any]],
+    batch_size: int,
+    *,
+    numbered: bool,
+    guard: bool,
+) -> list[Queued]:
+    batch = Batch(ctx, settings_of(ctx.crm))
+    results: list[Queued] = []
+    for chunk in numbered_batches(messages, batch_size):
+        requests = []
+        for position, given in chunk:
+            try:
+                requests.append(batch.check(given))
+            except ValidationError as exc:
+                if not numbered:
+                    raise
+                raise ValidationError(
+                    f"messages[{position}]: {exc}", field=exc.field, value=exc.value
+                ) from None
+        if guard:
+            ctx.crm.access.guard(ctx, [r["customer_id"] for r in requests], Action.WRITE)
+        results.extend(_queue_batch(batch, requests))
+    return results
+
+
+def _queue_batch(batch: Batch, requests: Sequence[Mapping[str, Any]]) -> list[Queued]:
+    """Decide and store one batch of checked requests (see :mod:`crmcore_messaging.preparing`)."""
+    ctx = batch.ctx
+    stored = batch.stored_keys(r["dedupe_key"] for r in requests)
+    customers = batch.customers(r["customer_id"] for r in requests)
+    ids = sorted({int(c.id) for c in customers.values() if c.id is not None})
+    erased = rules.erased_ids(ctx.connection, ids)
+    counter = rules.CapCounter(ctx.connection, ctx.crm.metadata, batch.settings, ids, ctx.now)
+    rows: list[dict[str, Any]] = []
+    decided: list[dict[str, Any] | Queued | str] = []  # a row, a stored duplicate, or its key
+    first: set[str] = set()
+    for request in requests:
+        key = request["dedupe_key"]
+        if key in stored:
+            decided.append(Queued(stored[key], "duplicate"))
+        elif key is not None and key in first:
+            decided.append(key)  # repeats an earlier request of this batch
         else:
-            row.update(subject=subject, body_text=body, body_html=html, locale=locale)
-    message_id = _store(ctx, row)
-    if message_id is None:
-        return Queued(_existing(ctx, dedupe_key), "duplicate")
-    return Queued(message_id, row["state"], reason)
-
-
-def _customer(ctx: UnitOfWork, customer_id: int) -> Customer:
-    """The customer, or the one it was merged into; NotFoundError when there is none."""
-    try:
-        return load_customer(ctx.connection, customer_id, ctx.crm.cipher)
-    except NotFoundError:
-        kept = merged_into(ctx.connection, customer_id)
-        if kept is None:
-            raise
-        return load_customer(ctx.connection, kept, ctx.crm.cipher)
-
-
-def _locale(customer: Any, settings: Any) -> str:
-    given = customer.attributes.get(settings.locale_attribute)
-    return given if isinstance(given, str) and given else str(settings.default_locale)
+            row = batch.decide(request, customers[request["customer_id"]], erased, counter)
+            if key is not None:
+                first.add(key)
+            rows.append(row)
+            decided.append(row)
+    new = batch.store(rows)
+    taken = [r["dedupe_key"] for r in rows if r["token"] not in new]  # stored concurrently
+    stored.update(batch.stored_keys([*taken, *(d for d in decided if isinstance(d, str))]))
+    stored.update(
+        {r["dedupe_key"]: new[r["token"]] for r in rows if r["token"] in new and r["dedupe_key"]}
+    )
+    results: list[Queued] = []
+    for item in decided:
+        if isinstance(item, Queued):
+            results.append(item)
+        elif isinstance(item, str):
+            results.append(Queued(stored.get(item), "duplicate"))
+        elif item["token"] in new:
+            results.append(Queued(new[item["token"]], item["state"], item.get("reason")))
+        else:
+            results.append(Queued(stored.get(item["dedupe_key"]), "duplicate"))
+    return results
 
 
 @requires(Action.REPORT)
@@ -274,9 +209,9 @@ def enqueue_staff(
     ``no_address`` when the user has none there.
     """
     settings = settings_of(ctx.crm)
-    user_name = text_required("user", user, 200)
-    subject_text = text_required("subject", subject, SUBJECT_LIMIT)
-    body = _optional("text", text, TEXT_LIMIT)
+    user_name = required_text("user", user, 200)
+    subject_text = required_text("subject", subject, SUBJECT_LIMIT)
+    body = optional_text("text", text, TEXT_LIMIT)
     if not body or not body.strip():
         bad("text", "must not be empty", text)
     addresses = settings.staff.get(user_name, {})
@@ -289,10 +224,11 @@ def enqueue_staff(
     settings.channel(name)
     kind = channel_of(ctx.crm, name).address
     recipient = addresses.get(name) or (user_name if kind == "customer" else None)
-    ref_type, ref_id, dedupe_key = _refs(ref_type, ref_id, dedupe_key)
-    existing = _existing(ctx, dedupe_key)
-    if existing is not None:
-        return Queued(existing, "duplicate")
+    ref_type, ref_id, dedupe_key = references(ref_type, ref_id, dedupe_key)
+    batch = Batch(ctx, settings)
+    existing = batch.stored_keys([dedupe_key])
+    if dedupe_key in existing:
+        return Queued(existing[dedupe_key], "duplicate")
     reason = None if recipient else "no_address"
     row = {
         "token": secrets.token_hex(16),
@@ -309,17 +245,10 @@ def enqueue_staff(
         "state": "queued" if reason is None else "refused",
         "reason": reason,
     }
-    message_id = _store(ctx, row)
-    if message_id is None:
-        return Queued(_existing(ctx, dedupe_key), "duplicate")
-    return Queued(message_id, str(row["state"]), reason)
-
-
-def text_required(field: str, value: Any, limit: int) -> str:
-    """Stripped, non-empty text of at most ``limit`` characters."""
-    found = checks.text(field, value, limit, required=True)
-    assert found is not None
-    return found
+    new = batch.store([row])
+    if row["token"] not in new:  # the key was stored concurrently
+        return Queued(batch.stored_keys([dedupe_key]).get(str(dedupe_key)), "duplicate")
+    return Queued(new[str(row["token"])], str(row["state"]), reason)
 
 
 @requires(Action.WRITE, customer="customer_id")

@@ -216,6 +216,11 @@ class CapCounter:
             if purpose in cap.purposes and cap.channel in ("*", channel)
         ]
 
+    def fits(self, customer_id: int, channel: str, purpose: str) -> bool:
+        """Whether one more message fits every cap (nothing is counted: enqueue's check)."""
+        caps = self.applying(channel, purpose)
+        return all(self.counts[i].get(customer_id, 0) + 1 <= self.caps[i].max for i in caps)
+
     def admit(self, customer_id: int, channel: str, purpose: str) -> bool:
         """Whether one more message fits every cap; if so it is counted."""
         caps = self.applying(channel, purpose)

@@ -90,6 +90,12 @@ CASES: list[Case] = [
         in_unit_of_work(lambda u, s: queue.enqueue(u, customer_id=s.visible, text="kit")),
     ),
     Case(
+        "queue.enqueue_many",
+        in_unit_of_work(
+            lambda u, s: queue.enqueue_many(u, [{"customer_id": s.visible, "text": "kit"}])
+        ),
+    ),
+    Case(
         "queue.enqueue_staff",
         in_unit_of_work(lambda u, s: queue.enqueue_staff(u, user="kit", subject="s", text="t")),
         EVERYONE_ONLY,
@@ -158,6 +164,7 @@ def test_messaging_conformance_matrix(mcrm: CRM) -> None:
     outcome = {(c.function, c.role): c.outcome for c in matrix.cells}
     assert outcome[("listing.cancel_message", "admin")] == "allowed"
     assert outcome[("queue.send_message", "foreign")] == "denied"
+    assert outcome[("queue.enqueue_many", "foreign")] == "denied"
     assert outcome[("queue.send_message", "granted")] == "allowed"
     assert outcome[("listing.list_messages", "foreign")] == "nothing foreign"
     assert outcome[("delivery.send_pending", "manager")] == "denied"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from crmcore_messaging.settings import Settings
 from crmcore_messaging.tables import messages_table
 from sqlalchemy import select
 
-from crmcore import CRM, Customer
+from crmcore import CRM, Customer, NotFoundError, ValidationError
 from crmcore.testing import FrozenClock
 
 from .conftest import SMTPServer, add_customer
@@ -222,3 +222,65 @@ def test_cap_counter_counts_a_batch(dcrm: CRM) -> None:
     assert [counter.admit(1, "email", "marketing") for _ in range(3)] == [True, True, False]
     assert counter.admit(1, "email", "service")  # not a capped purpose
     assert counter.counts == [{1: 2}]
+
+
+def test_enqueue_many_equals_enqueue_one_by_one(
+    open_dcrm: Callable[..., CRM], clock: FrozenClock
+) -> None:
+    crm = open_dcrm(caps=[{"channel": "*", "max": 1, "days": 7}])
+    ann = add_customer(crm, "Ann")
+    no = add_customer(crm, "No", consent={"marketing_email": False})
+    keep = add_customer(crm, "Keep")
+    dup = add_customer(crm, "Dup")
+    crm.customers.merge(keep, dup)
+    requests: list[dict[str, Any]] = [
+        {"customer_id": ann, "text": "a", "dedupe_key": "k1"},
+        {"customer_id": ann, "text": "b", "dedupe_key": "k1"},  # repeats the first
+        {"customer_id": no, "text": "c"},
+        {"customer_id": dup, "text": "d", "channel": "inbox", "purpose": "service"},
+        {"customer_id": ann, "text": "later", "not_before": clock() + timedelta(days=1)},
+        {"customer_id": ann, "channel": "sms", "text": "no phone"},
+    ]
+    with crm.unit_of_work() as uow:
+        many = queue.enqueue_many(uow, requests, batch_size=4)
+    assert [(q.state, q.reason) for q in many] == [
+        ("queued", None),
+        ("duplicate", None),
+        ("refused", "no_consent"),
+        ("queued", None),
+        ("queued", None),
+        ("refused", "no_address"),
+    ]
+    assert many[1].message_id == many[0].message_id
+    rows = _rows(crm)
+    assert [r.customer_id for r in rows] == [ann, no, keep, ann, ann]
+    with crm.unit_of_work() as uow:  # again: every keyed request is a duplicate now
+        again = queue.enqueue_many(uow, requests[:2])
+    assert [(q.state, q.message_id) for q in again] == [("duplicate", many[0].message_id)] * 2
+    delivery.send_pending(crm)
+    with crm.unit_of_work() as uow:  # the cap (1 in 7 days) is full for ann: refused at once
+        full = queue.enqueue_many(uow, [{"customer_id": ann, "text": "x"}])
+        one = queue.enqueue(uow, customer_id=ann, text="y")
+    assert [(full[0].state, full[0].reason), (one.state, one.reason)] == [
+        ("refused", "frequency_cap")
+    ] * 2
+
+
+def test_enqueue_many_names_the_bad_item_and_stores_nothing(dcrm: CRM) -> None:
+    ann = add_customer(dcrm, "Ann")
+    for bad, message in (
+        (
+            {"customer_id": ann, "text": "x", "colour": "red"},
+            r"messages\[1\]: colour: is not a field",
+        ),
+        ({"customer_id": ann}, r"messages\[1\]: message: give either template or text"),
+        ({"customer_id": "1", "text": "x"}, r"messages\[1\]: customer_id: expected an integer"),
+        ({"customer_id": ann, "text": "x", "variables": [1]}, r"messages\[1\]: variables"),
+    ):
+        with pytest.raises(ValidationError, match=message), dcrm.unit_of_work() as uow:
+            queue.enqueue_many(uow, [{"customer_id": ann, "text": "ok"}, bad])
+    with pytest.raises(NotFoundError, match="customer 999999"), dcrm.unit_of_work() as uow:
+        queue.enqueue_many(uow, [{"customer_id": 999_999, "text": "x"}])
+    with pytest.raises(ValidationError, match="batch_size"), dcrm.unit_of_work() as uow:
+        queue.enqueue_many(uow, [], batch_size=0)
+    assert _rows(dcrm) == []
