@@ -3,7 +3,9 @@
 Options: ``host`` (default ``localhost``), ``port`` (25; 465 with ``ssl``),
 ``starttls`` / ``ssl`` (booleans), ``username`` and ``password`` (``${ENV}``
 references are expanded), ``from`` (required), ``timeout`` (seconds, 30),
-``helo`` (the name announced). One connection is kept for a batch.
+``helo`` (the name announced), ``cafile`` (certificates to verify the
+server's against instead of the system's). TLS always verifies the server's
+certificate and name. One connection is kept for a batch.
 
 Each message is an :class:`email.message.EmailMessage`: the text body, the
 HTML body as an alternative when there is one, ``Message-ID:
@@ -29,6 +31,7 @@ from email import policy as email_policy
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
+from pathlib import Path
 from typing import Any, ClassVar
 
 from crmcore_messaging.channels.base import (
@@ -100,6 +103,7 @@ class SMTPChannel(ChannelType):
         "from",
         "timeout",
         "helo",
+        "cafile",
     )
     required: ClassVar[tuple[str, ...]] = ("from",)
 
@@ -123,6 +127,9 @@ class SMTPChannel(ChannelType):
         self.password = options.get("password")
         self.timeout = float(options.get("timeout", 30))
         self.helo = options.get("helo")
+        self.cafile = options.get("cafile")
+        if self.cafile is not None and not Path(str(self.cafile)).is_file():
+            raise self.option_error("cafile", f"{self.cafile!r} is not a file")
         self._connection: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
@@ -133,14 +140,14 @@ class SMTPChannel(ChannelType):
                     self.port,
                     local_hostname=self.helo,
                     timeout=self.timeout,
-                    context=ssl_module.create_default_context(),
+                    context=self._tls(),
                 )
             else:
                 connection = smtplib.SMTP(
                     self.host, self.port, local_hostname=self.helo, timeout=self.timeout
                 )
                 if self.starttls:
-                    connection.starttls(context=ssl_module.create_default_context())
+                    connection.starttls(context=self._tls())
             if self.username:
                 connection.login(
                     expand_env(str(self.username)), expand_env(str(self.password or ""))
@@ -158,6 +165,11 @@ class SMTPChannel(ChannelType):
                 f"cannot connect to {self.host}:{self.port}: {exc}", reason="connect"
             ) from None
         return connection
+
+    def _tls(self) -> ssl_module.SSLContext:
+        """Certificates verified, against ``cafile`` when given, else the system's."""
+        cafile = None if self.cafile is None else str(self.cafile)
+        return ssl_module.create_default_context(cafile=cafile)
 
     def open(self) -> None:
         """Connections open on the first send of a batch."""
