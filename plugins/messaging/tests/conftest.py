@@ -165,7 +165,12 @@ def channels_section(
                 "consent": "marketing_sms",
                 "url": http.url_for("/sms"),
                 "headers": {"Authorization": "Bearer ${MESSAGING_TEST_TOKEN}"},
-                "body": {"to": "{to}", "text": "{text}", "ref": "{message_id}"},
+                "body": {
+                    "to": "{to}",
+                    "text": "{text}",
+                    "ref": "{message_id}",
+                    "stop": {"url": "{unsubscribe_url}", "n": 1},
+                },
                 "timeout": 5,
                 "id_field": "id",
             },

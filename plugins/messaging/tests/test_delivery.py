@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crmcore_messaging import delivery, listing, queue
+from crmcore_messaging import delivery, listing, queue, tokens
 from crmcore_messaging.tables import messages_table
 from pytest_httpserver import HTTPServer
 from sqlalchemy import select
@@ -86,13 +86,14 @@ def test_sms_goes_to_the_http_gateway_with_the_configured_body(
     report = delivery.send_pending(dcrm)
     assert report.sent == 1
     (request,) = seen
+    (row,) = _rows(dcrm)
     assert request.headers["Authorization"] == "Bearer s3cret"
     assert json.loads(request.get_data()) == {
         "to": "+8613800138000",
         "text": "Your code is {1234}",
         "ref": str(queued.message_id),
+        "stop": {"url": tokens.unsubscribe_url(dcrm, row.token), "n": 1},
     }
-    (row,) = _rows(dcrm)
     assert (row.state, row.provider_id, row.recipient) == ("sent", "gw-1", "+8613800138000")
     (interaction,) = dcrm.interactions.list(customer_id=bob).items
     assert (interaction.kind, interaction.channel) == ("chat", "sms")

@@ -16,7 +16,8 @@ is configuration, not code::
 
 ``body`` is a JSON template: every string in it (at any depth) is rendered
 with the placeholders ``{to}``, ``{text}``, ``{subject}``, ``{message_id}``,
-``{token}``, ``{channel}`` and ``{customer_id}``; ``{{`` and ``}}`` are
+``{token}``, ``{channel}``, ``{customer_id}`` and ``{unsubscribe_url}`` (the
+message's one-click unsubscribe link; empty for staff); ``{{`` and ``}}`` are
 literal braces; other values pass unchanged. Header values expand
 ``${ENV}`` references. Default body: ``{"to": "{to}", "text": "{text}"}``.
 
@@ -47,7 +48,16 @@ from crmcore_messaging.channels.base import (
 )
 
 #: The placeholders a body template may use.
-PLACEHOLDERS = ("to", "text", "subject", "message_id", "token", "channel", "customer_id")
+PLACEHOLDERS = (
+    "to",
+    "text",
+    "subject",
+    "message_id",
+    "token",
+    "channel",
+    "customer_id",
+    "unsubscribe_url",
+)
 _FORMATTER = string.Formatter()
 
 
@@ -134,6 +144,7 @@ class HTTPChannel(ChannelType):
             "token": message.token,
             "channel": message.channel,
             "customer_id": "" if message.customer_id is None else str(message.customer_id),
+            "unsubscribe_url": message.unsubscribe_url or "",
         }
         data = json.dumps(render_template(self.body, values), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json; charset=utf-8"}
