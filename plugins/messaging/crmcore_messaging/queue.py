@@ -171,20 +171,17 @@ def _queue_batch(batch: Batch, requests: Sequence[Mapping[str, Any]]) -> list[Qu
             decided.append(row)
     new = batch.store(rows)
     taken = [r["dedupe_key"] for r in rows if r["token"] not in new]  # stored concurrently
-    stored.update(batch.stored_keys([*taken, *(d for d in decided if isinstance(d, str))]))
-    stored.update(
-        {r["dedupe_key"]: new[r["token"]] for r in rows if r["token"] in new and r["dedupe_key"]}
-    )
+    stored.update(batch.stored_keys(taken))
+    stored.update({r["dedupe_key"]: new[r["token"]] for r in rows if r["token"] in new})
     results: list[Queued] = []
     for item in decided:
         if isinstance(item, Queued):
             results.append(item)
-        elif isinstance(item, str):
-            results.append(Queued(stored.get(item), "duplicate"))
-        elif item["token"] in new:
-            results.append(Queued(new[item["token"]], item["state"], item.get("reason")))
+        elif isinstance(item, str) or item["token"] not in new:
+            key = item if isinstance(item, str) else item["dedupe_key"]
+            results.append(Queued(stored.get(key), "duplicate"))
         else:
-            results.append(Queued(stored.get(item["dedupe_key"]), "duplicate"))
+            results.append(Queued(new[item["token"]], item["state"], item.get("reason")))
     return results
 
 

@@ -284,3 +284,31 @@ def test_enqueue_many_names_the_bad_item_and_stores_nothing(dcrm: CRM) -> None:
     with pytest.raises(ValidationError, match="batch_size"), dcrm.unit_of_work() as uow:
         queue.enqueue_many(uow, [], batch_size=0)
     assert _rows(dcrm) == []
+
+
+def test_two_callers_with_one_dedupe_key_queue_one_message(dcrm: CRM) -> None:
+    """The second waits for the first's commit (the key's lock or the write lock), then skips."""
+    import threading
+
+    ann = add_customer(dcrm, "Ann")
+    inside, results = threading.Event(), {}
+
+    def first() -> None:
+        with dcrm.unit_of_work() as uow:
+            results["first"] = queue.enqueue(uow, customer_id=ann, text="a", dedupe_key="same")
+            inside.set()
+            threading.Event().wait(0.5)  # hold the transaction open a while
+
+    def second() -> None:
+        inside.wait(10)
+        with dcrm.unit_of_work() as uow:
+            results["second"] = queue.enqueue(uow, customer_id=ann, text="b", dedupe_key="same")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results["first"].state == "queued"
+    assert results["second"] == queue.Queued(results["first"].message_id, "duplicate")
+    assert [r.body_text for r in _rows(dcrm)] == ["a"]
