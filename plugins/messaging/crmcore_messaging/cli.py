@@ -1,7 +1,7 @@
 """``crm messages ...``: parse, call the service functions, print (tables, or ``--json``).
 
-``channels``, ``send``, ``list``, ``status``, ``show``, ``queue`` and
-``cancel`` are here; ``templates``, ``preview``, ``unsubscribe`` and
+``channels``, ``send``, ``list``, ``status``, ``show``, ``queue``,
+``cancel`` and ``retry`` are here; ``templates``, ``preview``, ``unsubscribe`` and
 ``click`` come from :mod:`crmcore_messaging.cli_templates`, registered
 lazily. Service modules are imported inside the commands, so that ``crm
 --help`` stays fast.
@@ -202,6 +202,20 @@ def cancel_command(message_id: int, as_json: bool) -> None:
     from crmcore_messaging.listing import cancel_message
 
     data = cancel_message(get_crm(), message_id, actor=get_actor())
+    if as_json:
+        print_json(data)
+    else:
+        print_record(data, title=f"message {message_id}")
+
+
+@messages.command("retry")
+@click.argument("message_id", type=click.IntRange(1))
+@json_option
+def retry_command(message_id: int, as_json: bool) -> None:
+    """Queue a failed or bounced message again (it may reach the customer twice)."""
+    from crmcore_messaging.listing import retry_message
+
+    data = retry_message(get_crm(), message_id, actor=get_actor())
     if as_json:
         print_json(data)
     else:

@@ -201,6 +201,51 @@ def cancel_message(
     return message_dict(row)
 
 
+@requires(Action.ADMINISTER)
+def retry_message(
+    crm: CRM, message_id: int, *, actor: str | None = None, ctx: UnitOfWork | None = None
+) -> dict[str, Any]:
+    """Queue a failed or bounced message again, due now (an operator's decision, audited).
+
+    For a message failed ``interrupted`` or ``unknown_outcome`` this may send
+    it a second time: that is why only an administrator may, one at a time.
+    The rules are checked again when it is claimed. ConflictError for any
+    other state.
+    """
+    table = messages_table(crm.metadata)
+    with crm.unit_of_work(actor, ctx) as uow:
+        row = uow.connection.execute(
+            select(table).where(table.c.id == identifier("message_id", message_id))
+        ).first()
+        if row is None:
+            raise NotFoundError(f"message {message_id} does not exist")
+        done = uow.connection.execute(
+            update(table)
+            .where(table.c.id == row.id, table.c.state.in_(("failed", "bounced")))
+            .values(
+                state="queued",
+                reason=None,
+                not_before=uow.now,
+                claimed_by=None,
+                claimed_at=None,
+                updated_at=uow.now,
+            )
+        )
+        if not done.rowcount:
+            raise ConflictError(
+                f"message {message_id} is {row.state}: only a failed or bounced message "
+                "can be queued again"
+            )
+        crm.audit.record_batch(
+            uow,
+            "messaging.message_retry",
+            "message",
+            [(int(row.id), row.customer_id, {"was": row.state, "reason": row.reason})],
+        )
+        row = uow.connection.execute(select(table).where(table.c.id == row.id)).one()
+    return message_dict(row)
+
+
 @requires(Action.REPORT)
 def queue_status(crm: CRM, *, ctx: UnitOfWork | None = None) -> dict[str, Any]:
     """Counts by state and channel, messages due now, the oldest due and the retries waiting."""

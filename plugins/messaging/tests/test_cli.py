@@ -101,6 +101,8 @@ def test_queue_send_list_show_status(cli_config: str, smtp_server: SMTPServer) -
     assert cancel.exit_code == 1
     assert "only a queued or deferred message can be cancelled" in cancel.output
     assert "Traceback" not in cancel.output
+    retry = run(cli_config, "messages", "retry", str(queued["message_id"]))
+    assert retry.exit_code == 1 and "only a failed or bounced message" in retry.output
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,19 @@ def _fresh_message(crm: CRM, s: Subjects) -> int:
     return queued.message_id
 
 
+def _failed_message(crm: CRM, s: Subjects) -> int:
+    """A message failed for good (what an operator may queue again)."""
+    message_id = _fresh_message(crm, s)
+    with crm.unit_of_work() as uow:
+        table = crm.metadata.tables["messaging_messages"]
+        uow.connection.execute(
+            table.update()
+            .where(table.c.id == message_id)
+            .values(state="failed", reason="unknown_outcome")
+        )
+    return message_id
+
+
 M = "visible_message"
 
 CASES: list[Case] = [
@@ -114,6 +127,12 @@ CASES: list[Case] = [
         lambda c, s: listing.cancel_message(c, s.fresh),
         ADMIN_ONLY,
         setup=_fresh_message,
+    ),
+    Case(
+        "listing.retry_message",
+        lambda c, s: listing.retry_message(c, s.fresh),
+        ADMIN_ONLY,
+        setup=_failed_message,
     ),
     Case("listing.queue_status", lambda c, s: listing.queue_status(c), EVERYONE_ONLY),
     Case("measures.metrics", lambda c, s: measures.metrics(c, PERIOD), EVERYONE_ONLY),
@@ -163,6 +182,7 @@ def test_messaging_conformance_matrix(mcrm: CRM) -> None:
     matrix.assert_clean()
     outcome = {(c.function, c.role): c.outcome for c in matrix.cells}
     assert outcome[("listing.cancel_message", "admin")] == "allowed"
+    assert outcome[("listing.retry_message", "admin")] == "allowed"
     assert outcome[("queue.send_message", "foreign")] == "denied"
     assert outcome[("queue.enqueue_many", "foreign")] == "denied"
     assert outcome[("queue.send_message", "granted")] == "allowed"

@@ -114,6 +114,15 @@ def test_a_crashed_sender_is_never_resent(
     assert (row.state, row.reason) == ("failed", "interrupted")
     assert delivery.send_pending(dcrm).claimed == 0
     assert smtp_server.sink.ids() == []
+    with pytest.raises(ConflictError, match="only a failed or bounced"):  # an operator's retry
+        listing.retry_message(dcrm, _queue(dcrm, ann).message_id or 0)
+    again = listing.retry_message(dcrm, row.id)
+    assert (again["state"], again["reason"], again["attempts"]) == ("queued", None, 0)
+    assert delivery.send_pending(dcrm).sent == 2
+    assert len(smtp_server.sink.ids()) == 2
+    assert [e.details["was"] for e in dcrm.audit.query(action="messaging.message_retry").items] == [
+        "failed"
+    ]
 
 
 def test_cancel_status_listing_and_show(dcrm: CRM) -> None:
