@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, Float, Subquery, and_, case, func, literal, or_, select
 
 from crmcore_surveys.catalog import SurveyVersion
 from crmcore_surveys.scorer import Scorer
 from crmcore_surveys.statistics import mean_estimate, pearson_estimate
 
 # The overall answer as a pseudo-dimension in driver analysis (no real dimension is empty).
-_OVERALL = ""
+#: The pseudo-dimension of the overall answer in :func:`response_scores`.
+OVERALL = ""
 
 
 def dimension_means(scorer: Scorer) -> dict[str | None, list[dict[str, Any]]]:
@@ -194,28 +195,22 @@ def overall_question(version: SurveyVersion) -> str | None:
     return None
 
 
-def drivers(scorer: Scorer, overall: Mapping[int, str]) -> list[dict[str, Any]]:
-    """Pearson r between each dimension's per-response score and the overall answer.
+def response_scores(scorer: Scorer, overall: Mapping[int, str]) -> Subquery:
+    """Per response and dimension, the mean of its answers on 0-100 (``rid``, ``dim``, ``x``).
 
-    ``overall`` maps survey version id to its overall question id. Both sides on
-    the 0-100 scale; a dimension's per-response score is the mean of its answers.
-    Sorted by r, strongest first.
+    The overall question of each version (``overall``: survey version id to its
+    question key) is the pseudo-dimension :data:`OVERALL`; unanswered ratings
+    are left out.
     """
-    if not overall:
-        return []
-    norm = scorer.norm()
     is_overall = or_(
         *(
             and_(scorer.q.c.survey_id == sid, scorer.q.c.key == key)
             for sid, key in sorted(overall.items())
         )
     )
-    # One pass over the answers, no join of grouped subqueries (PostgreSQL would
-    # nest-loop over them): the overall answer is a pseudo-dimension, spread to
-    # the response's dimension rows with a window function (SQLite >= 3.25, PG).
-    dim = case((is_overall, literal(_OVERALL)), else_=scorer.q.c.dimension)
-    per = (
-        select(scorer.r.c.id.label("rid"), dim.label("dim"), func.avg(norm).label("x"))
+    dim = case((is_overall, literal(OVERALL)), else_=scorer.q.c.dimension)
+    return (
+        select(scorer.r.c.id.label("rid"), dim.label("dim"), func.avg(scorer.norm()).label("x"))
         .select_from(scorer.answers_from())
         .where(
             *scorer.conditions(),
@@ -225,10 +220,25 @@ def drivers(scorer: Scorer, overall: Mapping[int, str]) -> list[dict[str, Any]]:
         .group_by(scorer.r.c.id, dim)
         .subquery()
     )
+
+
+def drivers(scorer: Scorer, overall: Mapping[int, str]) -> list[dict[str, Any]]:
+    """Pearson r between each dimension's per-response score and the overall answer.
+
+    ``overall`` maps survey version id to its overall question id. Both sides on
+    the 0-100 scale; a dimension's per-response score is the mean of its answers.
+    Sorted by r, strongest first.
+    """
+    if not overall:
+        return []
+    # One pass over the answers, no join of grouped subqueries (PostgreSQL would
+    # nest-loop over them): the overall answer is a pseudo-dimension, spread to
+    # the response's dimension rows with a window function (SQLite >= 3.25, PG).
+    per = response_scores(scorer, overall)
     spread = select(
         per.c.dim,
         per.c.x,
-        func.max(case((per.c.dim == _OVERALL, per.c.x))).over(partition_by=per.c.rid).label("y"),
+        func.max(case((per.c.dim == OVERALL, per.c.x))).over(partition_by=per.c.rid).label("y"),
     ).subquery()
     query = (
         select(
@@ -240,7 +250,7 @@ def drivers(scorer: Scorer, overall: Mapping[int, str]) -> list[dict[str, Any]]:
             func.sum(spread.c.y * spread.c.y).label("syy"),
             func.sum(spread.c.x * spread.c.y).label("sxy"),
         )
-        .where(spread.c.dim != _OVERALL, spread.c.y.is_not(None))
+        .where(spread.c.dim != OVERALL, spread.c.y.is_not(None))
         .group_by(spread.c.dim)
     )
     out = []

@@ -44,8 +44,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import case, func, select
 
+from crmcore_surveys.dimensions import OVERALL, response_scores
 from crmcore_surveys.scorer import Scorer
 
 #: Resamples of the percentile bootstrap unless told otherwise.
@@ -62,7 +63,6 @@ QUADRANTS: Mapping[tuple[bool, bool], str] = {
     (False, True): "possible overkill",
 }
 
-_OVERALL = ""
 _EPS = 1e-12
 
 FloatArray = NDArray[np.float64]
@@ -77,26 +77,8 @@ def driver_matrix(
     """
     if not overall or not dimensions:
         return np.zeros((0, len(dimensions) + 1))
-    norm = scorer.norm()
-    is_overall = or_(
-        *(
-            and_(scorer.q.c.survey_id == sid, scorer.q.c.key == key)
-            for sid, key in sorted(overall.items())
-        )
-    )
-    dim = case((is_overall, literal(_OVERALL)), else_=scorer.q.c.dimension)
-    per = (
-        select(scorer.r.c.id.label("rid"), dim.label("dim"), func.avg(norm).label("x"))
-        .select_from(scorer.answers_from())
-        .where(
-            *scorer.conditions(),
-            or_(is_overall, scorer.index_question()),
-            scorer.a.c.rating.is_not(None),
-        )
-        .group_by(scorer.r.c.id, dim)
-        .subquery()
-    )
-    names = [*dimensions, _OVERALL]
+    per = response_scores(scorer, overall)
+    names = [*dimensions, OVERALL]
     columns = [
         func.max(case((per.c.dim == name, per.c.x))).label(f"c{i}") for i, name in enumerate(names)
     ]
