@@ -147,6 +147,12 @@ def _rate(count: int, seconds: float) -> str:
     return f"{count / seconds:>9,.0f} msg/s ({seconds:.2f} s)"
 
 
+def _compare(label: str, baseline: str, count: int, ours: float, raw: float) -> None:
+    print(f"  {label}  {'crmcore-messaging':<26}{_rate(count, ours)}")
+    print(f"  {label}  {baseline:<26}{_rate(count, raw)}")
+    print(f"  {label}  {'ratio ours / raw':<26}{raw / ours:>9.2f}")
+
+
 def run_backend(
     backend: str, args: argparse.Namespace, ports: tuple[int, int], counts: Any
 ) -> None:
@@ -217,9 +223,7 @@ def run_backend(
         before = mails.value
         raw, _ = _timed(lambda: _raw_smtp(smtp_port, messages))
         assert mails.value - before == n
-        print(f"  SMTP  crmcore-messaging         {_rate(n, ours)}")
-        print(f"  SMTP  raw smtplib loop          {_rate(n, raw)}")
-        print(f"  SMTP  ratio ours / raw          {raw / ours:>9.2f}")
+        _compare("SMTP", "raw smtplib loop", n, ours, raw)
         seconds, _ = _timed(lambda: enqueue_many("sms"))
         print(f"  enqueue_many (batches of 500)   {_rate(n, seconds)}")
         before = posts.value
@@ -229,9 +233,7 @@ def run_backend(
         before = posts.value
         raw_http, _ = _timed(lambda: _raw_http(http_port, sms))
         assert posts.value - before == n
-        print(f"  HTTP  crmcore-messaging         {_rate(n, ours_http)}")
-        print(f"  HTTP  raw urllib loop           {_rate(n, raw_http)}")
-        print(f"  HTTP  ratio ours / raw          {raw_http / ours_http:>9.2f}")
+        _compare("HTTP", "raw urllib loop", n, ours_http, raw_http)
     finally:
         crm.close()
         drop()

@@ -172,11 +172,22 @@ def mark_read(
             raise NotFoundError(f"customer {customer_id} has no sent message {message_id}")
 
 
-@requires(Action.ADMINISTER)
-def cancel_message(
-    crm: CRM, message_id: int, *, actor: str | None = None, ctx: UnitOfWork | None = None
+def _change_state(
+    crm: CRM,
+    message_id: int,
+    *,
+    allowed: tuple[str, ...],
+    values: dict[str, Any],
+    action: str,
+    verb: str,
+    actor: str | None,
+    ctx: UnitOfWork | None,
 ) -> dict[str, Any]:
-    """Refuse a message not sent yet (reason ``cancelled``); ConflictError once it left."""
+    """Set ``values`` on a message in one of the ``allowed`` states, audited as ``action``.
+
+    ``not_before`` in ``values`` set to ``None`` means now. ConflictError,
+    saying what can be ``verb``, for a message in another state.
+    """
     table = messages_table(crm.metadata)
     with crm.unit_of_work(actor, ctx) as uow:
         row = uow.connection.execute(
@@ -184,21 +195,39 @@ def cancel_message(
         ).first()
         if row is None:
             raise NotFoundError(f"message {message_id} does not exist")
+        if "not_before" in values:
+            values = {**values, "not_before": values["not_before"] or uow.now}
         done = uow.connection.execute(
             update(table)
-            .where(table.c.id == row.id, table.c.state.in_(("queued", "deferred")))
-            .values(state="refused", reason="cancelled", updated_at=uow.now)
+            .where(table.c.id == row.id, table.c.state.in_(allowed))
+            .values(**values, updated_at=uow.now)
         )
         if not done.rowcount:
             raise ConflictError(
-                f"message {message_id} is {row.state}: only a queued or "
-                "deferred message can be cancelled"
+                f"message {message_id} is {row.state}: only a {' or '.join(allowed)} message "
+                f"can be {verb}"
             )
-        crm.audit.record_batch(
-            uow, "messaging.message_cancel", "message", [(int(row.id), row.customer_id, {})]
-        )
+        details = {"was": row.state, "reason": row.reason}
+        crm.audit.record_batch(uow, action, "message", [(int(row.id), row.customer_id, details)])
         row = uow.connection.execute(select(table).where(table.c.id == row.id)).one()
     return message_dict(row)
+
+
+@requires(Action.ADMINISTER)
+def cancel_message(
+    crm: CRM, message_id: int, *, actor: str | None = None, ctx: UnitOfWork | None = None
+) -> dict[str, Any]:
+    """Refuse a message not sent yet (reason ``cancelled``); ConflictError once it left."""
+    return _change_state(
+        crm,
+        message_id,
+        allowed=("queued", "deferred"),
+        values={"state": "refused", "reason": "cancelled"},
+        action="messaging.message_cancel",
+        verb="cancelled",
+        actor=actor,
+        ctx=ctx,
+    )
 
 
 @requires(Action.ADMINISTER)
@@ -212,38 +241,22 @@ def retry_message(
     The rules are checked again when it is claimed. ConflictError for any
     other state.
     """
-    table = messages_table(crm.metadata)
-    with crm.unit_of_work(actor, ctx) as uow:
-        row = uow.connection.execute(
-            select(table).where(table.c.id == identifier("message_id", message_id))
-        ).first()
-        if row is None:
-            raise NotFoundError(f"message {message_id} does not exist")
-        done = uow.connection.execute(
-            update(table)
-            .where(table.c.id == row.id, table.c.state.in_(("failed", "bounced")))
-            .values(
-                state="queued",
-                reason=None,
-                not_before=uow.now,
-                claimed_by=None,
-                claimed_at=None,
-                updated_at=uow.now,
-            )
-        )
-        if not done.rowcount:
-            raise ConflictError(
-                f"message {message_id} is {row.state}: only a failed or bounced message "
-                "can be queued again"
-            )
-        crm.audit.record_batch(
-            uow,
-            "messaging.message_retry",
-            "message",
-            [(int(row.id), row.customer_id, {"was": row.state, "reason": row.reason})],
-        )
-        row = uow.connection.execute(select(table).where(table.c.id == row.id)).one()
-    return message_dict(row)
+    return _change_state(
+        crm,
+        message_id,
+        allowed=("failed", "bounced"),
+        values={
+            "state": "queued",
+            "reason": None,
+            "not_before": None,  # now
+            "claimed_by": None,
+            "claimed_at": None,
+        },
+        action="messaging.message_retry",
+        verb="queued again",
+        actor=actor,
+        ctx=ctx,
+    )
 
 
 @requires(Action.REPORT)

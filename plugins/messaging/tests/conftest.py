@@ -225,3 +225,22 @@ def add_customer(crm: CRM, name: str = "Ann", **fields: Any) -> int:
     customer = crm.customers.create(data)
     assert customer.id is not None
     return customer.id
+
+
+def stored_messages(crm: CRM) -> list[Any]:
+    """Every row of ``messaging_messages``, by id (read outside any unit of work)."""
+    from crmcore_messaging.tables import messages_table
+    from sqlalchemy import select
+
+    table = messages_table(crm.metadata)
+    with crm.engine.connect() as connection:
+        return list(connection.execute(select(table).order_by(table.c.id)).all())
+
+
+def queue_text(crm: CRM, customer_id: int, **fields: Any) -> Any:
+    """``queue.enqueue`` in a unit of work of its own; the text defaults to ``Hello``."""
+    from crmcore_messaging import queue
+
+    fields.setdefault("text", "Hello")
+    with crm.unit_of_work() as uow:
+        return queue.enqueue(uow, customer_id=customer_id, **fields)

@@ -19,17 +19,14 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from crmcore_messaging import delivery, queue
-from crmcore_messaging.tables import messages_table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
 
 from crmcore import CRM
 
-from .conftest import SMTPServer, add_customer
+from .conftest import SMTPServer, add_customer, stored_messages
 
 sys.path.insert(0, str(Path(__file__).parent))  # spawned children import the worker module
 
@@ -37,12 +34,6 @@ import messaging_send_worker
 
 PROCESSES = 4
 MESSAGES = 300
-
-
-def _rows(crm: CRM) -> list[Any]:
-    table = messages_table(crm.metadata)
-    with crm.engine.connect() as connection:
-        return list(connection.execute(select(table).order_by(table.c.id)).all())
 
 
 def test_processes_send_each_message_exactly_once(
@@ -86,7 +77,7 @@ def test_processes_send_each_message_exactly_once(
     assert all("error" not in r for r in reports.values()), reports
     assert all(p.exitcode == 0 for p in workers)
     received = Counter(smtp_server.sink.ids())
-    rows = _rows(crm)
+    rows = stored_messages(crm)
     assert len(rows) == MESSAGES
     assert {r.state for r in rows} == {"sent"}
     assert received == Counter(f"<{r.token}@example.com>" for r in rows)  # each exactly once
@@ -119,7 +110,7 @@ def test_property_no_message_without_consent_and_none_twice(
     flips: list[list[bool]],
     per_customer: int,
 ) -> None:
-    run = len(_rows(dcrm))  # earlier examples' rows stay: only this example's are checked
+    run = len(stored_messages(dcrm))  # earlier examples' rows stay: only this example's are checked
     ids = [
         add_customer(
             dcrm, f"P{run}x{n}", consent={"marketing_email": flag, "data_processing": True}
@@ -137,7 +128,7 @@ def test_property_no_message_without_consent_and_none_twice(
         consent_now = dict(zip(ids, flags, strict=True))
         with ThreadPoolExecutor(3) as pool:
             list(pool.map(lambda i: delivery.send_pending(dcrm, worker=f"t{i}"), range(3)))
-        rows = [r for r in _rows(dcrm) if r.customer_id in ids]
+        rows = [r for r in stored_messages(dcrm) if r.customer_id in ids]
         newly = [r for r in rows if r.state == "sent" and r.id not in seen_sent]
         assert all(consent_now[r.customer_id] for r in newly)  # consent at claim time was on
         assert all(r.reason == "no_consent" for r in rows if r.state == "refused")
@@ -145,5 +136,5 @@ def test_property_no_message_without_consent_and_none_twice(
         seen_sent |= {r.id for r in newly}
     received = Counter(smtp_server.sink.ids())
     assert max(received.values(), default=1) == 1
-    tokens = {f"<{r.token}@example.com>" for r in _rows(dcrm) if r.id in seen_sent}
+    tokens = {f"<{r.token}@example.com>" for r in stored_messages(dcrm) if r.id in seen_sent}
     assert tokens <= set(received)  # what the database calls sent did arrive

@@ -10,39 +10,27 @@ from typing import Any
 
 import pytest
 from crmcore_messaging import delivery, listing, queue, tokens
-from crmcore_messaging.tables import messages_table
 from pytest_httpserver import HTTPServer
-from sqlalchemy import select
 from werkzeug import Request, Response
 
 from crmcore import CRM
 from crmcore.testing import FrozenClock
 
-from .conftest import SMTPServer, add_customer
-
-
-def _rows(crm: CRM) -> list[Any]:
-    table = messages_table(crm.metadata)
-    with crm.engine.connect() as connection:
-        return list(connection.execute(select(table).order_by(table.c.id)).all())
-
-
-def _queue(crm: CRM, customer_id: int, **fields: Any) -> queue.Queued:
-    fields.setdefault("text", "Hello")
-    with crm.unit_of_work() as uow:
-        return queue.enqueue(uow, customer_id=customer_id, **fields)
+from .conftest import SMTPServer, add_customer, queue_text, stored_messages
 
 
 def test_email_reaches_the_smtp_server_once_and_is_recorded_as_an_interaction(
     dcrm: CRM, smtp_server: SMTPServer
 ) -> None:
     ann = add_customer(dcrm, "Ann")
-    queued = _queue(dcrm, ann, subject="Spring offer", text="Hello Ann", html="<p>Hello Ann</p>")
+    queued = queue_text(
+        dcrm, ann, subject="Spring offer", text="Hello Ann", html="<p>Hello Ann</p>"
+    )
     assert queued.state == "queued" and queued.message_id is not None
     assert smtp_server.sink.ids() == []  # nothing leaves before send_pending
     report = delivery.send_pending(dcrm)
     assert (report.claimed, report.sent, report.failed) == (1, 1, 0)
-    (row,) = _rows(dcrm)
+    (row,) = stored_messages(dcrm)
     assert row.state == "sent" and row.attempts == 1 and row.sent_at is not None
     assert smtp_server.sink.ids() == [f"<{row.token}@example.com>"]
     (mail,) = smtp_server.sink.messages
@@ -65,7 +53,7 @@ def test_nothing_is_queued_when_the_unit_of_work_rolls_back(
     with pytest.raises(RuntimeError), dcrm.unit_of_work() as uow:
         queue.enqueue(uow, customer_id=ann, text="Hello")
         raise RuntimeError("the caller fails")
-    assert _rows(dcrm) == []
+    assert stored_messages(dcrm) == []
     assert delivery.send_pending(dcrm).claimed == 0
     assert smtp_server.sink.ids() == []
 
@@ -82,11 +70,11 @@ def test_sms_goes_to_the_http_gateway_with_the_configured_body(
 
     httpserver.expect_request("/sms", method="POST").respond_with_handler(answer)
     bob = add_customer(dcrm, "Bob", phone="+8613800138000")
-    queued = _queue(dcrm, bob, channel="sms", text="Your code is {1234}")
+    queued = queue_text(dcrm, bob, channel="sms", text="Your code is {1234}")
     report = delivery.send_pending(dcrm)
     assert report.sent == 1
     (request,) = seen
-    (row,) = _rows(dcrm)
+    (row,) = stored_messages(dcrm)
     assert request.headers["Authorization"] == "Bearer s3cret"
     assert json.loads(request.get_data()) == {
         "to": "+8613800138000",
@@ -104,22 +92,22 @@ def test_gateway_5xx_is_retried_with_backoff_then_failed(
 ) -> None:
     httpserver.expect_request("/sms").respond_with_data("busy", status=503)
     bob = add_customer(dcrm, "Bob", phone="+8613800138000")
-    _queue(dcrm, bob, channel="sms")
+    queue_text(dcrm, bob, channel="sms")
     start = clock()
     first = delivery.send_pending(dcrm)
     assert (first.sent, first.retried) == (0, 1)
-    (row,) = _rows(dcrm)
+    (row,) = stored_messages(dcrm)
     assert (row.state, row.attempts, row.reason) == ("queued", 1, "http_503")
     assert row.not_before == start + timedelta(seconds=60)  # base_seconds * 2^0
     assert delivery.send_pending(dcrm).claimed == 0  # not due yet
     clock.advance(seconds=60)
     assert delivery.send_pending(dcrm).retried == 1
-    (row,) = _rows(dcrm)
+    (row,) = stored_messages(dcrm)
     assert row.attempts == 2 and row.not_before == clock() + timedelta(seconds=120)
     clock.advance(seconds=120)
     third = delivery.send_pending(dcrm)
     assert third.failed == 1  # max_attempts = 3
-    (row,) = _rows(dcrm)
+    (row,) = stored_messages(dcrm)
     assert (row.state, row.attempts, row.reason) == ("failed", 3, "http_503")
     assert "503" in row.detail
     assert len(httpserver.log) == 3
@@ -128,9 +116,9 @@ def test_gateway_5xx_is_retried_with_backoff_then_failed(
 def test_gateway_4xx_fails_at_once(dcrm: CRM, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/sms").respond_with_data("bad number", status=400)
     bob = add_customer(dcrm, "Bob", phone="+8613800138000")
-    _queue(dcrm, bob, channel="sms")
+    queue_text(dcrm, bob, channel="sms")
     assert delivery.send_pending(dcrm).failed == 1
-    (row,) = _rows(dcrm)
+    (row,) = stored_messages(dcrm)
     assert (row.state, row.reason, row.attempts) == ("failed", "http_400", 1)
     assert dcrm.interactions.list(customer_id=bob).items == []
 
@@ -142,10 +130,10 @@ def test_refused_recipient_bounces_and_4xx_is_retried(dcrm: CRM, smtp_server: SM
     smtp_server.sink.refuse.add("gone@example.com")
     smtp_server.sink.busy.add("busy@example.com")
     for customer in (gone, busy, fine):
-        _queue(dcrm, customer)
+        queue_text(dcrm, customer)
     report = delivery.send_pending(dcrm)
     assert (report.sent, report.bounced, report.retried) == (1, 1, 1)
-    states = {r.customer_id: (r.state, r.reason) for r in _rows(dcrm)}
+    states = {r.customer_id: (r.state, r.reason) for r in stored_messages(dcrm)}
     assert states == {
         gone: ("bounced", "bounced"),
         busy: ("queued", "recipient"),
@@ -156,21 +144,21 @@ def test_refused_recipient_bounces_and_4xx_is_retried(dcrm: CRM, smtp_server: SM
 
 def test_smtp_server_down_is_a_temporary_failure(dcrm: CRM, smtp_server: SMTPServer) -> None:
     ann = add_customer(dcrm, "Ann")
-    _queue(dcrm, ann)
+    queue_text(dcrm, ann)
     smtp_server.stop()
     report = delivery.send_pending(dcrm)
     smtp_server.start()
     assert report.retried == 1
-    (row,) = _rows(dcrm)
+    (row,) = stored_messages(dcrm)
     assert (row.state, row.reason) == ("queued", "connect")
 
 
 def test_folder_and_in_app_channels(dcrm: CRM, tmp_path: Path) -> None:
     ann = add_customer(dcrm, "Ann")
-    by_file = _queue(dcrm, ann, channel="files", subject="Hi", text="In a file")
-    in_app = _queue(dcrm, ann, channel="inbox", text="In the app")
+    by_file = queue_text(dcrm, ann, channel="files", subject="Hi", text="In a file")
+    in_app = queue_text(dcrm, ann, channel="inbox", text="In the app")
     assert delivery.send_pending(dcrm).sent == 2
-    rows = {r.id: r for r in _rows(dcrm)}
+    rows = {r.id: r for r in stored_messages(dcrm)}
     written = sorted(p.name for p in (tmp_path / "outbox").iterdir())
     assert written == [f"{by_file.message_id}-{rows[by_file.message_id].token}.eml"]
     content = (tmp_path / "outbox" / written[0]).read_text()
@@ -196,11 +184,11 @@ def test_staff_message_goes_to_the_users_address(dcrm: CRM, smtp_server: SMTPSer
 
 def test_dedupe_key_queues_once(dcrm: CRM) -> None:
     ann = add_customer(dcrm, "Ann")
-    first = _queue(dcrm, ann, dedupe_key="care:1")
-    second = _queue(dcrm, ann, dedupe_key="care:1", text="another text")
+    first = queue_text(dcrm, ann, dedupe_key="care:1")
+    second = queue_text(dcrm, ann, dedupe_key="care:1", text="another text")
     assert first.state == "queued"
     assert (second.state, second.message_id) == ("duplicate", first.message_id)
-    assert len(_rows(dcrm)) == 1
+    assert len(stored_messages(dcrm)) == 1
 
 
 def test_an_email_whose_answer_never_came_is_not_sent_again(
@@ -213,10 +201,10 @@ def test_an_email_whose_answer_never_came_is_not_sent_again(
     slow = add_customer(crm, "Slow")
     smtp_server.sink.slow.add("slow@example.com")
     smtp_server.sink.delay = 1.5
-    _queue(crm, slow)
+    queue_text(crm, slow)
     report = delivery.send_pending(crm)
     assert (report.sent, report.failed, report.retried) == (0, 1, 0)
-    (row,) = _rows(crm)
+    (row,) = stored_messages(crm)
     assert (row.state, row.reason) == ("failed", "unknown_outcome")
     assert "may have arrived" in row.detail
     time.sleep(1.5)  # whatever the server made of it by now
@@ -238,10 +226,10 @@ def test_a_gateway_that_does_not_answer_is_not_called_again(
     channels["sms"] = {**channels["sms"], "timeout": 0.4}
     crm = open_dcrm(channels=channels)
     bob = add_customer(crm, "Bob", phone="+8613800138000")
-    _queue(crm, bob, channel="sms")
+    queue_text(crm, bob, channel="sms")
     report = delivery.send_pending(crm)
     assert (report.failed, report.retried) == (1, 0)
-    (row,) = _rows(crm)
+    (row,) = stored_messages(crm)
     assert (row.state, row.reason) == ("failed", "unknown_outcome")
     clock.advance(hours=1)
     assert delivery.send_pending(crm).claimed == 0
@@ -251,12 +239,12 @@ def test_a_gateway_that_does_not_answer_is_not_called_again(
 
 def test_gateway_down_is_a_temporary_failure(dcrm: CRM, httpserver: HTTPServer) -> None:
     bob = add_customer(dcrm, "Bob", phone="+8613800138000")
-    _queue(dcrm, bob, channel="sms")
+    queue_text(dcrm, bob, channel="sms")
     httpserver.stop()
     try:
         report = delivery.send_pending(dcrm)
     finally:
         httpserver.start()
     assert report.retried == 1
-    (row,) = _rows(dcrm)
+    (row,) = stored_messages(dcrm)
     assert (row.state, row.reason) == ("queued", "connect")

@@ -9,32 +9,20 @@ from typing import Any
 import pytest
 from crmcore_messaging import delivery, listing, queue
 from crmcore_messaging.tables import messages_table, unsubscribes_table
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 
 from crmcore import CRM, ConfigError, NotFoundError, Period, ValidationError
 from crmcore.errors import ConflictError
 from crmcore.testing import FrozenClock
 
-from .conftest import SMTPServer, add_customer
-
-
-def _rows(crm: CRM) -> list[Any]:
-    table = messages_table(crm.metadata)
-    with crm.engine.connect() as connection:
-        return list(connection.execute(select(table).order_by(table.c.id)).all())
-
-
-def _queue(crm: CRM, customer_id: int, **fields: Any) -> queue.Queued:
-    fields.setdefault("text", "Hello")
-    with crm.unit_of_work() as uow:
-        return queue.enqueue(uow, customer_id=customer_id, **fields)
+from .conftest import SMTPServer, add_customer, queue_text, stored_messages
 
 
 def test_export_profile_and_metrics(dcrm: CRM, clock: FrozenClock) -> None:
     ann = add_customer(dcrm, "Ann")
-    _queue(dcrm, ann, subject="One")
-    _queue(dcrm, ann, channel="inbox", text="Two", ref_type="campaigns.campaign", ref_id="3")
-    _queue(dcrm, ann, channel="sms")  # no phone: refused
+    queue_text(dcrm, ann, subject="One")
+    queue_text(dcrm, ann, channel="inbox", text="Two", ref_type="campaigns.campaign", ref_id="3")
+    queue_text(dcrm, ann, channel="sms")  # no phone: refused
     delivery.send_pending(dcrm)
     with dcrm.unit_of_work() as uow:
         uow.connection.execute(
@@ -68,11 +56,11 @@ def test_export_profile_and_metrics(dcrm: CRM, clock: FrozenClock) -> None:
 
 def test_erase_empties_messages_and_refuses_pending(dcrm: CRM) -> None:
     ann = add_customer(dcrm, "Ann")
-    _queue(dcrm, ann, subject="Private", text="secret text")
+    queue_text(dcrm, ann, subject="Private", text="secret text")
     delivery.send_pending(dcrm)
-    _queue(dcrm, ann, text="not yet")
+    queue_text(dcrm, ann, text="not yet")
     dcrm.customers.erase(ann)
-    rows = _rows(dcrm)
+    rows = stored_messages(dcrm)
     assert [(r.state, r.reason) for r in rows] == [("sent", None), ("refused", "erased")]
     assert all(r.recipient is None and r.body_text is None and r.subject is None for r in rows)
 
@@ -82,21 +70,21 @@ def test_delete_and_merge(dcrm: CRM) -> None:
     dup = add_customer(dcrm, "Dup")
     gone = add_customer(dcrm, "Gone")
     for customer in (keep, dup, gone):
-        _queue(dcrm, customer)
+        queue_text(dcrm, customer)
     dcrm.customers.merge(keep, dup)
-    assert sorted(r.customer_id for r in _rows(dcrm)) == [keep, keep, gone]
-    late = _queue(dcrm, dup)  # a plugin still holding the merged id
-    assert [r.customer_id for r in _rows(dcrm) if r.id == late.message_id] == [keep]
-    _queue(dcrm, dup, channel="inbox")
+    assert sorted(r.customer_id for r in stored_messages(dcrm)) == [keep, keep, gone]
+    late = queue_text(dcrm, dup)  # a plugin still holding the merged id
+    assert [r.customer_id for r in stored_messages(dcrm) if r.id == late.message_id] == [keep]
+    queue_text(dcrm, dup, channel="inbox")
     dcrm.customers.delete(gone)
-    assert [r.customer_id for r in _rows(dcrm)] == [keep, keep, keep, keep]
+    assert [r.customer_id for r in stored_messages(dcrm)] == [keep, keep, keep, keep]
 
 
 def test_a_crashed_sender_is_never_resent(
     dcrm: CRM, clock: FrozenClock, smtp_server: SMTPServer
 ) -> None:
     ann = add_customer(dcrm, "Ann")
-    queued = _queue(dcrm, ann)
+    queued = queue_text(dcrm, ann)
     table = messages_table(dcrm.metadata)
     with dcrm.unit_of_work() as uow:  # what a worker that died after claiming leaves
         uow.connection.execute(
@@ -106,16 +94,16 @@ def test_a_crashed_sender_is_never_resent(
         )
     clock.advance(minutes=9)
     assert delivery.send_pending(dcrm).interrupted == 0  # still within the lease
-    assert _rows(dcrm)[0].state == "sending"
+    assert stored_messages(dcrm)[0].state == "sending"
     clock.advance(minutes=2)
     report = delivery.send_pending(dcrm)
     assert (report.interrupted, report.sent) == (1, 0)
-    (row,) = _rows(dcrm)
+    (row,) = stored_messages(dcrm)
     assert (row.state, row.reason) == ("failed", "interrupted")
     assert delivery.send_pending(dcrm).claimed == 0
     assert smtp_server.sink.ids() == []
     with pytest.raises(ConflictError, match="only a failed or bounced"):  # an operator's retry
-        listing.retry_message(dcrm, _queue(dcrm, ann).message_id or 0)
+        listing.retry_message(dcrm, queue_text(dcrm, ann).message_id or 0)
     again = listing.retry_message(dcrm, row.id)
     assert (again["state"], again["reason"], again["attempts"]) == ("queued", None, 0)
     assert delivery.send_pending(dcrm).sent == 2
@@ -127,8 +115,8 @@ def test_a_crashed_sender_is_never_resent(
 
 def test_cancel_status_listing_and_show(dcrm: CRM) -> None:
     ann = add_customer(dcrm, "Ann")
-    first = _queue(dcrm, ann)
-    second = _queue(dcrm, ann, channel="inbox")
+    first = queue_text(dcrm, ann)
+    second = queue_text(dcrm, ann, channel="inbox")
     status = listing.queue_status(dcrm)
     assert status["by_state"]["queued"] == 2 and status["due_now"] == 2
     assert status["by_channel"] == {"email": {"queued": 1}, "inbox": {"queued": 1}}
@@ -170,13 +158,13 @@ def test_cancel_status_listing_and_show(dcrm: CRM) -> None:
 def test_bad_enqueue_arguments(dcrm: CRM, fields: dict[str, Any], message: str) -> None:
     ann = add_customer(dcrm, "Ann")
     with pytest.raises(ValidationError, match=message):
-        _queue(dcrm, ann, **fields)
-    assert _rows(dcrm) == []
+        queue_text(dcrm, ann, **fields)
+    assert stored_messages(dcrm) == []
 
 
 def test_bad_arguments_elsewhere(dcrm: CRM) -> None:
     with pytest.raises(NotFoundError):
-        _queue(dcrm, 999_999)
+        queue_text(dcrm, 999_999)
     with pytest.raises(ValidationError, match="limit"):
         delivery.send_pending(dcrm, limit=0)
     with pytest.raises(ValidationError, match="state"):
@@ -190,14 +178,14 @@ def test_bad_arguments_elsewhere(dcrm: CRM) -> None:
         dcrm.unit_of_work() as uow,
     ):
         queue.enqueue_staff(uow, user="alice", subject="s", text="")
-    assert _rows(dcrm) == []
+    assert stored_messages(dcrm) == []
 
 
 def test_not_before_delays_and_limit_bounds_a_run(dcrm: CRM, clock: FrozenClock) -> None:
     ann = add_customer(dcrm, "Ann")
-    later = _queue(dcrm, ann, not_before=clock() + timedelta(hours=1))
+    later = queue_text(dcrm, ann, not_before=clock() + timedelta(hours=1))
     for _ in range(3):
-        _queue(dcrm, ann, channel="inbox")
+        queue_text(dcrm, ann, channel="inbox")
     assert later.state == "queued"
     assert delivery.send_pending(dcrm, limit=2).sent == 2
     assert delivery.send_pending(dcrm).sent == 1
@@ -256,9 +244,9 @@ def test_default_channel_is_in_app(crm_factory: Callable[..., CRM]) -> None:
 
     crm = crm_factory(plugins=[crmcore_messaging.plugin])
     ann = add_customer(crm, "Ann")
-    queued = _queue(crm, ann)
+    queued = queue_text(crm, ann)
     assert queued.state == "queued"
-    assert _rows(crm)[0].channel == "in_app"
+    assert stored_messages(crm)[0].channel == "in_app"
     assert delivery.send_pending(crm).sent == 1
     assert [m["text"] for m in listing.inbox(crm, ann)] == ["Hello"]
-    assert datetime(2026, 1, 1, tzinfo=UTC) <= _rows(crm)[0].sent_at
+    assert datetime(2026, 1, 1, tzinfo=UTC) <= stored_messages(crm)[0].sent_at

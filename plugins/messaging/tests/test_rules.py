@@ -9,29 +9,15 @@ from typing import Any
 import pytest
 from crmcore_messaging import delivery, queue, rules
 from crmcore_messaging.settings import Settings
-from crmcore_messaging.tables import messages_table
-from sqlalchemy import select
 
 from crmcore import CRM, Customer, NotFoundError, ValidationError
 from crmcore.testing import FrozenClock
 
-from .conftest import SMTPServer, add_customer
-
-
-def _rows(crm: CRM) -> list[Any]:
-    table = messages_table(crm.metadata)
-    with crm.engine.connect() as connection:
-        return list(connection.execute(select(table).order_by(table.c.id)).all())
-
-
-def _queue(crm: CRM, customer_id: int, **fields: Any) -> queue.Queued:
-    fields.setdefault("text", "Hello")
-    with crm.unit_of_work() as uow:
-        return queue.enqueue(uow, customer_id=customer_id, **fields)
+from .conftest import SMTPServer, add_customer, queue_text, stored_messages
 
 
 def _states(crm: CRM) -> list[tuple[str, str | None]]:
-    return [(r.state, r.reason) for r in _rows(crm)]
+    return [(r.state, r.reason) for r in stored_messages(crm)]
 
 
 def test_consent_is_checked_at_enqueue_and_again_at_claim(
@@ -39,9 +25,9 @@ def test_consent_is_checked_at_enqueue_and_again_at_claim(
 ) -> None:
     no = add_customer(dcrm, "No", consent={"marketing_email": False, "surveys": True})
     yes = add_customer(dcrm, "Yes")
-    refused = _queue(dcrm, no)
+    refused = queue_text(dcrm, no)
     assert (refused.state, refused.reason) == ("refused", "no_consent")
-    _queue(dcrm, yes)
+    queue_text(dcrm, yes)
     dcrm.customers.update(yes, {"consent": {"marketing_email": False}})  # withdrawn after
     report = delivery.send_pending(dcrm)
     assert (report.sent, report.refused) == (0, 1)
@@ -52,18 +38,20 @@ def test_consent_is_checked_at_enqueue_and_again_at_claim(
 def test_surveys_also_need_the_surveys_flag_and_service_the_channel_flag(dcrm: CRM) -> None:
     mail_only = add_customer(dcrm, "Mail", consent={"marketing_email": True, "surveys": False})
     nothing = add_customer(dcrm, "None", consent={"marketing_email": False, "surveys": True})
-    assert _queue(dcrm, mail_only, purpose="survey").reason == "no_consent"
-    assert _queue(dcrm, mail_only, purpose="service").state == "queued"
-    assert _queue(dcrm, nothing, purpose="service").reason == "no_consent"
-    assert _queue(dcrm, nothing, purpose="survey").reason == "no_consent"
+    assert queue_text(dcrm, mail_only, purpose="survey").reason == "no_consent"
+    assert queue_text(dcrm, mail_only, purpose="service").state == "queued"
+    assert queue_text(dcrm, nothing, purpose="service").reason == "no_consent"
+    assert queue_text(dcrm, nothing, purpose="survey").reason == "no_consent"
 
 
 def test_erased_customers_are_suppressed(dcrm: CRM, smtp_server: SMTPServer) -> None:
     ann = add_customer(dcrm, "Ann")
-    pending = _queue(dcrm, ann)
+    pending = queue_text(dcrm, ann)
     dcrm.customers.erase(ann)
-    assert _rows(dcrm)[0].state == "refused" and _rows(dcrm)[0].reason == "erased"
-    later = _queue(dcrm, ann, channel="inbox")
+    assert (
+        stored_messages(dcrm)[0].state == "refused" and stored_messages(dcrm)[0].reason == "erased"
+    )
+    later = queue_text(dcrm, ann, channel="inbox")
     assert (later.state, later.reason) == ("refused", "erased")
     assert delivery.send_pending(dcrm).claimed == 0
     assert smtp_server.sink.ids() == []
@@ -72,8 +60,8 @@ def test_erased_customers_are_suppressed(dcrm: CRM, smtp_server: SMTPServer) -> 
 
 def test_no_address_for_the_channel(dcrm: CRM) -> None:
     no_phone = add_customer(dcrm, "Ann")
-    assert _queue(dcrm, no_phone, channel="sms").reason == "no_address"
-    assert _queue(dcrm, no_phone, channel="inbox").state == "queued"  # in-app: the id
+    assert queue_text(dcrm, no_phone, channel="sms").reason == "no_address"
+    assert queue_text(dcrm, no_phone, channel="inbox").state == "queued"  # in-app: the id
 
 
 def test_address_attribute_addresses_a_chat_app(open_dcrm: Callable[..., CRM]) -> None:
@@ -84,9 +72,9 @@ def test_address_attribute_addresses_a_chat_app(open_dcrm: Callable[..., CRM]) -
     crm = open_dcrm(channels=channels)
     with_id = add_customer(crm, "Wei", attributes={"openid": "o-123"})
     without = add_customer(crm, "Li")
-    assert _queue(crm, with_id, channel="wechat").state == "queued"
-    assert _queue(crm, without, channel="wechat").reason == "no_address"
-    assert _rows(crm)[0].recipient == "o-123"
+    assert queue_text(crm, with_id, channel="wechat").state == "queued"
+    assert queue_text(crm, without, channel="wechat").reason == "no_address"
+    assert stored_messages(crm)[0].recipient == "o-123"
 
 
 def test_frequency_caps_per_channel_and_overall(
@@ -100,10 +88,10 @@ def test_frequency_caps_per_channel_and_overall(
     )
     ann = add_customer(crm, "Ann")
     for _ in range(2):
-        _queue(crm, ann, channel="inbox")
+        queue_text(crm, ann, channel="inbox")
     for _ in range(3):
-        _queue(crm, ann)
-    _queue(crm, ann, purpose="service")  # not capped: service is not among the purposes
+        queue_text(crm, ann)
+    queue_text(crm, ann, purpose="service")  # not capped: service is not among the purposes
     report = delivery.send_pending(crm)
     assert (report.sent, report.refused) == (4, 2)
     assert _states(crm) == [
@@ -114,23 +102,23 @@ def test_frequency_caps_per_channel_and_overall(
         ("refused", "frequency_cap"),  # 3 a week overall
         ("sent", None),
     ]
-    assert _queue(crm, ann).reason == "frequency_cap"  # already full at enqueue
+    assert queue_text(crm, ann).reason == "frequency_cap"  # already full at enqueue
     with crm.unit_of_work() as uow:  # staff messages are exempt
         assert queue.enqueue_staff(uow, user="alice", subject="s", text="t").state == "queued"
     clock.advance(days=7)  # the window rolls: sent_at + 7 days is out
-    assert _queue(crm, ann).state == "queued"
+    assert queue_text(crm, ann).state == "queued"
     assert delivery.send_pending(crm).sent == 2
 
 
 def test_cap_window_boundary(open_dcrm: Callable[..., CRM], clock: FrozenClock) -> None:
     crm = open_dcrm(caps=[{"channel": "*", "max": 1, "days": 1}])
     ann = add_customer(crm, "Ann")
-    _queue(crm, ann, channel="inbox")
+    queue_text(crm, ann, channel="inbox")
     delivery.send_pending(crm)
     clock.advance(days=1, seconds=-1)
-    assert _queue(crm, ann, channel="inbox").reason == "frequency_cap"
+    assert queue_text(crm, ann, channel="inbox").reason == "frequency_cap"
     clock.advance(seconds=1)  # exactly one day later: the first one is out of the window
-    assert _queue(crm, ann, channel="inbox").state == "queued"
+    assert queue_text(crm, ann, channel="inbox").state == "queued"
 
 
 def test_quiet_hours_defer_to_their_end_in_the_customers_zone(
@@ -140,15 +128,15 @@ def test_quiet_hours_defer_to_their_end_in_the_customers_zone(
     clock.set(datetime(2026, 3, 2, 14, 30, tzinfo=UTC))  # 22:30 in Shanghai, 15:30 in Berlin
     shanghai = add_customer(crm, "Wei", attributes={"timezone": "Asia/Shanghai"})
     berlin = add_customer(crm, "Jan", attributes={"timezone": "Europe/Berlin"})
-    late = _queue(crm, shanghai, channel="inbox")
-    day = _queue(crm, berlin, channel="inbox")
+    late = queue_text(crm, shanghai, channel="inbox")
+    day = queue_text(crm, berlin, channel="inbox")
     assert (late.state, day.state) == ("deferred", "queued")
-    rows = {r.id: r for r in _rows(crm)}
+    rows = {r.id: r for r in stored_messages(crm)}
     assert rows[late.message_id].not_before == datetime(2026, 3, 3, 0, 0, tzinfo=UTC)  # 08:00
     assert delivery.send_pending(crm).sent == 1
     clock.set(datetime(2026, 3, 3, 0, 0, tzinfo=UTC))
     assert delivery.send_pending(crm).sent == 1
-    assert {r.state for r in _rows(crm)} == {"sent"}
+    assert {r.state for r in stored_messages(crm)} == {"sent"}
 
 
 def test_quiet_hours_are_checked_again_at_claim(
@@ -157,11 +145,11 @@ def test_quiet_hours_are_checked_again_at_claim(
     crm = open_dcrm(quiet_hours={"start": "21:00", "end": "08:00"})
     clock.set(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))  # 20:00 in Shanghai
     wei = add_customer(crm, "Wei", phone="+8613800138000")  # zone from the number
-    _queue(crm, wei, channel="inbox")
+    queue_text(crm, wei, channel="inbox")
     clock.advance(hours=1, minutes=30)  # 21:30: quiet now
     report = delivery.send_pending(crm)
     assert (report.sent, report.deferred) == (0, 1)
-    (row,) = _rows(crm)
+    (row,) = stored_messages(crm)
     assert (row.state, row.reason) == ("deferred", "quiet_hours")
     assert row.not_before == datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
     assert row.timezone == "Asia/Shanghai"
@@ -252,7 +240,7 @@ def test_enqueue_many_equals_enqueue_one_by_one(
         ("refused", "no_address"),
     ]
     assert many[1].message_id == many[0].message_id
-    rows = _rows(crm)
+    rows = stored_messages(crm)
     assert [r.customer_id for r in rows] == [ann, no, keep, ann, ann]
     with crm.unit_of_work() as uow:  # again: every keyed request is a duplicate now
         again = queue.enqueue_many(uow, requests[:2])
@@ -283,7 +271,7 @@ def test_enqueue_many_names_the_bad_item_and_stores_nothing(dcrm: CRM) -> None:
         queue.enqueue_many(uow, [{"customer_id": 999_999, "text": "x"}])
     with pytest.raises(ValidationError, match="batch_size"), dcrm.unit_of_work() as uow:
         queue.enqueue_many(uow, [], batch_size=0)
-    assert _rows(dcrm) == []
+    assert stored_messages(dcrm) == []
 
 
 def test_two_callers_with_one_dedupe_key_queue_one_message(dcrm: CRM) -> None:
@@ -311,4 +299,4 @@ def test_two_callers_with_one_dedupe_key_queue_one_message(dcrm: CRM) -> None:
         thread.join(30)
     assert results["first"].state == "queued"
     assert results["second"] == queue.Queued(results["first"].message_id, "duplicate")
-    assert [r.body_text for r in _rows(dcrm)] == ["a"]
+    assert [r.body_text for r in stored_messages(dcrm)] == ["a"]
