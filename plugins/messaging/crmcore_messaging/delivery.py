@@ -11,7 +11,9 @@ or ``limit`` messages were handled:
    ``source="messaging"`` and ``external_id`` = the token), a retry
    (``queued`` again, ``attempts + 1``, ``not_before = now + base_seconds *
    factor^(attempts - 1)``), ``failed`` (permanent, or the attempts used up)
-   or ``bounced`` (recipient refused).
+   or ``bounced`` (recipient refused). The events ``messaging.message_sent``
+   and ``messaging.message_failed`` (data: :data:`EVENT_FIELDS`, ids and codes
+   only) go to the outbox in that transaction.
 
 Messages a crashed worker left ``sending`` are failed with reason
 ``interrupted`` after the lease and never resent (at most once). It is safe
@@ -56,6 +58,17 @@ if TYPE_CHECKING:
     from sqlalchemy import Row
 
 _log = logging.getLogger("crmcore_messaging.delivery")
+#: The data of the ``messaging.message_sent`` and ``messaging.message_failed`` events.
+EVENT_FIELDS = (
+    "customer_id",
+    "message_id",
+    "channel",
+    "purpose",
+    "state",
+    "reason",
+    "ref_type",
+    "ref_id",
+)
 #: Longest text kept as an interaction's text.
 INTERACTION_TEXT = 500
 
@@ -222,12 +235,17 @@ def _record(
             [r for r, _ in sent if r.customer_id is not None and int(r.customer_id) not in erased],
         )
         _announce(crm, uow, [row for row, _ in sent])
+        uow.emit_rows(
+            "messaging.message_sent",
+            EVENT_FIELDS,
+            [_event(row, "sent", None) for row, _ in sent],
+        )
     changes: list[dict[str, Any]] = []
     for row, _, error in outcomes:
         if error is None:
             continue
         attempts = int(row.attempts) + 1
-        if isinstance(error, TemporaryFailure) and attempts < settings.retry.max_attempts:
+        if _retried(row, error, settings):
             state, key = "queued", "retried"
             when = uow.now + timedelta(seconds=settings.retry.delay_seconds(attempts))
         else:
@@ -244,6 +262,17 @@ def _record(
                 "nb": when,
             }
         )
+    ended = [(row, e) for row, _, e in outcomes if e is not None]
+    ended = [(r, e) for r, e in ended if not _retried(r, e, settings)]
+    if ended:
+        uow.emit_rows(
+            "messaging.message_failed",
+            EVENT_FIELDS,
+            [
+                _event(row, "bounced" if isinstance(e, Bounced) else "failed", e.reason)
+                for row, e in ended
+            ],
+        )
     if changes:
         uow.connection.execute(
             update(table)
@@ -259,6 +288,26 @@ def _record(
             ),
             changes,
         )
+
+
+def _retried(row: Row[Any], error: DeliveryError, settings: Settings) -> bool:
+    """Whether a failed attempt is retried: temporary, and attempts left."""
+    attempts = int(row.attempts) + 1
+    return isinstance(error, TemporaryFailure) and attempts < settings.retry.max_attempts
+
+
+def _event(row: Row[Any], state: str, reason: str | None) -> list[Any]:
+    customer = None if row.customer_id is None else int(row.customer_id)
+    return [
+        customer,
+        int(row.id),
+        row.channel,
+        row.purpose,
+        state,
+        reason,
+        row.ref_type,
+        row.ref_id,
+    ]
 
 
 def _interactions(crm: CRM, uow: UnitOfWork, rows: Sequence[Row[Any]]) -> None:

@@ -41,6 +41,19 @@ def test_email_reaches_the_smtp_server_once_and_is_recorded_as_an_interaction(
         ("email", "email", "outbound", row.token, "messaging")
     ]
     assert row.interaction_id == interactions[0].id
+    (event,) = dcrm.events.iter(type="messaging.message_sent")
+    assert (event.customer_id, dict(event.data)) == (
+        ann,
+        {
+            "message_id": row.id,
+            "channel": "email",
+            "purpose": "marketing",
+            "state": "sent",
+            "reason": None,
+            "ref_type": None,
+            "ref_id": None,
+        },
+    )
     again = delivery.send_pending(dcrm)
     assert (again.claimed, again.sent) == (0, 0)
     assert len(smtp_server.sink.ids()) == 1
@@ -110,6 +123,7 @@ def test_gateway_5xx_is_retried_with_backoff_then_failed(
     (row,) = stored_messages(dcrm)
     assert (row.state, row.attempts, row.reason) == ("failed", 3, "http_503")
     assert "503" in row.detail
+    assert len(list(dcrm.events.iter(type="messaging.message_failed"))) == 1  # not the retries
     assert len(httpserver.log) == 3
 
 
@@ -121,6 +135,13 @@ def test_gateway_4xx_fails_at_once(dcrm: CRM, httpserver: HTTPServer) -> None:
     (row,) = stored_messages(dcrm)
     assert (row.state, row.reason, row.attempts) == ("failed", "http_400", 1)
     assert dcrm.interactions.list(customer_id=bob).items == []
+    (event,) = dcrm.events.iter(type="messaging.message_failed")
+    assert (event.customer_id, event.data["state"], event.data["reason"]) == (
+        bob,
+        "failed",
+        "http_400",
+    )
+    assert list(dcrm.events.iter(type="messaging.message_sent")) == []
 
 
 def test_refused_recipient_bounces_and_4xx_is_retried(dcrm: CRM, smtp_server: SMTPServer) -> None:
