@@ -264,7 +264,11 @@ class Settings:
                 address_attribute=raw.get("address_attribute"),
             )
         chosen = section.get("default_channel", {})
-        defaults = {p: chosen for p in PURPOSES} if isinstance(chosen, str) else dict(chosen)
+        # A name is the default of the customer purposes; staff messages go first by the
+        # addresses a user has (see queue.enqueue_staff), unless a mapping names "staff".
+        defaults = (
+            dict.fromkeys(CUSTOMER_PURPOSES, chosen) if isinstance(chosen, str) else dict(chosen)
+        )
         for purpose, name in defaults.items():
             if name not in channels:
                 raise ConfigError(

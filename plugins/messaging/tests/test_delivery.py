@@ -269,3 +269,18 @@ def test_gateway_down_is_a_temporary_failure(dcrm: CRM, httpserver: HTTPServer) 
     assert report.retried == 1
     (row,) = stored_messages(dcrm)
     assert (row.state, row.reason) == ("queued", "connect")
+
+
+def test_staff_go_by_their_own_addresses_unless_a_mapping_names_a_staff_channel(
+    open_dcrm: Any,
+) -> None:
+    staff = {"alice": {"email": "alice@example.com"}, "carl": {"inbox": "carl"}}
+    crm = open_dcrm(staff=staff)  # default_channel = "email": the customers' default only
+    with crm.unit_of_work() as uow:
+        carl = queue.enqueue_staff(uow, user="carl", subject="s", text="t")
+    crm = open_dcrm(staff=staff, default_channel={"marketing": "email", "staff": "email"})
+    with crm.unit_of_work() as uow:
+        mapped = queue.enqueue_staff(uow, user="carl", subject="s", text="t")
+    rows = {r.id: r for r in stored_messages(crm)}
+    assert (rows[carl.message_id].channel, rows[carl.message_id].recipient) == ("inbox", "carl")
+    assert (mapped.state, mapped.reason) == ("refused", "no_address")  # carl has no email
