@@ -34,7 +34,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from attrs import asdict, frozen
-from sqlalchemy import bindparam, or_, update
+from sqlalchemy import bindparam, or_, select, update
 
 from crmcore import CRM, UnitOfWork
 from crmcore.access import Action
@@ -171,10 +171,10 @@ def _send_one(
         return row, None, PermanentFailure(f"{type(exc).__name__}: {exc}", reason="error")
 
 
-def _interaction(crm: CRM, row: Row[Any], uow: UnitOfWork) -> dict[str, Any]:
+def _interaction(crm: CRM, row: Row[Any], customer_id: int, uow: UnitOfWork) -> dict[str, Any]:
     channel = channel_of(crm, row.channel)
     return {
-        "customer_id": int(row.customer_id),
+        "customer_id": customer_id,
         "kind": channel.interaction_kind,
         "channel": channel.channel_of_interaction,
         "direction": "outbound",
@@ -227,12 +227,23 @@ def _record(
             [{"mid": row.id, "pid": pid} for row, pid in sent],
         )
         counts["sent"] += int(done.rowcount or 0)
-        customers = {int(row.customer_id) for row, _ in sent if row.customer_id is not None}
-        erased = erased_ids(uow.connection, customers)  # erased while it was being sent
+        # The customers now: a merge may have moved a message meanwhile, a deletion removed it.
+        current = uow.connection.execute(
+            select(table.c.id, table.c.customer_id).where(
+                table.c.id.in_([int(row.id) for row, _ in sent]),
+                table.c.customer_id.is_not(None),
+            )
+        )
+        now_of = {int(message_id): int(customer_id) for message_id, customer_id in current}
+        erased = erased_ids(uow.connection, now_of.values())  # erased while it was being sent
         _interactions(
             crm,
             uow,
-            [r for r, _ in sent if r.customer_id is not None and int(r.customer_id) not in erased],
+            [
+                (row, now_of[int(row.id)])
+                for row, _ in sent
+                if int(row.id) in now_of and now_of[int(row.id)] not in erased
+            ],
         )
         _announce(crm, uow, [row for row, _ in sent])
         uow.emit_rows(
@@ -310,13 +321,14 @@ def _event(row: Row[Any], state: str, reason: str | None) -> list[Any]:
     ]
 
 
-def _interactions(crm: CRM, uow: UnitOfWork, rows: Sequence[Row[Any]]) -> None:
-    """Record the sent customer messages as outbound interactions; store their ids."""
-    if not rows:
+def _interactions(crm: CRM, uow: UnitOfWork, sent: Sequence[tuple[Row[Any], int]]) -> None:
+    """Record the sent customer messages (row, customer now) as outbound interactions."""
+    if not sent:
         return
+    rows = [row for row, _ in sent]
     by_token = {row.token: int(row.id) for row in rows}
     ids: dict[int, int] = {}
-    items = [_interaction(crm, row, uow) for row in rows]
+    items = [_interaction(crm, row, customer_id, uow) for row, customer_id in sent]
 
     def existing(position: int, _item: Any, stored: int | None) -> None:
         if stored is not None:

@@ -120,3 +120,48 @@ def test_bad_plugin_channel_configuration(crm_factory: Callable[..., CRM]) -> No
 
     with pytest.raises(ConfigError, match="not a ChannelType subclass"):
         _open(crm_factory, Broken(), loft="north")
+
+
+class MeanwhileChannel(ChannelType):
+    """A channel during whose send something else happens (``MEANWHILE``), then it delivers."""
+
+    type_name: ClassVar[str] = "meanwhile"
+    default_address: ClassVar[str] = "customer"
+
+    def send(self, message: Outgoing) -> str | None:
+        """Run what happens meanwhile, then deliver."""
+        MEANWHILE.pop()()
+        return None
+
+
+MEANWHILE: list[Callable[[], Any]] = []
+
+
+class Meanwhile:
+    """A plugin adding the ``meanwhile`` type."""
+
+    crm_plugin_name = "meanwhile"
+
+    @hookimpl(optionalhook=True)
+    def messaging_channel_types(self) -> Mapping[str, type]:
+        """The channel."""
+        return {"meanwhile": MeanwhileChannel}
+
+
+def test_a_merge_or_an_erasure_while_sending(crm_factory: Callable[..., CRM]) -> None:
+    section = {"caps": [], "channels": {"m": {"type": "meanwhile"}}}
+    crm = crm_factory(
+        plugins=[crmcore_messaging.plugin, Meanwhile()], plugin_sections={"messaging": section}
+    )
+    keep, dup, gone = (add_customer(crm, n) for n in ("Keep", "Dup", "Gone"))
+    queue_text(crm, dup, text="to the duplicate")
+    MEANWHILE.append(lambda: crm.customers.merge(keep, dup))
+    assert delivery.send_pending(crm).sent == 1
+    (row,) = stored_messages(crm)
+    (interaction,) = crm.interactions.list(customer_id=keep).items
+    assert (row.customer_id, row.interaction_id) == (keep, interaction.id)
+    queue_text(crm, gone, text="to the erased")
+    MEANWHILE.append(lambda: crm.customers.erase(gone))
+    assert delivery.send_pending(crm).sent == 1
+    assert crm.interactions.list(customer_id=gone).items == []
+    assert [r.body_text for r in stored_messages(crm) if r.customer_id == gone] == [None]
