@@ -22,14 +22,12 @@ to run from several processes at once: a message is claimed by one only.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 import secrets
 import socket
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +51,7 @@ from crmcore_messaging.claims import claim, expire_interrupted
 from crmcore_messaging.rules import erased_ids
 from crmcore_messaging.settings import Settings, settings_of
 from crmcore_messaging.tables import messages_table
+from crmcore_messaging.tokens import unsubscribe_url
 
 if TYPE_CHECKING:
     from sqlalchemy import Row
@@ -97,18 +96,8 @@ def default_worker() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def _unsubscribe_link() -> Callable[..., str] | None:
-    name = "crmcore_messaging.tokens"
-    if importlib.util.find_spec(name) is None:
-        return None
-    found = getattr(importlib.import_module(name), "unsubscribe_url", None)
-    return found if callable(found) else None
-
-
-def _outgoing(crm: CRM, row: Row[Any], link: Callable[..., str] | None) -> Outgoing:
-    unsubscribe = None
-    if link is not None and row.customer_id is not None:
-        unsubscribe = link(crm, row.token)
+def _outgoing(crm: CRM, row: Row[Any]) -> Outgoing:
+    unsubscribe = None if row.customer_id is None else unsubscribe_url(crm, row.token)
     return Outgoing(
         id=int(row.id),
         token=row.token,
@@ -130,7 +119,6 @@ def _transmit(crm: CRM, rows: Sequence[Row[Any]]) -> list[tuple[Row[Any], str | 
     A failure before a message is handed to its channel (preparing it,
     opening the channel) is temporary: nothing left.
     """
-    link = _unsubscribe_link()
     by_channel: dict[str, list[Row[Any]]] = defaultdict(list)
     for row in rows:
         by_channel[row.channel].append(row)
@@ -146,7 +134,7 @@ def _transmit(crm: CRM, rows: Sequence[Row[Any]]) -> list[tuple[Row[Any], str | 
             continue
         try:
             for row in group:
-                outcomes.append(_send_one(crm, channel, row, link))
+                outcomes.append(_send_one(crm, channel, row))
         finally:
             try:
                 channel.close()
@@ -155,11 +143,9 @@ def _transmit(crm: CRM, rows: Sequence[Row[Any]]) -> list[tuple[Row[Any], str | 
     return outcomes
 
 
-def _send_one(
-    crm: CRM, channel: Any, row: Row[Any], link: Callable[..., str] | None
-) -> tuple[Row[Any], str | None, Any]:
+def _send_one(crm: CRM, channel: Any, row: Row[Any]) -> tuple[Row[Any], str | None, Any]:
     try:
-        outgoing = _outgoing(crm, row, link)
+        outgoing = _outgoing(crm, row)
     except Exception as exc:  # nothing was handed to the channel: safe to retry
         return row, None, TemporaryFailure(f"{type(exc).__name__}: {exc}", reason="prepare")
     try:

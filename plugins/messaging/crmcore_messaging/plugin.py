@@ -8,8 +8,6 @@ the hook bodies, so that ``crm --help`` (which imports every plugin) stays fast.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,12 +38,10 @@ MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 @hookimpl
 def crm_add_hookspecs(pm: pluggy.PluginManager) -> None:
     """Publish ``messaging_channel_types``, ``messaging_message_sent`` and the template hooks."""
-    from crmcore_messaging import hookspecs
+    from crmcore_messaging import hookspecs, template_hookspecs
 
     pm.add_hookspecs(hookspecs)
-    name = "crmcore_messaging.template_hookspecs"  # the templates part's hooks
-    if importlib.util.find_spec(name) is not None:
-        pm.add_hookspecs(importlib.import_module(name))
+    pm.add_hookspecs(template_hookspecs)
 
 
 @hookimpl

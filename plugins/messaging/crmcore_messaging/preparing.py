@@ -10,12 +10,10 @@ is per message. Nothing here checks access: the service functions of
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from sqlalchemy import Connection, insert, select
@@ -31,6 +29,9 @@ from crmcore_messaging import rules
 from crmcore_messaging.channels.registry import channel_of
 from crmcore_messaging.settings import CUSTOMER_PURPOSES, Settings
 from crmcore_messaging.tables import messages_table
+
+if TYPE_CHECKING:
+    from crmcore_messaging.rendering import Rendered
 
 #: Ids or keys per ``IN (...)`` list.
 CHUNK = 500
@@ -180,14 +181,11 @@ class Batch:
         built = {i: customer_from_row(row, tags.get(i, []), cipher) for i, row in rows.items()}
         return {i: built[kept.get(i) or i] for i in wanted}
 
-    def render(self, **arguments: Any) -> Any:
-        """Render a template through the templates part (:mod:`crmcore_messaging.rendering`)."""
-        name = "crmcore_messaging.rendering"
-        if importlib.util.find_spec(name) is None:
-            raise ValidationError(
-                "template: templates are not available; give text", field="template"
-            )
-        return importlib.import_module(name).render_message(self.ctx, **arguments)
+    def render(self, **arguments: Any) -> Rendered:
+        """Render a template (:func:`crmcore_messaging.rendering.render_message`)."""
+        from crmcore_messaging.rendering import render_message  # Jinja2: only when needed
+
+        return render_message(self.ctx, **arguments)
 
     def decide(
         self,
