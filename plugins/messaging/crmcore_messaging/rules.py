@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
     from crmcore import Customer
 
+#: Longest address (``messaging_messages.recipient``).
+ADDRESS_LIMIT = 320
 #: States a frequency cap counts.
 COUNTED_STATES = ("sending", "sent")
 
@@ -68,12 +70,14 @@ def customer_zone(customer: Customer, settings: Settings) -> str:
 def address_of(customer: Customer, channel: ChannelConfig, kind: str) -> str | None:
     """The customer's address on ``channel`` (``kind``: the channel's address kind).
 
-    ``address_attribute`` (a key of ``customer.attributes``) wins; else
+    ``address_attribute`` (a key of ``customer.attributes``) wins (its value
+    as text, stripped; empty or longer than 320 characters: no address); else
     ``email``, ``phone`` (E.164, as core stores it) or ``customer`` (the id).
     """
     if channel.address_attribute:
         value = customer.attributes.get(channel.address_attribute)
-        return str(value).strip() or None if value not in (None, "") else None
+        text = "" if value is None else str(value).strip()
+        return text if 0 < len(text) <= ADDRESS_LIMIT else None  # longer: not an address
     if kind == "email":
         return customer.email or None
     if kind == "phone":
@@ -251,6 +255,7 @@ def first_refusal(
 
 
 __all__ = [
+    "ADDRESS_LIMIT",
     "COUNTED_STATES",
     "CapCounter",
     "address_of",

@@ -72,8 +72,10 @@ def test_address_attribute_addresses_a_chat_app(open_dcrm: Callable[..., CRM]) -
     crm = open_dcrm(channels=channels)
     with_id = add_customer(crm, "Wei", attributes={"openid": "o-123"})
     without = add_customer(crm, "Li")
+    too_long = add_customer(crm, "Long", attributes={"openid": "o" * 321})
     assert queue_text(crm, with_id, channel="wechat").state == "queued"
     assert queue_text(crm, without, channel="wechat").reason == "no_address"
+    assert queue_text(crm, too_long, channel="wechat").reason == "no_address"
     assert stored_messages(crm)[0].recipient == "o-123"
 
 
