@@ -210,7 +210,7 @@ def _record(
                 attempts=table.c.attempts + 1,
                 updated_at=uow.now,
             ),
-            [{"mid": row.id, "pid": pid} for row, pid in sent],
+            [{"mid": row.id, "pid": None if pid is None else str(pid)[:200]} for row, pid in sent],
         )
         counts["sent"] += int(done.rowcount or 0)
         # The customers now: a merge may have moved a message meanwhile, a deletion removed it.

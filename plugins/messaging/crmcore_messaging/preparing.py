@@ -134,6 +134,7 @@ class Batch:
         request["html"] = optional_text("html", request["html"], TEXT_LIMIT)
         if request["template"] is not None:
             checks.text("template", request["template"], 100, required=True)
+        request["locale"] = checks.text("locale", request["locale"], 20)
         variables = request["variables"]
         if variables is not None and not isinstance(variables, Mapping):
             bad("variables", f"expected a mapping, got {type(variables).__name__}", variables)

@@ -153,6 +153,9 @@ def test_cancel_status_listing_and_show(dcrm: CRM) -> None:
         ({"not_before": datetime(2026, 1, 1)}, "not_before: expected a timezone-aware"),
         ({"dedupe_key": "k" * 201}, "dedupe_key: is longer than 200"),
         ({"ref_type": "r" * 61}, "ref_type: is longer than 60"),
+        ({"locale": "x" * 21}, "locale: is longer than 20"),
+        ({"template": "t" * 101, "text": None}, "template: is longer than 100"),
+        ({"variables": ["a"]}, "variables: expected a mapping"),
     ],
 )
 def test_bad_enqueue_arguments(dcrm: CRM, fields: dict[str, Any], message: str) -> None:
