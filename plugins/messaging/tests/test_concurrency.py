@@ -118,22 +118,29 @@ def test_property_no_message_without_consent_and_none_twice(
         for n, flag in enumerate(initial)
     ]
     seen_sent: set[int] = set()
-    for round_number, flags in enumerate(flips):
+    consent_then = dict(zip(ids, initial, strict=True))
+    for flags in flips:
         with dcrm.unit_of_work() as uow:  # queued under the consent of the moment ...
-            for customer_id in ids:
-                for n in range(per_customer):
-                    queue.enqueue(uow, customer_id=customer_id, text=f"r{round_number} m{n}")
+            queued = [
+                (customer_id, queue.enqueue(uow, customer_id=customer_id, text=f"m{n}"))
+                for customer_id in ids
+                for n in range(per_customer)
+            ]
         for customer_id, flag in zip(ids, flags, strict=True):  # ... which then changes
             dcrm.customers.update(customer_id, {"consent": {"marketing_email": flag}})
         consent_now = dict(zip(ids, flags, strict=True))
         with ThreadPoolExecutor(3) as pool:
             list(pool.map(lambda i: delivery.send_pending(dcrm, worker=f"t{i}"), range(3)))
-        rows = [r for r in stored_messages(dcrm) if r.customer_id in ids]
-        newly = [r for r in rows if r.state == "sent" and r.id not in seen_sent]
+        rows = {r.id: r for r in stored_messages(dcrm) if r.customer_id in ids}
+        newly = [r for r in rows.values() if r.state == "sent" and r.id not in seen_sent]
         assert all(consent_now[r.customer_id] for r in newly)  # consent at claim time was on
-        assert all(r.reason == "no_consent" for r in rows if r.state == "refused")
-        assert [r for r in rows if r.state not in ("sent", "refused")] == []  # all decided
+        for customer_id, answer in queued:  # exactly: sent when consent was on at both times
+            allowed = consent_then[customer_id] and consent_now[customer_id]
+            outcome = ("sent", None) if allowed else ("refused", "no_consent")
+            assert (rows[answer.message_id].state, rows[answer.message_id].reason) == outcome
+        assert [r for r in rows.values() if r.state not in ("sent", "refused")] == []
         seen_sent |= {r.id for r in newly}
+        consent_then = consent_now
     received = Counter(smtp_server.sink.ids())
     assert max(received.values(), default=1) == 1
     tokens = {f"<{r.token}@example.com>" for r in stored_messages(dcrm) if r.id in seen_sent}
