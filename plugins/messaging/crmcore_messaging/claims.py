@@ -8,15 +8,16 @@ crmcore's ``BEGIN IMMEDIATE`` takes. Inside it:
 1. ``UPDATE messaging_messages SET state='sending', claimed_by=:worker,
    claimed_at=:now WHERE id IN (SELECT id ... WHERE state IN ('queued',
    'deferred') AND not_before <= :now AND channel IN (:configured) ORDER BY
-   id LIMIT :n) AND state IN ('queued','deferred') RETURNING ...``: a row is
-   claimed by one worker only; messages of a channel this CRM does not
-   configure stay queued (another process, configured for it, sends them);
-2. the rules are checked again for each claimed customer message, in id
-   order, with the consent flags and erasures as committed now, and frequency
-   caps counted over committed ``sending``/``sent`` messages plus those of
-   this batch already admitted (so two workers, or one batch, cannot pass a
-   cap); a failing message becomes ``refused`` with its reason, one in quiet
-   hours ``deferred`` to their end.
+   not_before, id LIMIT :n) AND state IN ('queued','deferred') RETURNING
+   ...``: the due messages, oldest due first, read from the partial index of
+   waiting ones; a row is claimed by one worker only; messages of a channel
+   this CRM does not configure stay queued (another process sends them);
+2. the rules are checked again for each claimed customer message, in claim
+   order (``not_before``, then id), with the consent flags and erasures as
+   committed now, and frequency caps counted over committed ``sending`` and
+   ``sent`` messages plus those of this batch already admitted (so two
+   workers, or one batch, cannot pass a cap); a failing message becomes
+   ``refused`` with its reason, one in quiet hours ``deferred`` to their end.
 
 :func:`expire_interrupted` fails (reason ``interrupted``) messages left
 ``sending`` longer than the lease: they may have reached the server, so they
@@ -35,10 +36,12 @@ from crmcore.access import Action
 from crmcore.scoping import enforce_declared, requires
 from crmcore_messaging import rules
 from crmcore_messaging.settings import settings_of
-from crmcore_messaging.tables import messages_table
+from crmcore_messaging.tables import PENDING, messages_table
 
 if TYPE_CHECKING:
-    from sqlalchemy import Row
+    from datetime import datetime
+
+    from sqlalchemy import MetaData, Row, Select
 
     from crmcore import CRM
 
@@ -49,6 +52,7 @@ CLAIMABLE = ("queued", "deferred")
 #: Columns a claim returns (what sending needs).
 _COLUMNS = (
     "id",
+    "not_before",
     "token",
     "customer_id",
     "staff_user",
@@ -64,6 +68,24 @@ _COLUMNS = (
     "ref_type",
     "ref_id",
 )
+
+
+def due_messages(
+    metadata: MetaData, channels: Sequence[str], now: datetime, limit: int
+) -> Select[tuple[int]]:
+    """The ids a claim takes: waiting, due at ``now``, of ``channels``, oldest due first.
+
+    The condition on the state is written as the partial index
+    ``ix_messaging_messages_pending`` says it, so that the database reads the
+    batch from that index, not every message ever sent.
+    """
+    table = messages_table(metadata)
+    return (
+        select(table.c.id)
+        .where(PENDING, table.c.not_before <= now, table.c.channel.in_(list(channels)))
+        .order_by(table.c.not_before, table.c.id)
+        .limit(limit)
+    )
 
 
 @requires(Action.ADMINISTER)
@@ -101,16 +123,7 @@ def claim(crm: CRM, worker: str, limit: int) -> tuple[int, list[Row[Any]], dict[
         postgres = connection.dialect.name == "postgresql"
         if postgres:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
-        due = (
-            select(table.c.id)
-            .where(
-                table.c.state.in_(CLAIMABLE),
-                table.c.not_before <= uow.now,
-                table.c.channel.in_(list(settings.channels)),
-            )
-            .order_by(table.c.id)
-            .limit(limit)
-        )
+        due = due_messages(crm.metadata, list(settings.channels), uow.now, limit)
         if postgres:
             due = due.with_for_update(skip_locked=True)
         claimed = connection.execute(
@@ -119,7 +132,7 @@ def claim(crm: CRM, worker: str, limit: int) -> tuple[int, list[Row[Any]], dict[
             .values(state="sending", claimed_by=worker, claimed_at=uow.now, updated_at=uow.now)
             .returning(*(table.c[name] for name in _COLUMNS))
         ).all()
-        claimed = sorted(claimed, key=lambda r: int(r.id))
+        claimed = sorted(claimed, key=lambda r: (r.not_before, int(r.id)))  # claim order
         if not claimed:
             return 0, [], counts
         customer_ids = sorted({int(r.customer_id) for r in claimed if r.customer_id is not None})

@@ -5,7 +5,8 @@
   the Message-ID; ``timezone`` is the customer's zone resolved at enqueue (quiet
   hours are checked in it again at claim time); ``dedupe_key`` (unique) makes a
   re-run enqueue nothing twice; ``state`` is one of :data:`STATES`; ``not_before``
-  is when it may be sent.
+  is when it may be sent. The partial index ``ix_messaging_messages_pending``
+  holds only the waiting messages (queued, deferred), by ``(not_before, id)``.
 * ``messaging_templates``: message templates, one row per (name, locale, version).
 * ``messaging_clicks``: one row per resolved tracked link.
 * ``messaging_unsubscribes``: one row per one-click unsubscribe applied.
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from crmcore.storage.types import IdType, UTCDateTime
@@ -36,6 +38,9 @@ CLICKS = "messaging_clicks"
 UNSUBSCRIBES = "messaging_unsubscribes"
 SECRETS = "messaging_secrets"
 
+#: The condition of the partial index of waiting messages, as claims write it (a literal,
+#: so that both databases see that a claim's query implies it).
+PENDING = text("state IN ('queued', 'deferred')")
 #: Every state a message can be in (see docs/plugins/messaging.md, "States").
 STATES = ("queued", "deferred", "sending", "sent", "failed", "bounced", "refused")
 
@@ -44,7 +49,7 @@ def messages_table(metadata: MetaData) -> Table:
     """Return ``messaging_messages`` (defined once on ``metadata``)."""
     if MESSAGES in metadata.tables:
         return metadata.tables[MESSAGES]
-    return Table(
+    table = Table(
         MESSAGES,
         metadata,
         Column("id", IdType, primary_key=True, autoincrement=True),
@@ -81,6 +86,16 @@ def messages_table(metadata: MetaData) -> Table:
         Index("ix_messaging_messages_customer_sent", "customer_id", "sent_at"),
         Index("ix_messaging_messages_ref", "ref_type", "ref_id"),
     )
+    # Only the messages waiting, in the order claims take them: a claim reads its batch and
+    # no more, however many sent messages the table holds (messaging_0002).
+    Index(
+        "ix_messaging_messages_pending",
+        table.c.not_before,
+        table.c.id,
+        postgresql_where=PENDING,
+        sqlite_where=PENDING,
+    )
+    return table
 
 
 def templates_table(metadata: MetaData) -> Table:
@@ -176,6 +191,7 @@ def register(metadata: MetaData) -> None:
 __all__ = [
     "CLICKS",
     "MESSAGES",
+    "PENDING",
     "SECRETS",
     "STATES",
     "TEMPLATES",
