@@ -46,8 +46,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 from attrs import frozen
 
+from crmcore import Consent
 from crmcore.errors import ConfigError
-from crmcore.model.entities import Consent
 
 if TYPE_CHECKING:
     from crmcore import CRM

@@ -214,6 +214,7 @@ def test_not_before_delays_and_limit_bounds_a_run(dcrm: CRM, clock: FrozenClock)
             "not a placeholder",
         ),
         ({"x": {"type": "folder"}}, "option 'path' is required"),
+        ({"x": {"type": "in_app", "interaction_channel": "wechat"}}, "not one of core's channels"),
     ],
 )
 def test_bad_channel_configuration(

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from attrs import frozen
 
+from crmcore import Channel
 from crmcore.errors import ConfigError
 
 
@@ -111,6 +112,12 @@ class ChannelType:
         self.channel_of_interaction = str(
             options.get("interaction_channel", self.interaction_channel)
         )
+        if self.channel_of_interaction not in {c.value for c in Channel}:
+            allowed = ", ".join(c.value for c in Channel)
+            raise self.option_error(
+                "interaction_channel",
+                f"{self.channel_of_interaction!r} is not one of core's channels ({allowed})",
+            )
 
     def option_error(self, option: str, problem: str) -> ConfigError:
         """A ConfigError naming this channel's option."""
