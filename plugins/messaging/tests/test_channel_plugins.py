@@ -121,6 +121,19 @@ def test_bad_plugin_channel_configuration(crm_factory: Callable[..., CRM]) -> No
     with pytest.raises(ConfigError, match="not a ChannelType subclass"):
         _open(crm_factory, Broken(), loft="north")
 
+    class Odd(PigeonChannel):
+        interaction_kind: ClassVar[str] = "telepathy"
+
+    class OddLoft(Loft):
+        crm_plugin_name = "odd"
+
+        @hookimpl(optionalhook=True)
+        def messaging_channel_types(self) -> Mapping[str, type]:
+            return {"pigeon": Odd}
+
+    with pytest.raises(ConfigError, match="'telepathy' is not one of core's interaction kinds"):
+        _open(crm_factory, OddLoft(), loft="north")
+
 
 class MeanwhileChannel(ChannelType):
     """A channel during whose send something else happens (``MEANWHILE``), then it delivers."""

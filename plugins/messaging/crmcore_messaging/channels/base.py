@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from attrs import frozen
 
-from crmcore import Channel
+from crmcore import Channel, InteractionKind
 from crmcore.errors import ConfigError
 
 
@@ -112,6 +112,11 @@ class ChannelType:
         self.channel_of_interaction = str(
             options.get("interaction_channel", self.interaction_channel)
         )
+        if self.interaction_kind not in {k.value for k in InteractionKind}:
+            raise ConfigError(
+                f"channel type {self.type_name!r}: interaction_kind {self.interaction_kind!r} "
+                "is not one of core's interaction kinds"
+            )
         if self.channel_of_interaction not in {c.value for c in Channel}:
             allowed = ", ".join(c.value for c in Channel)
             raise self.option_error(
