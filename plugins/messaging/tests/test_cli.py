@@ -89,6 +89,12 @@ def test_queue_send_list_show_status(cli_config: str, smtp_server: SMTPServer) -
     report = ok_json(cli_config, "messages", "send", "--worker", "cli")
     assert (report["worker"], report["sent"]) == ("cli", 2)
     assert smtp_server.sink.to() == ["ann@example.com"]
+    (written,) = (Path(cli_config).parent / "outbox").iterdir()  # a phone address: JSON
+    assert written.suffix == ".json"
+    assert (json.loads(written.read_text())["to"], json.loads(written.read_text())["text"]) == (
+        "+8613800138000",
+        "SMS",
+    )
     listed = ok_json(cli_config, "messages", "list", "--customer", "1", "--state", "sent")
     assert [m["id"] for m in listed] == [by_file["message_id"], queued["message_id"]]
     shown = ok_json(cli_config, "messages", "show", str(queued["message_id"]))
