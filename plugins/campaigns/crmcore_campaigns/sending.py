@@ -1,6 +1,6 @@
 """The campaign's side of crmcore-messaging: enqueue a step's messages, cancel queued ones.
 
-Messages are enqueued with ``crmcore_messaging.queue.enqueue`` inside the
+Messages are enqueued with ``crmcore_messaging.queue.enqueue_many`` inside the
 campaign's unit of work (they commit with the launch or not at all), with
 ``purpose="marketing"``, ``ref_type="campaigns.campaign"``, ``ref_id`` the
 campaign id and ``dedupe_key = "campaigns:{id}:{step}:{customer_id}"``, so a
@@ -82,24 +82,29 @@ def enqueue_step(
     ``templates`` maps each customer to the template of their variant. Returns
     how many messaging answered with each state.
     """
-    from crmcore_messaging.queue import enqueue
+    from crmcore_messaging.queue import enqueue_many
 
     campaign_id = int(campaign["id"])
+    answers = enqueue_many(
+        uow,
+        (
+            {
+                "customer_id": customer_id,
+                "template": templates[customer_id],
+                "channel": campaign["channel"],
+                "purpose": "marketing",
+                "variables": {"campaign": campaign["name"], "step": step},
+                "ref_type": REF_TYPE,
+                "ref_id": str(campaign_id),
+                "dedupe_key": f"campaigns:{campaign_id}:{step}:{customer_id}",
+                "not_before": not_before,
+            }
+            for customer_id in customer_ids
+        ),
+    )
     rows: list[dict[str, Any]] = []
     states: dict[str, int] = {}
-    for customer_id in customer_ids:
-        queued = enqueue(
-            uow,
-            customer_id=customer_id,
-            template=templates[customer_id],
-            channel=campaign["channel"],
-            purpose="marketing",
-            variables={"campaign": campaign["name"], "step": step},
-            ref_type=REF_TYPE,
-            ref_id=str(campaign_id),
-            dedupe_key=f"campaigns:{campaign_id}:{step}:{customer_id}",
-            not_before=not_before,
-        )
+    for customer_id, queued in zip(customer_ids, answers, strict=True):
         states[queued.state] = states.get(queued.state, 0) + 1
         rows.append(
             {
