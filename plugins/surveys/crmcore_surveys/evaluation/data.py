@@ -227,5 +227,15 @@ def group_labels(grouped: Scorer) -> dict[int, list[str]]:
     return labels
 
 
+def group_rows(grouped: Scorer, response_ids: Sequence[int]) -> dict[str, list[int]]:
+    """Each group label's rows: positions in ``response_ids`` of the responses in that group."""
+    labels = group_labels(grouped)
+    members: dict[str, list[int]] = {}
+    for r, rid in enumerate(response_ids):
+        for label in labels.get(rid, []):
+            members.setdefault(label, []).append(r)
+    return members
+
+
 def _id(value: object) -> int | None:
     return None if value is None else int(str(value))

@@ -232,11 +232,7 @@ def evaluate_acsi(
             v = acsi.rescaled_weights(out.weights[block], out.sds[block])
             per_respondent.append(acsi.index(v, x[:, block], low[block], high[block]))
         scores = np.column_stack(per_respondent)
-        labels = data.group_labels(grouped)
-        members: dict[str, list[int]] = {}
-        for r, rid in enumerate(matrix.response_ids):
-            for label in labels.get(rid, []):
-                members.setdefault(label, []).append(r)
+        members = data.group_rows(grouped, matrix.response_ids)
         for label in sorted(members):
             rows = members[label]
             groups.append(

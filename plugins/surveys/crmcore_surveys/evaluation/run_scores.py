@@ -204,11 +204,7 @@ def evaluate_pca(
     )
     groups: list[PCAGroup] = []
     if grouped is not None:
-        labels = data.group_labels(grouped)
-        members: dict[str, list[int]] = {}
-        for r, rid in enumerate(matrix.response_ids):
-            for label in labels.get(rid, []):
-                members.setdefault(label, []).append(r)
+        members = data.group_rows(grouped, matrix.response_ids)
         for label in sorted(members):
             rows = members[label]
             groups.append(
